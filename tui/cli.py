@@ -1,0 +1,138 @@
+"""The `playdeck` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from tui import __version__
+from tui.core.durations import DurationError, parse_duration
+from tui.core.engine import spec_for_playbook
+from tui.core.jobfile import InputError, Problem, load_job_file
+from tui.core.spec import JobSpec
+
+EXIT_INVALID = 2
+SAMPLE_JOBS = Path("sample_playbooks") / "jobs.yml"
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="playdeck run",
+        description="Run a job file, or playbooks against an inventory, without the console. "
+                    "Exit status: 0 when every job succeeds, 1 when any does not, 2 on invalid input.",
+    )
+    parser.add_argument("targets", nargs="+", metavar="JOBFILE|PLAYBOOK",
+                        help="one job file, or one or more playbooks (one job each, needs -i)")
+    parser.add_argument("-i", "--inventory", help="inventory for playbooks given directly")
+    parser.add_argument("-l", "--limit", help="host pattern for playbooks given directly")
+    parser.add_argument("--timeout", help="per-attempt timeout: seconds, or 90s / 5m / 1h (0 = none)")
+    parser.add_argument("--retries", type=int, help="automatic retries after failure or timeout")
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra variable for playbooks given directly (repeatable)")
+    parser.add_argument("--max-parallel", type=int, help="jobs running at once (default: the job file's, else 4)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the run summary as JSON to FILE")
+    parser.add_argument("--state-dir", type=Path, help="where logs go (default $XDG_STATE_HOME/playdeck)")
+    return parser
+
+
+def _is_job_file(path: Path, inventory_given: bool) -> bool:
+    """A job file is a mapping (with `jobs:`); a playbook is a list of plays.
+
+    Unparseable YAML is taken for a job file (whose loader names the line)
+    unless -i says a playbook was meant (Ansible then reports its syntax error).
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return not inventory_given
+    return isinstance(data, dict)
+
+
+def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | None]:
+    targets = [Path(t).expanduser().resolve() for t in args.targets]
+    missing = [Problem(t, None, "", "does not exist") for t in targets if not t.is_file()]
+    if missing:
+        raise InputError(missing)
+    if len(targets) == 1 and _is_job_file(targets[0], args.inventory is not None):
+        flags = [f for f in ("inventory", "limit", "timeout", "retries") if getattr(args, f) is not None]
+        if flags or args.extra_vars:
+            raise InputError([Problem(targets[0], None, "", f"--{(flags or ['extra-vars'])[0].replace('_', '-')} "
+                                      "applies to playbooks given directly; put it in the job file instead")])
+        job_file = load_job_file(targets[0])
+        return job_file.jobs, job_file.max_parallel
+    problems: list[Problem] = []
+    if not args.inventory:
+        problems.append(Problem(targets[0], None, "-i", "running a playbook needs an inventory: -i INVENTORY"))
+    inventory = Path(args.inventory).expanduser().resolve() if args.inventory else None
+    if inventory is not None and not inventory.exists():
+        problems.append(Problem(inventory, None, "-i", "does not exist"))
+    try:
+        timeout = parse_duration(args.timeout)
+    except DurationError as exc:
+        problems.append(Problem(targets[0], None, "--timeout", str(exc)))
+        timeout = None
+    if args.retries is not None and args.retries < 0:
+        problems.append(Problem(targets[0], None, "--retries", "must be 0 or more"))
+    extra_vars = {}
+    for item in args.extra_vars:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            problems.append(Problem(targets[0], None, "-e", f"{item!r} is not KEY=VALUE"))
+        extra_vars[key] = value
+    if problems:
+        raise InputError(problems)
+    specs = []
+    names: set[str] = set()
+    for target in targets:
+        name = target.stem
+        suffix = 2
+        while name in names:
+            name, suffix = f"{target.stem}-{suffix}", suffix + 1
+        names.add(name)
+        specs.append(spec_for_playbook(target, inventory, name=name, limit=args.limit, timeout=timeout,
+                                       retries=args.retries, extra_vars=extra_vars or None))
+    return specs, None
+
+
+def cmd_run(argv: list[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    if args.max_parallel is not None and args.max_parallel < 1:
+        print("playdeck: --max-parallel must be at least 1", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        specs, file_parallel = _specs_from_args(args)
+    except InputError as exc:
+        print("playdeck: invalid input, nothing was run:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    from tui.headless import run_headless  # rich and asyncio only once there is something to run
+
+    return run_headless(specs, args.max_parallel or file_parallel or 4, args.json, args.state_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        return cmd_run(argv[1:])
+    if argv[:1] in (["--version"], ["-V"]):
+        print(f"playdeck {__version__}")
+        return 0
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: playdeck run JOBFILE [--max-parallel N] [--json FILE]\n"
+              "       playdeck run PLAYBOOK... -i INVENTORY [--limit L] [--timeout T] [--retries N]\n"
+              "       playdeck            (from the repository: runs the sample job file)\n\n"
+              "See `playdeck run --help`.")
+        return 0
+    if argv:
+        print(f"playdeck: unknown command {argv[0]!r}; try `playdeck run --help`", file=sys.stderr)
+        return EXIT_INVALID
+    # The console is not built yet: with no arguments, run the sample job file headless.
+    if not SAMPLE_JOBS.is_file():
+        print(f"playdeck: no {SAMPLE_JOBS} here; run from the repository, or `playdeck run JOBFILE`", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"playdeck: running the sample jobs in {SAMPLE_JOBS} (headless; the console is coming)", file=sys.stderr)
+    return cmd_run([str(SAMPLE_JOBS)])

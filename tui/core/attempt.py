@@ -1,0 +1,183 @@
+"""One attempt of a job: its record, and the supervisor process that runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import tui
+from tui.core import procs
+from tui.core.results import ResultTracker
+from tui.core.spec import JobSpec, Status
+
+STREAM_LIMIT = 8 * 1024 * 1024  # the supervisor caps what it forwards well below this
+TERM_AFTER = 0.3  # seconds before a stop command is backed by SIGTERM
+KILL_AFTER = 5.0  # seconds past the supervisor's own grace before we SIGKILL it
+
+
+def now() -> datetime:
+    return datetime.now().astimezone()
+
+
+@dataclass
+class Attempt:
+    """What one run of a job did; kept after it ends, for retries and the summary."""
+
+    number: int
+    limit: str | None
+    directory: Path
+    marker: str
+    started: datetime = field(default_factory=now)
+    ended: datetime | None = None
+    status: Status = Status.RUNNING
+    rc: int | None = None
+    error: str | None = None
+    results: ResultTracker = field(default_factory=ResultTracker)
+    stop_reason: str | None = None  # why playdeck stopped it, set by the first stop request
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "output.log"
+
+    @property
+    def events_log(self) -> Path:
+        return self.directory / "events.jsonl"
+
+
+def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str, Any]:
+    """Keyword arguments for `ansible_runner.run`, JSON-safe for the trip to the supervisor."""
+    kwargs: dict[str, Any] = {
+        "private_data_dir": str(directory / "pdd"),
+        "ident": "attempt",
+        "inventory": str(spec.inventory),
+        "suppress_env_files": True,  # env/ files would be re-read, and may hold secrets
+        "suppress_output_file": True,  # we write output.log ourselves
+        "rotate_artifacts": 0,
+        "envvars": {
+            # Ansible calls a malformed inventory "no hosts matched" and succeeds; make it an error
+            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_FORCE_COLOR": "True",
+        },
+    }
+    if spec.playbook is not None:
+        kwargs["playbook"] = str(spec.playbook)
+        kwargs["project_dir"] = str(spec.playbook.parent)
+        if limit:
+            kwargs["limit"] = limit
+    else:
+        kwargs["module"] = spec.module
+        kwargs["module_args"] = spec.module_args or ""
+        kwargs["host_pattern"] = limit or "all"
+    if spec.extra_vars:
+        kwargs["extravars"] = spec.extra_vars
+    for name in ("tags", "skip_tags", "forks"):
+        if getattr(spec, name):
+            kwargs[name] = getattr(spec, name)
+    if spec.verbosity:
+        kwargs["verbosity"] = spec.verbosity
+    cmdline = []
+    if spec.check:
+        cmdline.append("--check")
+    if spec.diff:
+        cmdline.append("--diff")
+    if spec.vault_password_file:
+        cmdline += ["--vault-password-file", str(spec.vault_password_file)]
+    if cmdline:
+        kwargs["cmdline"] = " ".join(_quote(a) for a in cmdline)
+    return kwargs
+
+
+def _quote(arg: str) -> str:
+    import shlex
+    return shlex.quote(arg)
+
+
+class AttemptProcess:
+    """Drives the supervisor of one attempt and turns its messages into calls back to the engine."""
+
+    def __init__(self, attempt: Attempt, on_message: Callable[[dict[str, Any]], None]):
+        self.attempt = attempt
+        self.on_message = on_message
+        self.proc: asyncio.subprocess.Process | None = None
+        self.end: dict[str, Any] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+
+    async def run(self, kwargs: dict[str, Any], deadline: float | None, grace: float, nice: int) -> None:
+        env = dict(os.environ)
+        env[procs.MARKER_VAR] = self.attempt.marker
+        package_root = str(Path(tui.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        errlog_fd = os.open(self.attempt.directory / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(errlog_fd, "ab") as errlog:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tui.core.supervisor",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=errlog,
+                env=env, limit=STREAM_LIMIT,
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the jobs'
+            )
+        config = {"kwargs": kwargs, "dir": str(self.attempt.directory), "deadline": deadline,
+                  "grace": grace, "nice": nice}
+        self.send(config)
+        if self.attempt.stop_reason:  # stopped while starting
+            self.stop(self.attempt.stop_reason, grace)
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                try:
+                    line = await self.proc.stdout.readline()
+                except ValueError:  # a line over STREAM_LIMIT: skip it, the log on disk has it
+                    continue
+                if not line:
+                    break
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if message.get("t") == "end":
+                    self.end = message
+                self.on_message(message)
+        finally:
+            await self.proc.wait()
+            for timer in self._timers:
+                timer.cancel()
+            # the last word: nothing carrying this attempt's marker outlives it
+            leftover = await asyncio.to_thread(procs.terminate, lambda: procs.marked(self.attempt.marker), 0.2)
+            if leftover:
+                self.attempt.error = self.attempt.error or f"processes {sorted(leftover)} could not be ended"
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
+            return
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            pass
+
+    def set_deadline(self, deadline: float | None) -> None:
+        self.send({"cmd": "deadline", "at": deadline})
+
+    def stop(self, reason: str, grace: float) -> None:
+        """Ask the supervisor to stop; SIGKILL it if it has not ended well after its grace."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.send({"cmd": "stop", "reason": reason})
+        if not self._timers:
+            loop = asyncio.get_running_loop()
+            # the command carries the reason into the log; the signals are for a supervisor that cannot read it
+            self._timers = [loop.call_later(TERM_AFTER, self._signal, signal.SIGTERM),
+                            loop.call_later(grace + KILL_AFTER, self._signal, signal.SIGKILL)]
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                self.proc.send_signal(sig)  # after SIGKILL, the marker sweep in run() ends its descendants
+            except ProcessLookupError:
+                pass

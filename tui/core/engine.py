@@ -1,0 +1,336 @@
+"""The job engine: queue, concurrency cap, attempts, timeouts, cancels and retries.
+
+Everything runs on one asyncio loop and never blocks it: each attempt is a
+supervisor process (see `supervisor.py`) whose JSON lines are read here. State
+lives on `Job` objects; listeners are told what changed and read it from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from tui.core.attempt import Attempt, AttemptProcess, now, runner_kwargs
+from tui.core.logstore import LogTail, attempt_dir, new_run_id
+from tui.core.paths import state_dir as default_state_dir
+from tui.core.results import HostCounts, ResultTracker
+from tui.core.spec import FINISHED, RETRYABLE, JobSpec, Status
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+Listener = Callable[["Job", str], None]
+
+
+class EngineError(Exception):
+    """An operator action that does not apply; the message says why, and nothing changed."""
+
+
+@dataclass(eq=False)
+class Job:
+    id: int
+    spec: JobSpec
+    status: Status = Status.QUEUED
+    attempts: list[Attempt] = field(default_factory=list)
+    tail: LogTail = field(default_factory=LogTail)
+    timeout: float | None = None  # for the next attempt; a running one has `deadline`
+    deadline: float | None = None  # time.monotonic() at which the running attempt times out
+    retries_left: int = 0
+    next_limit: str | None = None
+    retry_at: float | None = None  # time.monotonic() when a waiting job is queued again
+    message: str = ""  # why it ended the way it did, for people
+    _process: AttemptProcess | None = None
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def results(self) -> ResultTracker:
+        last = self.last
+        return last.results if last is not None else ResultTracker()
+
+    @property
+    def hosts(self) -> dict[str, HostCounts]:
+        return self.results.hosts
+
+    @property
+    def limit(self) -> str | None:
+        """What the job targets now: the running or next attempt's limit."""
+        if self.status in (Status.RUNNING,) and self.last is not None:
+            return self.last.limit
+        return self.next_limit
+
+    def elapsed(self) -> float | None:
+        last = self.last
+        if last is None:
+            return None
+        end = last.ended or now()
+        return (end - last.started).total_seconds()
+
+    def timeout_remaining(self) -> float | None:
+        if self.status is Status.RUNNING and self.deadline is not None:
+            return max(0.0, self.deadline - time.monotonic())
+        return None
+
+
+class Engine:
+    """Runs jobs; every public method is called from the loop's thread."""
+
+    def __init__(self, state_dir: Path | None = None, max_parallel: int = 4, *, grace: float = 1.0,
+                 job_nice: int = 0, tail_lines: int = 2000):
+        if max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        self.state_dir = state_dir or default_state_dir()
+        self.run_id = new_run_id()
+        self.max_parallel = max_parallel
+        self.grace = grace
+        self.job_nice = job_nice
+        self.tail_lines = tail_lines
+        self.jobs: list[Job] = []
+        self._listeners: list[Listener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- observing ----------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        """`listener(job, what)` with what in {"status", "event", "timeout"}; it must not block."""
+        self._listeners.append(listener)
+
+    def _notify(self, job: Job, what: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(job, what)
+            except Exception:  # a broken listener must not stop jobs
+                log.exception("listener failed")
+
+    def _set_status(self, job: Job, status: Status, message: str = "") -> None:
+        job.status = status
+        job.message = message
+        self._notify(job, "status")
+        if any(j.status in (Status.QUEUED, Status.RUNNING, Status.WAITING) for j in self.jobs):
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    # -- operator actions ---------------------------------------------------
+    def add(self, spec: JobSpec) -> Job:
+        if any(j.spec.name == spec.name for j in self.jobs):
+            raise EngineError(f"a job named {spec.name!r} already exists")
+        job = Job(id=len(self.jobs), spec=spec, timeout=spec.timeout, retries_left=spec.retries,
+                  next_limit=spec.limit, tail=LogTail(self.tail_lines))
+        self.jobs.append(job)
+        self._set_status(job, Status.QUEUED)
+        self._schedule()
+        return job
+
+    def get(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise EngineError(f"no job named {name!r}")
+
+    def cancel(self, job: Job) -> None:
+        """Stop a running job, or take a queued or waiting one out of the queue."""
+        if job.status is Status.RUNNING:
+            self._stop(job, "cancel")
+        elif job.status in (Status.QUEUED, Status.WAITING):
+            self._clear_timer(job)
+            job.retry_at = None
+            self._set_status(job, Status.CANCELED, "canceled before it ran" if not job.attempts
+                             else "canceled while waiting to retry")
+            self._schedule()
+        else:
+            raise EngineError(f"{job.name} is {job.status}: only a queued, waiting or running job can be canceled")
+
+    def retry(self, job: Job, failed_only: bool = False) -> None:
+        """Run a finished job again: all of it, or only its failed and unreachable hosts.
+
+        A job waiting for an automatic retry is queued at once instead.
+        """
+        if job.status is Status.WAITING and not failed_only:
+            self._clear_timer(job)
+            job.retry_at = None
+            self._set_status(job, Status.QUEUED)
+            self._schedule()
+            return
+        if not job.status.finished:
+            raise EngineError(f"{job.name} is {job.status}: only a finished job can be retried")
+        if failed_only:
+            last = job.last
+            hosts = last.results.failed_hosts() if last is not None else []
+            if not hosts:
+                raise EngineError(f"{job.name} has no failed or unreachable hosts in its last attempt: retry all instead")
+            job.next_limit = ",".join(hosts)
+        else:
+            job.next_limit = job.spec.limit
+        job.retries_left = job.spec.retries
+        job.timeout = job.spec.timeout
+        self._set_status(job, Status.QUEUED)
+        self._schedule()
+
+    def set_timeout(self, job: Job, seconds: float | None) -> None:
+        """A new timeout counted from now ("300" = 300 more seconds); None or 0 removes it.
+
+        For a job not yet running it becomes the timeout of its next attempt.
+        """
+        seconds = seconds or None
+        if seconds is not None and seconds < 0:
+            raise EngineError("a timeout cannot be negative")
+        if job.status is Status.RUNNING:
+            job.deadline = None if seconds is None else time.monotonic() + seconds
+            self._arm_deadline(job)
+            if job._process is not None:
+                job._process.set_deadline(job.deadline)
+        elif job.status in (Status.QUEUED, Status.WAITING):
+            job.timeout = seconds
+        else:
+            raise EngineError(f"{job.name} is {job.status}: a finished job has no timeout to change")
+        self._notify(job, "timeout")
+
+    def set_max_parallel(self, value: int) -> None:
+        if value < 1:
+            raise EngineError("max_parallel must be at least 1")
+        self.max_parallel = value
+        self._schedule()
+
+    async def wait_idle(self) -> None:
+        """Until no job is queued, running or waiting to retry."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Cancel everything unfinished and wait until every process is gone."""
+        for job in self.jobs:
+            if not job.status.finished:
+                self.cancel(job)
+        await self.wait_idle()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- scheduling ---------------------------------------------------------
+    def _schedule(self) -> None:
+        running = sum(1 for j in self.jobs if j.status is Status.RUNNING)
+        for job in self.jobs:  # file order
+            if running >= self.max_parallel:
+                break
+            if job.status is Status.QUEUED:
+                running += 1
+                self._start(job)
+
+    def _start(self, job: Job) -> None:
+        number = len(job.attempts) + 1
+        directory = attempt_dir(self.state_dir, self.run_id, job.name, number)
+        attempt = Attempt(number=number, limit=job.next_limit, directory=directory,
+                          marker=f"{self.run_id}.{job.id}.{number}")
+        job.attempts.append(attempt)
+        job.deadline = None if job.timeout is None else time.monotonic() + job.timeout
+        self._arm_deadline(job)
+        job.tail.add_text(f"── attempt {number}{f' (limit {attempt.limit})' if attempt.limit else ''} ──")
+        self._set_status(job, Status.RUNNING)
+        task = asyncio.get_running_loop().create_task(self._run(job, attempt), name=f"job-{job.name}-{number}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: Job, attempt: Attempt) -> None:
+        process = AttemptProcess(attempt, lambda message: self._on_message(job, attempt, message))
+        job._process = process
+        try:
+            kwargs = runner_kwargs(job.spec, attempt.directory, attempt.limit)
+            await process.run(kwargs, job.deadline, self.grace, self.job_nice)
+        except Exception as exc:  # noqa: BLE001 - could not even start: the job ends as error
+            log.exception("attempt failed to run")
+            attempt.error = f"could not run the attempt: {type(exc).__name__}: {exc}"
+        finally:
+            job._process = None
+            self._clear_timer(job)
+        self._finish(job, attempt, process.end)
+
+    def _on_message(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
+        if message.get("t") == "ev":
+            attempt.results.feed(message)
+            job.tail.add_text(message.get("stdout") or "")
+            self._notify(job, "event")
+
+    def _finish(self, job: Job, attempt: Attempt, end: dict[str, Any] | None) -> None:
+        attempt.ended = now()
+        job.deadline = None
+        reason = attempt.stop_reason or (end or {}).get("reason")
+        error = attempt.error or (end or {}).get("error")
+        if end is not None:
+            attempt.rc = end.get("rc")
+        if reason == "cancel":
+            status, message = Status.CANCELED, "canceled by the operator"
+        elif reason == "timeout":
+            status, message = Status.TIMEOUT, "stopped at its timeout"
+        elif error:
+            status, message = Status.ERROR, error
+        elif end is None:
+            status, message = Status.ERROR, "the attempt's supervisor ended without a result"
+        elif reason is not None:
+            status, message = Status.ERROR, f"stopped ({reason})"
+        elif end.get("status") == "successful" and attempt.rc == 0:
+            status, message = Status.SUCCESSFUL, ""
+        elif end.get("status") == "failed":
+            status, message = Status.FAILED, f"ansible-playbook exited with rc {attempt.rc}"
+        else:
+            status, message = Status.ERROR, f"ansible-runner ended as {end.get('status')} (rc {attempt.rc})"
+        attempt.status = status
+        attempt.error = error
+        if status in RETRYABLE and job.retries_left > 0:
+            job.retries_left -= 1
+            done = job.spec.retries - job.retries_left
+            delay = min(MAX_BACKOFF, job.spec.retry_delay * 2 ** (done - 1)) * random.uniform(0.5, 1.0)
+            job.next_limit = attempt.limit
+            job.timeout = job.spec.timeout
+            job.retry_at = time.monotonic() + delay
+            job._timer = asyncio.get_running_loop().call_later(delay, self._requeue, job)
+            self._set_status(job, Status.WAITING, f"{message}; retry {done} of {job.spec.retries} in {delay:.1f}s")
+        else:
+            self._set_status(job, status, message)
+        self._schedule()
+
+    def _requeue(self, job: Job) -> None:
+        job._timer = None
+        job.retry_at = None
+        if job.status is Status.WAITING:
+            self._set_status(job, Status.QUEUED)
+            self._schedule()
+
+    # -- stopping -----------------------------------------------------------
+    def _stop(self, job: Job, reason: str) -> None:
+        attempt = job.last
+        if attempt is None or attempt.ended is not None:
+            return
+        if attempt.stop_reason is None:
+            attempt.stop_reason = reason
+        self._clear_timer(job)
+        if job._process is not None:
+            job._process.stop(attempt.stop_reason, self.grace)
+
+    def _arm_deadline(self, job: Job) -> None:
+        self._clear_timer(job)
+        if job.deadline is not None:
+            delay = max(0.0, job.deadline - time.monotonic())
+            job._timer = asyncio.get_running_loop().call_later(delay, self._stop, job, "timeout")
+
+    def _clear_timer(self, job: Job) -> None:
+        if job._timer is not None:
+            job._timer.cancel()
+            job._timer = None
+
+
+def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, **options: Any) -> JobSpec:
+    """A spec from command-line flags, named after the playbook unless given a name."""
+    spec = JobSpec(name=name or playbook.stem, inventory=inventory, playbook=playbook)
+    return replace(spec, **{k: v for k, v in options.items() if v is not None})

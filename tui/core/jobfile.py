@@ -1,0 +1,267 @@
+"""Loading job files: every problem is reported with its file, line and key.
+
+Validation walks the YAML node tree rather than the loaded dict, because only
+nodes remember the line a value came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from tui.core.durations import DurationError, parse_duration
+from tui.core.spec import JobSpec
+
+TOP_KEYS = ("inventory", "max_parallel", "jobs")
+JOB_KEYS = (
+    "name", "playbook", "inventory", "limit", "extra_vars", "timeout", "retries", "retry_delay",
+    "tags", "skip_tags", "check", "diff", "forks", "verbosity", "vault_password_file",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, pointing at where it is."""
+
+    path: Path
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class InputError(Exception):
+    """Invalid input; nothing has run. Carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class JobFile:
+    path: Path
+    max_parallel: int | None
+    jobs: list[JobSpec]
+
+
+class _Walker:
+    """Collects problems while converting nodes to checked Python values."""
+
+    def __init__(self, path: Path, loader: yaml.SafeLoader):
+        self.path = path
+        self.base = path.parent
+        self.loader = loader
+        self.problems: list[Problem] = []
+
+    def problem(self, node: yaml.Node | None, key: str, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.problems.append(Problem(self.path, line, key, message))
+
+    def value(self, node: yaml.Node) -> Any:
+        return self.loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node, key: str, allowed: tuple[str, ...]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, key, f"expected a mapping, got {_kind(node)}")
+            return {}
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in node.value:
+            name = self.value(knode)
+            full = f"{key}.{name}" if key else str(name)
+            if not isinstance(name, str) or name not in allowed:
+                self.problem(knode, full, f"unknown key (allowed: {', '.join(allowed)})")
+            elif name in out:
+                self.problem(knode, full, "key given twice")
+            else:
+                out[name] = (knode, vnode)
+        return out
+
+    def typed(self, node: yaml.Node, key: str, check: Callable[[Any], Any], what: str) -> Any:
+        """Convert with `check`, which returns the value or raises ValueError/TypeError."""
+        raw = self.value(node)
+        try:
+            return check(raw)
+        except DurationError as exc:
+            self.problem(node, key, str(exc))
+        except (TypeError, ValueError):
+            self.problem(node, key, f"expected {what}, got {_describe(raw)}")
+        return None
+
+    def existing(self, node: yaml.Node, key: str, *, directory_ok: bool) -> Path | None:
+        raw = self.typed(node, key, _string, "a path")
+        if raw is None:
+            return None
+        path = (self.base / Path(raw).expanduser()).resolve()
+        if not path.exists():
+            self.problem(node, key, f"{path} does not exist")
+        elif not directory_ok and not path.is_file():
+            self.problem(node, key, f"{path} is not a file")
+        else:
+            return path
+        return None
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"{node.value!r}"
+
+
+def _describe(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return "a mapping"
+    if isinstance(raw, list):
+        return "a list"
+    return f"{raw!r} ({type(raw).__name__})"
+
+
+def _string(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise TypeError
+    return raw
+
+
+def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def check(raw: Any) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < low or (high is not None and raw > high):
+            raise ValueError
+        return raw
+    return check
+
+
+def _bool(raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise TypeError
+    return raw
+
+
+def _pattern(raw: Any) -> str:
+    """A host pattern or tag list: a string, or a list of strings joined with commas."""
+    if isinstance(raw, list) and raw and all(isinstance(x, str) and x.strip() for x in raw):
+        return ",".join(raw)
+    return _string(raw)
+
+
+def _vars(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise TypeError
+    return raw
+
+
+def _positive_duration(raw: Any) -> float:
+    seconds = parse_duration(raw)
+    if seconds is None:
+        raise ValueError
+    return seconds
+
+
+def load_job_file(path: str | Path) -> JobFile:
+    """Parse and check a job file; raise InputError naming file, line and key."""
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError([Problem(path, None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(path, None, "", f"not UTF-8 text: {exc.reason}")]) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            reason = getattr(exc, "problem", None) or str(exc)
+            raise InputError([Problem(path, line, "", f"YAML syntax error: {reason}")]) from None
+        if root is None:
+            raise InputError([Problem(path, None, "", "the file is empty")])
+        return _walk(_Walker(path, loader), root)
+    finally:
+        loader.dispose()
+
+
+def _walk(w: _Walker, root: yaml.Node) -> JobFile:
+    top = w.mapping(root, "", TOP_KEYS)
+    if not top and not w.problems:
+        w.problem(root, "jobs", "missing")
+    default_inventory = None
+    if "inventory" in top:
+        default_inventory = w.existing(top["inventory"][1], "inventory", directory_ok=True)
+    max_parallel = None
+    if "max_parallel" in top:
+        max_parallel = w.typed(top["max_parallel"][1], "max_parallel", _int_at_least(1), "a whole number >= 1")
+    specs: list[JobSpec] = []
+    if "jobs" not in top:
+        if top:
+            w.problem(root, "jobs", "missing: a job file needs a list of jobs")
+    else:
+        jobs_node = top["jobs"][1]
+        if not isinstance(jobs_node, yaml.SequenceNode) or not jobs_node.value:
+            w.problem(jobs_node, "jobs", f"expected a non-empty list of jobs, got {_kind(jobs_node)}")
+        else:
+            seen: dict[str, int] = {}
+            for index, node in enumerate(jobs_node.value):
+                spec = _job(w, node, f"jobs[{index}]", default_inventory, "inventory" in top)
+                if spec is None:
+                    continue
+                if spec.name in seen:
+                    w.problem(node, f"jobs[{index}].name", f"{spec.name!r} is already used by jobs[{seen[spec.name]}]")
+                else:
+                    seen[spec.name] = index
+                    specs.append(spec)
+    if w.problems:
+        raise InputError(w.problems)
+    return JobFile(w.path, max_parallel, specs)
+
+
+def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, has_default: bool) -> JobSpec | None:
+    before = len(w.problems)
+    fields = w.mapping(node, key, JOB_KEYS)
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for required in ("name", "playbook"):
+        if required not in fields:
+            w.problem(node, f"{key}.{required}", "missing (required)")
+    values: dict[str, Any] = {}
+    checks: dict[str, tuple[Callable[[Any], Any], str]] = {
+        "name": (_string, "a non-empty string"),
+        "limit": (_pattern, "a host pattern (string or list of strings)"),
+        "extra_vars": (_vars, "a mapping of variable names to values"),
+        "timeout": (parse_duration, "seconds or a duration like 90s, 5m, 1h"),
+        "retries": (_int_at_least(0), "a whole number >= 0"),
+        "retry_delay": (_positive_duration, "a duration > 0"),
+        "tags": (_pattern, "a string or list of strings"),
+        "skip_tags": (_pattern, "a string or list of strings"),
+        "check": (_bool, "true or false"),
+        "diff": (_bool, "true or false"),
+        "forks": (_int_at_least(1), "a whole number >= 1"),
+        "verbosity": (_int_at_least(0, 6), "a whole number from 0 to 6"),
+    }
+    for name, (knode, vnode) in fields.items():
+        full = f"{key}.{name}"
+        if name in checks:
+            check, what = checks[name]
+            values[name] = w.typed(vnode, full, check, what)
+        elif name == "playbook":
+            values[name] = w.existing(vnode, full, directory_ok=False)
+        elif name == "inventory":
+            values[name] = w.existing(vnode, full, directory_ok=True)
+        elif name == "vault_password_file":
+            values[name] = w.existing(vnode, full, directory_ok=False)
+    if "inventory" not in fields and not has_default:
+        w.problem(node, f"{key}.inventory", "missing: set it on the job or at the top of the file")
+    if len(w.problems) != before:
+        return None
+    values.setdefault("inventory", default_inventory)
+    if values["inventory"] is None:  # the top-level inventory was itself invalid, already reported
+        return None
+    return JobSpec(**{k: v for k, v in values.items() if v is not None})

@@ -1,0 +1,129 @@
+"""Finding and ending every process an attempt started, straight from /proc.
+
+Two ways to find them, because either alone misses some:
+- descent from a process (the supervisor is a child subreaper, so forks that
+  `setsid()` and are orphaned re-parent to it rather than to PID 1);
+- an environment marker (`PLAYDECK_ATTEMPT=<id>`) that every descendant
+  inherits, which still finds them after the supervisor itself is gone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from typing import Callable, Iterable
+
+MARKER_VAR = "PLAYDECK_ATTEMPT"
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux: fall back to the marker scan alone
+        return False
+
+
+def become_subreaper() -> bool:
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    return _prctl(PR_SET_PDEATHSIG, int(sig))
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(ppid, state) of a live process, or None when it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    # the command name may hold spaces and parentheses: split after the last ')'
+    fields = raw[raw.rfind(b")") + 2:].split()
+    state = fields[0].decode()
+    if state in ("Z", "X"):
+        return None
+    return int(fields[1]), state
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def descendants(root: int) -> set[int]:
+    """Live (non-zombie) descendants of `root`, not including it."""
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        info = _stat(pid)
+        if info is not None:
+            children.setdefault(info[0], []).append(pid)
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def marked(marker: str) -> set[int]:
+    """Live processes whose environment carries `PLAYDECK_ATTEMPT=marker`."""
+    needle = f"{MARKER_VAR}={marker}".encode() + b"\0"
+    me = os.getpid()
+    found: set[int] = set()
+    for pid in _pids():
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue
+        if (b"\0" + env).find(b"\0" + needle) != -1 and _stat(pid) is not None:
+            found.add(pid)
+    return found
+
+
+def alive(pids: Iterable[int]) -> set[int]:
+    return {pid for pid in pids if _stat(pid) is not None}
+
+
+def signal_all(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def terminate(find: Callable[[], set[int]], grace: float, deadline: float = 5.0, poll: float = 0.02) -> set[int]:
+    """SIGTERM what `find()` returns, wait up to `grace`, then SIGKILL until none is left.
+
+    `find` is called again on every round, so processes started while we were
+    stopping the others are caught too. Returns what is still alive after
+    `deadline` seconds (normally nothing).
+    """
+    start = time.monotonic()
+    pids = find()
+    if not pids:
+        return set()
+    signal_all(pids, signal.SIGTERM)
+    while time.monotonic() - start < grace:
+        time.sleep(poll)
+        pids = find()
+        if not pids:
+            return set()
+    while time.monotonic() - start < grace + deadline:
+        signal_all(pids, signal.SIGSTOP)  # freeze first so nobody forks while we kill
+        signal_all(pids, signal.SIGKILL)
+        time.sleep(poll)
+        pids = find()
+        if not pids:
+            return set()
+    return pids

@@ -1,0 +1,67 @@
+"""What a job is (its spec) and the words for where it stands (its status)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """The engine's status words; the console and the JSON summary show them as is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"  # waiting to retry, after a backoff delay
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELED = "canceled"
+    ERROR = "error"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINISHED = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR})
+
+#: Outcomes after which automatic retries are allowed (never after cancel or error).
+RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to start one attempt of a job; immutable so retries repeat it exactly.
+
+    Either `playbook` is set, or `module` (an ad-hoc command against `limit`).
+    """
+
+    name: str
+    inventory: Path
+    playbook: Path | None = None
+    limit: str | None = None
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 2.0
+    tags: str | None = None
+    skip_tags: str | None = None
+    check: bool = False
+    diff: bool = False
+    forks: int | None = None
+    verbosity: int = 0
+    vault_password_file: Path | None = None
+    module: str | None = None
+    module_args: str | None = None
+
+    @property
+    def target(self) -> str:
+        """What the job runs, for tables: the playbook's file name or `module: args`."""
+        if self.playbook is not None:
+            return self.playbook.name
+        return f"{self.module}: {self.module_args or ''}".strip()

@@ -1,0 +1,244 @@
+"""The process that runs one attempt: `python -m tui.core.supervisor`.
+
+Why a process of its own: ansible-runner's parsing and per-event file writes
+cost about 0.9 ms of CPU per event when they share the console's GIL, and a
+separate process also owns the kill, so a stalled or crashed console cannot
+stop a cancel or a timeout from happening.
+
+It is a child subreaper (ansible-core 2.19 forks call setsid() and would
+otherwise escape to PID 1 when ansible-playbook dies) and gets SIGTERM when
+its parent dies. It enforces the deadline itself, stops with SIGTERM then
+SIGKILL after a grace period, and on any end makes sure no process it started
+is left (async tasks and ssh ControlPersist masters included).
+
+Protocol, one JSON object per line.
+  stdin:  {"kwargs": {...ansible_runner.run...}, "dir": str, "deadline": float|null, "grace": float, "nice": int}
+          then any of {"cmd": "deadline", "at": float|null} and {"cmd": "stop", "reason": str};
+          end of input means the parent is gone, which stops the attempt.
+  stdout: {"t": "ev", ...event...}, {"t": "stopping", "reason": str},
+          and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
+Deadlines are `time.monotonic()` values, which on Linux are the same clock in every process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tui.core import procs
+from tui.core.logstore import AttemptFiles
+from tui.core.paths import ensure_private_dir
+
+STDOUT_CAP = 256 * 1024  # per event, on the pipe only; the log on disk keeps everything
+FIELD_CAP = 64 * 1024
+RES_KEYS = ("changed", "msg", "stderr", "stdout", "rc", "reason", "unreachable", "skip_reason")
+DATA_KEYS = ("play", "task", "task_action", "host", "ignore_errors", "name")
+STATS_KEYS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")
+RUNNER_RETURN_WAIT = 5.0
+
+
+def _cap(value: Any, limit: int) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"\n… [{len(value) - limit} more characters in the log on disk]"
+    return value
+
+
+def trim_event(event: dict[str, Any]) -> dict[str, Any]:
+    """What the console needs of an event; the full event is in events.jsonl."""
+    data = event.get("event_data") or {}
+    slim: dict[str, Any] = {k: _cap(data[k], FIELD_CAP) for k in DATA_KEYS if k in data}
+    if event.get("event") == "playbook_on_stats":
+        slim.update({k: data[k] for k in STATS_KEYS if k in data})
+    res = data.get("res")
+    if isinstance(res, dict):
+        slim["res"] = {k: _cap(res[k], FIELD_CAP) for k in RES_KEYS if k in res}
+    return {
+        "t": "ev",
+        "event": event.get("event"),
+        "counter": event.get("counter"),
+        "pid": event.get("pid"),
+        "created": event.get("created"),
+        "stdout": _cap(event.get("stdout") or "", STDOUT_CAP),
+        "event_data": slim,
+    }
+
+
+class Supervisor:
+    def __init__(self, config: dict[str, Any], out: BinaryIO):
+        self.config = config
+        self.out = out
+        self.out_lock = threading.Lock()
+        self.cond = threading.Condition()  # RLock inside: safe to take from the signal handler too
+        self.deadline: float | None = config.get("deadline")
+        self.grace: float = float(config.get("grace", 1.0))
+        self.reason: str | None = None
+        self.error: str | None = None
+        self.runner_done = threading.Event()
+        self.stopped = threading.Event()
+        self.files: AttemptFiles | None = None
+
+    # -- output -------------------------------------------------------------
+    def emit(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message, default=str, ensure_ascii=False) + "\n").encode("utf-8", "replace")
+        with self.out_lock:
+            try:
+                self.out.write(data)
+                self.out.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self.request_stop("orphaned")
+
+    # -- stopping -----------------------------------------------------------
+    def request_stop(self, reason: str, error: str | None = None) -> None:
+        with self.cond:
+            if self.reason is None:
+                self.reason = reason
+                self.error = error
+            self.cond.notify_all()
+
+    def set_deadline(self, at: float | None) -> None:
+        with self.cond:
+            self.deadline = at
+            self.cond.notify_all()
+
+    def tree(self) -> set[int]:
+        return procs.descendants(os.getpid())
+
+    def watch(self) -> None:
+        """Wait for a stop request or the deadline, then end every process of the attempt."""
+        with self.cond:
+            while self.reason is None and not self.runner_done.is_set():
+                remaining = None if self.deadline is None else self.deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self.reason = "timeout"
+                    break
+                self.cond.wait(remaining)
+            reason = self.reason
+        if reason is None:
+            return
+        self.emit({"t": "stopping", "reason": reason})
+        self.note(f"playdeck: stopping ({reason})")
+        procs.terminate(self.tree, self.grace)
+        self.stopped.set()
+        if not self.runner_done.wait(RUNNER_RETURN_WAIT):
+            # ansible-runner did not notice its child is gone: end anyway, nothing may outlive us
+            leftover = procs.terminate(self.tree, 0)
+            self.finish("error", None, "ansible-runner did not return after its processes were stopped", leftover)
+            os._exit(3)
+
+    def read_commands(self, stream: BinaryIO) -> None:
+        for raw in stream:
+            try:
+                cmd = json.loads(raw)
+            except ValueError:
+                continue
+            if cmd.get("cmd") == "deadline":
+                self.set_deadline(cmd.get("at"))
+            elif cmd.get("cmd") == "stop":
+                self.request_stop(str(cmd.get("reason") or "cancel"))
+        self.request_stop("orphaned")
+
+    def note(self, text: str) -> None:
+        if self.files is not None:
+            try:
+                self.files.write_note(text)
+            except OSError:
+                pass
+
+    # -- running ------------------------------------------------------------
+    def on_event(self, event: dict[str, Any]) -> bool:
+        if self.files is not None:
+            try:
+                self.files.write_event(event)
+            except OSError as exc:
+                self.request_stop("error", f"cannot write the log: {exc.strerror or exc}")
+        self.emit(trim_event(event))
+        return False  # we keep events.jsonl ourselves: no per-event files in artifacts
+
+    def run(self) -> None:
+        import ansible_runner  # imported here: it is slow to import and only this process needs it
+
+        status, rc, error = "error", None, None
+        try:
+            self.files = AttemptFiles(Path(self.config["dir"]))
+            ensure_private_dir(Path(self.config["kwargs"]["private_data_dir"]))
+            if self.reason is None:
+                runner = ansible_runner.run(
+                    **self.config["kwargs"],
+                    event_handler=self.on_event,
+                    # we own the kill; this only catches a child spawned after our sweep, and
+                    # passing any callback keeps ansible-runner off our signal handlers
+                    cancel_callback=self.stopped.is_set,
+                    settings={"pexpect_timeout": 1},
+                    quiet=True,
+                )
+                status, rc = runner.status, runner.rc
+        except OSError as exc:
+            error = f"cannot write the attempt's files: {exc.strerror or exc}"
+        except Exception as exc:  # noqa: BLE001 - whatever happened, the job must end visibly
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        self.runner_done.set()
+        with self.cond:
+            self.cond.notify_all()
+            reason = self.reason
+        if reason is not None:
+            self.stopped.wait(self.grace + 10)
+        leftover = procs.terminate(self.tree, self.grace)  # async tasks, ssh masters, anything else
+        self.finish(status, rc, error, leftover)
+
+    def finish(self, status: str, rc: int | None, error: str | None, leftover: set[int]) -> None:
+        with self.cond:
+            reason, stop_error = self.reason, self.error
+        error = stop_error or error
+        if error:
+            self.note(f"playdeck: {error}")
+        if self.files is not None:
+            self.files.close()
+        _reap()
+        self.emit({"t": "end", "status": status, "rc": rc, "reason": reason, "error": error,
+                   "leftover": sorted(leftover)})
+
+
+def _reap() -> None:
+    """Collect orphans that re-parented to us and died, so none lingers as a zombie."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def main() -> int:
+    parent = os.getppid()
+    procs.become_subreaper()
+    procs.die_with_parent(signal.SIGTERM)
+    # keep the protocol on a private descriptor; anything else printing to stdout goes to our stderr log
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    config = json.loads(sys.stdin.buffer.readline() or b"{}")
+    nice = int(config.get("nice") or 0)
+    if nice:
+        os.nice(nice)
+    sup = Supervisor(config, out)
+    signal.signal(signal.SIGTERM, lambda *_: sup.request_stop("terminated"))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if os.getppid() != parent:  # the parent died before PDEATHSIG was armed
+        sup.request_stop("orphaned")
+    threading.Thread(target=sup.watch, name="watch", daemon=True).start()
+    threading.Thread(target=sup.read_commands, args=(sys.stdin.buffer,), name="commands", daemon=True).start()
+    sup.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
