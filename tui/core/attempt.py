@@ -128,30 +128,38 @@ class AttemptProcess:
         self.send(config)
         if self.attempt.stop_reason:  # stopped while starting
             self.stop(self.attempt.stop_reason, grace)
-        assert self.proc.stdout is not None
         try:
-            while True:
-                try:
-                    line = await self.proc.stdout.readline()
-                except ValueError:  # a line over STREAM_LIMIT: skip it, the log on disk has it
-                    continue
-                if not line:
-                    break
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                if message.get("t") == "end":
-                    self.end = message
-                self.on_message(message)
+            await self._read()
+        except asyncio.CancelledError:
+            # the engine itself is being torn down: end the whole tree now, synchronously,
+            # rather than leave it running with nobody reading its output
+            procs.terminate(lambda: procs.marked(self.attempt.marker), grace)
+            raise
         finally:
-            await self.proc.wait()
             for timer in self._timers:
                 timer.cancel()
-            # the last word: nothing carrying this attempt's marker outlives it
-            leftover = await asyncio.to_thread(procs.terminate, lambda: procs.marked(self.attempt.marker), 0.2)
-            if leftover:
-                self.attempt.error = self.attempt.error or f"processes {sorted(leftover)} could not be ended"
+        await self.proc.wait()
+        # the last word: nothing carrying this attempt's marker outlives it
+        leftover = await asyncio.to_thread(procs.terminate, lambda: procs.marked(self.attempt.marker), 0.2)
+        if leftover:
+            self.attempt.error = self.attempt.error or f"processes {sorted(leftover)} could not be ended"
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            try:
+                line = await self.proc.stdout.readline()
+            except ValueError:  # a line over STREAM_LIMIT: skip it, the log on disk has it
+                continue
+            if not line:
+                return
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.get("t") == "end":
+                self.end = message
+            self.on_message(message)
 
     def send(self, message: dict[str, Any]) -> None:
         if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:

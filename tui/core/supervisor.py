@@ -15,8 +15,7 @@ Protocol, one JSON object per line.
   stdin:  {"kwargs": {...ansible_runner.run...}, "dir": str, "deadline": float|null, "grace": float, "nice": int}
           then any of {"cmd": "deadline", "at": float|null} and {"cmd": "stop", "reason": str};
           end of input means the parent is gone, which stops the attempt.
-  stdout: {"t": "ev", ...event...}, {"t": "stopping", "reason": str},
-          and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
+  stdout: {"t": "ev", ...event...} for each event, and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
 Deadlines are `time.monotonic()` values, which on Linux are the same clock in every process.
 """
 
@@ -122,14 +121,15 @@ class Supervisor:
             reason = self.reason
         if reason is None:
             return
-        self.emit({"t": "stopping", "reason": reason})
-        self.note(f"playdeck: stopping ({reason})")
+        # kill first, talk after: if the console has stopped reading, a write could block us
         procs.terminate(self.tree, self.grace)
         self.stopped.set()
+        self.note(f"playdeck: stopped ({reason})")
         if not self.runner_done.wait(RUNNER_RETURN_WAIT):
-            # ansible-runner did not notice its child is gone: end anyway, nothing may outlive us
-            leftover = procs.terminate(self.tree, 0)
-            self.finish("error", None, "ansible-runner did not return after its processes were stopped", leftover)
+            # ansible-runner did not return (stuck writing to a console that does not read?):
+            # end anyway; the console judges the attempt by the reason it asked to stop for
+            procs.terminate(self.tree, 0)
+            self.note("playdeck: ansible-runner did not return; supervisor exiting")
             os._exit(3)
 
     def read_commands(self, stream: BinaryIO) -> None:

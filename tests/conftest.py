@@ -1,0 +1,70 @@
+"""Shared fixtures: real Ansible on the sample inventory, state kept in a temp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INVENTORY = ROOT / "sample_inventory" / "hosts.yml"
+PLAYBOOKS = ROOT / "sample_playbooks"
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never write to the user's state dir; sample playbooks write under this tmp dir."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("PLAYDECK_STATE_DIR", str(state))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    return state
+
+
+def playbook(name: str) -> Path:
+    return PLAYBOOKS / f"{name}.yml"
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def run(coro: Awaitable[object]) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# --- looking at the process table, independently of tui.core.procs -----------
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def _live(pid: str) -> bool:
+    stat = _read(f"/proc/{pid}/stat")
+    return bool(stat) and stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+def pids_with_env(needle: str) -> list[int]:
+    """Live processes whose environment contains `needle` (e.g. the attempt marker)."""
+    want = needle.encode()
+    me = str(os.getpid())
+    return [int(p) for p in os.listdir("/proc")
+            if p.isdigit() and p != me and want in _read(f"/proc/{p}/environ") and _live(p)]
+
+
+def pids_with_cmdline(needle: str) -> list[int]:
+    """Live processes whose command line contains `needle` (arguments joined by spaces)."""
+    want = needle.encode()
+    return [int(p) for p in os.listdir("/proc")
+            if p.isdigit() and want in _read(f"/proc/{p}/cmdline").replace(b"\0", b" ") and _live(p)]

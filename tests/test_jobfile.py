@@ -1,0 +1,160 @@
+"""Job files: the contract as written, and every problem named by file, line and key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INVENTORY, PLAYBOOKS
+from tui.core.jobfile import InputError, load_job_file
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jobs.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_contract_example_loads_with_relative_paths(tmp_path):
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "site.yml").write_text("- hosts: all\n  tasks: []\n")
+    (tmp_path / "inv.ini").write_text("web01 ansible_connection=local\n")
+    path = write(tmp_path, """\
+        inventory: inv.ini
+        max_parallel: 3
+        jobs:
+          - name: deploy-web
+            playbook: pb/site.yml
+            limit: web
+            extra_vars: {release: "1.2"}
+            timeout: 5m
+            retries: 2
+          - name: second
+            playbook: pb/site.yml
+            inventory: inv.ini
+            limit: [web01, db01]
+            timeout: 90
+            tags: [a, b]
+            check: true
+    """)
+    job_file = load_job_file(path)
+    assert job_file.max_parallel == 3
+    first, second = job_file.jobs
+    assert first.name == "deploy-web"
+    assert first.playbook == (tmp_path / "pb" / "site.yml").resolve()
+    assert first.inventory == (tmp_path / "inv.ini").resolve()
+    assert (first.limit, first.extra_vars, first.timeout, first.retries) == ("web", {"release": "1.2"}, 300.0, 2)
+    assert (second.limit, second.timeout, second.tags, second.check, second.retries) == ("web01,db01", 90.0, "a,b", True, 0)
+
+
+def test_sample_job_file_is_valid():
+    job_file = load_job_file(PLAYBOOKS / "jobs.yml")
+    assert len(job_file.jobs) >= 8
+    assert all(job.inventory == INVENTORY for job in job_file.jobs)
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(InputError) as info:
+        load_job_file(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = write(tmp_path, """\
+        inventory: inv
+        jobs:
+          - name: a
+            playbook: [unclosed
+    """)
+    (found,) = problems(path)
+    assert found.startswith(f"{path}:5: ") and "YAML syntax error" in found
+
+
+def test_unknown_key_is_named_with_its_line(tmp_path):
+    path = write(tmp_path, f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: a
+            playbook: {PLAYBOOKS / 'health_check.yml'}
+            timout: 30
+    """)
+    (found,) = problems(path)
+    assert found.startswith(f"{path}:5: jobs[0].timout: unknown key")
+
+
+def test_wrong_types_name_the_field(tmp_path):
+    path = write(tmp_path, f"""\
+        inventory: {INVENTORY}
+        max_parallel: many
+        jobs:
+          - name: a
+            playbook: {PLAYBOOKS / 'health_check.yml'}
+            retries: two
+            timeout: soon
+            extra_vars: [1, 2]
+            check: "yes"
+    """)
+    found = problems(path)
+    assert any(p.startswith(f"{path}:2: max_parallel: expected a whole number") for p in found)
+    assert any(p.startswith(f"{path}:6: jobs[0].retries: expected a whole number") for p in found)
+    assert any(p.startswith(f"{path}:7: jobs[0].timeout: 'soon' is not a duration") for p in found)
+    assert any(p.startswith(f"{path}:8: jobs[0].extra_vars: expected a mapping") for p in found)
+    assert any(p.startswith(f"{path}:9: jobs[0].check: expected true or false") for p in found)
+
+
+def test_missing_files_duplicates_and_required_keys(tmp_path):
+    path = write(tmp_path, f"""\
+        jobs:
+          - name: a
+            playbook: nowhere.yml
+            inventory: {INVENTORY}
+          - name: b
+            playbook: {PLAYBOOKS / 'health_check.yml'}
+          - playbook: {PLAYBOOKS / 'health_check.yml'}
+            inventory: {INVENTORY}
+          - name: c
+            playbook: {PLAYBOOKS / 'health_check.yml'}
+            inventory: {INVENTORY}
+          - name: c
+            playbook: {PLAYBOOKS / 'health_check.yml'}
+            inventory: {INVENTORY}
+    """)
+    found = problems(path)
+    assert any(p.startswith(f"{path}:3: jobs[0].playbook: ") and "nowhere.yml does not exist" in p for p in found)
+    assert any(p.startswith(f"{path}:5: jobs[1].inventory: missing") for p in found)
+    assert any(p.startswith(f"{path}:7: jobs[2].name: missing") for p in found)
+    assert any(p.startswith(f"{path}:12: jobs[4].name: 'c' is already used by jobs[3]") for p in found)
+
+
+def test_cli_rejects_invalid_job_file_with_exit_2_and_runs_nothing(tmp_path):
+    state = tmp_path / "never"
+    path = write(tmp_path, f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: a
+            playbook: {PLAYBOOKS / 'slow_task.yml'}
+            retries: -1
+    """)
+    out = subprocess.run([sys.executable, "-m", "tui", "run", str(path), "--state-dir", str(state)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"{path}:5: jobs[0].retries" in out.stderr
+    assert "nothing was run" in out.stderr
+    assert not state.exists()
+
+
+def test_cli_rejects_missing_playbook_and_bad_flags(tmp_path):
+    cases = [
+        (["run", str(tmp_path / "missing.yml"), "-i", str(INVENTORY)], "missing.yml: does not exist"),
+        (["run", str(PLAYBOOKS / "health_check.yml")], "needs an inventory"),
+        (["run", str(PLAYBOOKS / "health_check.yml"), "-i", str(INVENTORY), "--timeout", "soon"], "--timeout"),
+        (["run", str(PLAYBOOKS / "jobs.yml"), "--limit", "web"], "put it in the job file"),
+    ]
+    for argv, expected in cases:
+        out = subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, argv
+        assert expected in out.stderr, (argv, out.stderr)
