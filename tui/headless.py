@@ -44,9 +44,6 @@ class Progress:
             detail = f"attempt {job.last.number}" + (f" · limit {job.last.limit}" if job.last.limit else "")
         elif job.status is not Status.RUNNING:
             detail = job.message
-            bad = [h for h, c in job.hosts.items() if c.failed or c.unreachable]
-            if bad and job.status is not Status.WAITING:
-                detail += f" · failed or unreachable: {', '.join(bad)}"
         # host-derived text is printed as plain text: stderr is a terminal too
         line = f"{time.strftime('%H:%M:%S')}  {job.name:<{self.width}}  {job.status.value:<10}  {detail}".rstrip()
         self.stream.write(_printable(line) + "\n")
@@ -60,18 +57,32 @@ def _printable(text: str) -> str:
 
 def summary_table(jobs: list[Job]) -> Table:
     table = Table(title="playdeck run", title_justify="left", show_edge=False, pad_edge=False)
-    for header, justify in (("job", "left"), ("status", "left"), ("att.", "right"), ("ok", "right"),
-                            ("changed", "right"), ("failed", "right"), ("unreach.", "right"),
-                            ("elapsed", "right"), ("message", "left")):
-        table.add_column(header, justify=justify, overflow="fold")
+    table.add_column("job", no_wrap=True, overflow="ellipsis", max_width=32)
+    table.add_column("status", no_wrap=True)
+    for header in ("att.", "ok", "changed", "failed", "unreach.", "elapsed"):
+        table.add_column(header, justify="right", no_wrap=True)
     for job in jobs:
         totals = job.results.totals()
         table.add_row(
             Text(job.name), Text(job.status.value, style=STATUS_STYLE.get(job.status, "")),
             str(len(job.attempts)), str(totals.ok), str(totals.changed), str(totals.failed),
-            str(totals.unreachable), format_duration(job.elapsed()), Text(_printable(job.message)),
+            str(totals.unreachable), format_duration(job.elapsed()),
         )
     return table
+
+
+def problem_lines(jobs: list[Job]) -> list[Text]:
+    """Why each unsuccessful job ended as it did, with the log to read next."""
+    lines = []
+    for job in jobs:
+        if job.status is Status.SUCCESSFUL:
+            continue
+        line = Text(f"{job.name}: ", style="bold")
+        line.append(_printable(job.message or job.status.value))
+        if job.last is not None:
+            line.append(f"\n  log: {job.last.log}", style="dim")
+        lines.append(line)
+    return lines
 
 
 async def run_jobs(specs: list[JobSpec], max_parallel: int, state_dir: Path | None) -> Engine:
@@ -104,8 +115,10 @@ async def run_jobs(specs: list[JobSpec], max_parallel: int, state_dir: Path | No
 
 def run_headless(specs: list[JobSpec], max_parallel: int, json_path: Path | None, state_dir: Path | None) -> int:
     engine = asyncio.run(run_jobs(specs, max_parallel, state_dir))
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     console.print(summary_table(engine.jobs))
+    for line in problem_lines(engine.jobs):
+        console.print(line, soft_wrap=True)
     console.print(Text(f"logs: {engine.state_dir / 'runs' / engine.run_id}", style="dim"))
     if json_path is not None:
         json_path.write_text(json.dumps(run_summary(engine.jobs), indent=2) + "\n", encoding="utf-8")

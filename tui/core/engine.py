@@ -282,7 +282,7 @@ class Engine:
         elif end.get("status") == "successful" and attempt.rc == 0:
             status, message = Status.SUCCESSFUL, ""
         elif end.get("status") == "failed":
-            status, message = Status.FAILED, f"ansible-playbook exited with rc {attempt.rc}"
+            status, message = Status.FAILED, _failure_summary(attempt)
         else:
             status, message = Status.ERROR, f"ansible-runner ended as {end.get('status')} (rc {attempt.rc})"
         attempt.status = status
@@ -328,6 +328,19 @@ class Engine:
         if job._timer is not None:
             job._timer.cancel()
             job._timer = None
+
+
+def _failure_summary(attempt: Attempt) -> str:
+    """Say which hosts failed, which is what an operator asks first; rc only when no host did."""
+    hosts = attempt.results.hosts
+    failed = [h for h, c in hosts.items() if c.failed]
+    unreachable = [h for h, c in hosts.items() if c.unreachable]
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} host{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)})")
+    if unreachable:
+        parts.append(f"{len(unreachable)} unreachable ({', '.join(unreachable)})")
+    return "; ".join(parts) or f"ansible-playbook exited with rc {attempt.rc}"
 
 
 def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, **options: Any) -> JobSpec:

@@ -1,0 +1,96 @@
+"""`playdeck run` end to end: real processes, exit codes, stderr progress and the JSON contract."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+from tests.conftest import INVENTORY, PLAYBOOKS, pids_with_cmdline
+
+COUNT_KEYS = {"ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored"}
+
+
+def playdeck(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def test_job_file_run_writes_the_json_summary_and_exits_1_when_a_job_fails(tmp_path):
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text(textwrap.dedent(f"""\
+        inventory: {INVENTORY}
+        max_parallel: 2
+        jobs:
+          - name: health
+            playbook: {PLAYBOOKS / 'health_check.yml'}
+            limit: cache01
+          - name: failing
+            playbook: {PLAYBOOKS / 'failing_host.yml'}
+            limit: web01,web02
+            extra_vars: {{failing_host: web01}}
+    """))
+    summary = tmp_path / "out.json"
+    out = playdeck("run", str(jobs), "--json", str(summary))
+    assert out.returncode == 1, out.stderr
+    data = json.loads(summary.read_text())
+    by_name = {job["name"]: job for job in data["jobs"]}
+    assert list(by_name) == ["health", "failing"]
+    assert by_name["health"]["status"] == "successful"
+    assert by_name["failing"]["status"] == "failed"
+    assert by_name["failing"]["hosts"]["web01"]["failed"] == 1
+    assert by_name["failing"]["hosts"]["web02"]["failed"] == 0
+    for job in data["jobs"]:
+        for counts in job["hosts"].values():
+            assert set(counts) == COUNT_KEYS
+        (attempt,) = job["attempts"]
+        assert attempt["number"] == 1 and attempt["limit"] in ("cache01", "web01,web02")
+        assert datetime.fromisoformat(attempt["started"]) <= datetime.fromisoformat(attempt["ended"])
+        assert Path(attempt["log"]).is_absolute() and Path(attempt["log"]).is_file()
+    assert by_name["failing"]["attempts"][0]["rc"] == 2
+    # progress on stderr as jobs change state; the table and the reason on stdout
+    assert "health" in out.stderr and "running" in out.stderr and "failed" in out.stderr
+    assert "1 host failed (web01)" in out.stdout
+
+
+def test_playbook_flags_run_and_exit_0_on_success(tmp_path):
+    summary = tmp_path / "out.json"
+    out = playdeck("run", str(PLAYBOOKS / "slow_task.yml"), "-i", str(INVENTORY), "--limit", "db02",
+                   "-e", "slow_seconds=1", "--timeout", "1m", "--json", str(summary))
+    assert out.returncode == 0, out.stderr
+    (job,) = json.loads(summary.read_text())["jobs"]
+    assert job["name"] == "slow_task" and job["status"] == "successful"
+    assert job["attempts"][0]["limit"] == "db02"
+    assert job["hosts"]["db02"]["changed"] == 1
+
+
+def test_timeout_flag_ends_the_job_as_timeout(tmp_path):
+    summary = tmp_path / "out.json"
+    out = playdeck("run", str(PLAYBOOKS / "slow_task.yml"), "-i", str(INVENTORY), "--limit", "db02",
+                   "-e", "slow_seconds=46", "--timeout", "2s", "--json", str(summary))
+    assert out.returncode == 1
+    (job,) = json.loads(summary.read_text())["jobs"]
+    assert job["status"] == "timeout" and job["attempts"][0]["status"] == "timeout"
+    assert pids_with_cmdline("sleep 46") == []
+
+
+def test_ctrl_c_cancels_every_job_and_leaves_no_process(tmp_path):
+    summary = tmp_path / "out.json"
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "run", str(PLAYBOOKS / "slow_task.yml"), "-i", str(INVENTORY),
+                             "--limit", "db02", "-e", "slow_seconds=47", "--json", str(summary)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pids_with_cmdline("sleep 47"):
+        assert time.monotonic() < deadline and proc.poll() is None, "the job never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "interrupted, canceling every job" in stderr
+    (job,) = json.loads(summary.read_text())["jobs"]
+    assert job["status"] == "canceled"
+    assert pids_with_cmdline("sleep 47") == []
