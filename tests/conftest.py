@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = ROOT / "sample_inventory" / "hosts.yml"
 PLAYBOOKS = ROOT / "sample_playbooks"
+TEST_PLAYBOOKS = ROOT / "tests" / "playbooks"  # playbooks that exist only to test an edge
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,57 @@
+"""Per-host results built from events agree with Ansible's own PLAY RECAP."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import INVENTORY, TEST_PLAYBOOKS, run
+from tui.core.engine import Engine, spec_for_playbook
+from tui.core.results import COUNT_NAMES, ResultTracker
+from tui.core.spec import Status
+
+
+def test_counts_from_events_match_play_recap():
+    async def main():
+        engine = Engine()
+        job = engine.add(spec_for_playbook(TEST_PLAYBOOKS / "recap_mix.yml", INVENTORY, limit="web01,cache01"))
+        await engine.wait_idle()
+        return job
+
+    job = run(main())
+    assert job.status is Status.SUCCESSFUL, job.message
+    events = [json.loads(line) for line in job.last.events_log.read_text().splitlines()]
+    stats = next(e for e in events if e["event"] == "playbook_on_stats")["event_data"]
+
+    # what the engine reports once stats arrived is exactly Ansible's recap
+    for host in ("web01", "cache01"):
+        counts = job.hosts[host].as_dict()
+        assert counts == {"ok": stats["ok"][host], "changed": stats["changed"][host],
+                          "failed": stats["failures"].get(host, 0), "unreachable": stats["dark"].get(host, 0),
+                          "skipped": stats["skipped"][host], "rescued": stats["rescued"][host],
+                          "ignored": stats["ignored"][host]}
+        assert counts["ignored"] == 1 and counts["rescued"] == 1 and counts["skipped"] == 1
+
+    # what a killed run (no stats event) would show: the same, except that a failure later
+    # rescued cannot be told apart from a plain failure until the stats say so
+    partial = ResultTracker()
+    for event in events:
+        if event["event"] != "playbook_on_stats":
+            partial.feed(event)
+    for host in ("web01", "cache01"):
+        expected = job.hosts[host].as_dict()
+        expected["failed"], expected["rescued"] = expected["rescued"], 0
+        assert partial.hosts[host].as_dict() == expected
+    failed = [t for t in partial.tasks if t.outcome == "failed"]
+    assert {t.host for t in failed} == {"web01", "cache01"} and failed[0].message == "rescue me"
+
+
+def test_current_play_and_task_follow_the_events():
+    tracker = ResultTracker()
+    tracker.feed({"event": "playbook_on_play_start", "event_data": {"play": "Deploy"}})
+    tracker.feed({"event": "playbook_on_task_start", "event_data": {"task": "Copy config"}})
+    assert (tracker.play, tracker.task) == ("Deploy", "Copy config")
+    tracker.feed({"event": "runner_on_unreachable", "event_data": {"host": "h", "task": "Copy config",
+                                                                  "res": {"msg": "Connection refused"}}})
+    assert tracker.hosts["h"].unreachable == 1 and tracker.failed_hosts() == ["h"]
+    assert tracker.tasks[-1].message == "Connection refused"
+    assert set(tracker.totals().as_dict()) == set(COUNT_NAMES)
