@@ -287,3 +287,22 @@ def test_actions_that_do_not_apply_say_why():
 
     job = run(main())
     assert job.status is Status.SUCCESSFUL and len(job.attempts) == 1
+
+
+def test_cancel_while_waiting_to_retry_and_retry_now(tmp_path):
+    async def main():
+        engine = Engine()
+        always_fails = {"fail_rate": 1, "flaky_state_dir": str(tmp_path / "flaky")}
+        job = engine.add(spec("flaky", "flaky", limit="cache01", retries=3, retry_delay=60, extra_vars=always_fails))
+        await until(lambda: job.status is Status.WAITING, what="the first failure")
+        assert job.retry_at is not None and "retry 1 of 3 in" in job.message
+        engine.retry(job)  # retry now instead of waiting out the backoff
+        assert job.status is Status.RUNNING
+        await until(lambda: job.status is Status.WAITING, what="the second failure")
+        engine.cancel(job)
+        await engine.wait_idle()
+        return job
+
+    job = run(main())
+    assert job.status is Status.CANCELED
+    assert [a.status for a in job.attempts] == [Status.FAILED, Status.FAILED]
