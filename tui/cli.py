@@ -15,7 +15,6 @@ from tui.core.jobfile import InputError, Problem, load_job_file
 from tui.core.spec import JobSpec
 
 EXIT_INVALID = 2
-SAMPLE_JOBS = Path("sample_playbooks") / "jobs.yml"
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -114,25 +113,75 @@ def cmd_run(argv: list[str]) -> int:
     return run_headless(specs, args.max_parallel or file_parallel or 4, args.json, args.state_dir)
 
 
+def _console_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="playdeck",
+        description="The playdeck console. With a job file it starts those jobs; with no arguments, "
+                    "run from the repository (or with --demo, from anywhere), it opens the sample "
+                    "inventory and playbooks. `playdeck run --help` for the headless command.",
+    )
+    parser.add_argument("jobfile", nargs="?", type=Path, help="a job file whose jobs start at once")
+    parser.add_argument("-i", "--inventory", type=Path, help="inventory for the inventory pane and launches")
+    parser.add_argument("--theme", help="playdeck-dark (default), playdeck-light, playdeck-high-contrast, …")
+    parser.add_argument("--demo", action="store_true", help="open the bundled sample inventory and playbooks")
+    parser.add_argument("--playbooks", type=Path, help="directory of playbooks offered by `n`")
+    parser.add_argument("--max-parallel", type=int, help="jobs running at once (default 4)")
+    parser.add_argument("--state-dir", type=Path, help="where logs go (default $XDG_STATE_HOME/playdeck)")
+    parser.add_argument("-V", "--version", action="version", version=f"playdeck {__version__}")
+    return parser
+
+
+def cmd_console(argv: list[str]) -> int:
+    from tui.samples import sample_inventory, sample_playbooks  # noqa: PLC0415
+
+    args = _console_parser().parse_args(argv)
+    if args.max_parallel is not None and args.max_parallel < 1:
+        print("playdeck: --max-parallel must be at least 1", file=sys.stderr)
+        return EXIT_INVALID
+    specs: list[JobSpec] = []
+    inventory = args.inventory.expanduser().resolve() if args.inventory else None
+    playbook_dirs: list[Path] = []
+    max_parallel = args.max_parallel
+    if inventory is not None and not inventory.exists():
+        print(f"playdeck: {inventory}: inventory does not exist", file=sys.stderr)
+        return EXIT_INVALID
+    if args.jobfile is not None:
+        try:
+            job_file = load_job_file(args.jobfile)
+        except InputError as exc:
+            print("playdeck: invalid job file, nothing was started:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return EXIT_INVALID
+        specs = job_file.jobs
+        max_parallel = max_parallel or job_file.max_parallel
+        inventory = inventory or specs[0].inventory
+        playbook_dirs.append(job_file.path.parent)
+    elif args.demo or inventory is None:
+        found = sample_inventory(prefer_cwd=not args.demo)
+        if found is None:
+            print("playdeck: no inventory: give a job file, -i INVENTORY, or --demo", file=sys.stderr)
+            return EXIT_INVALID
+        inventory = inventory or found
+        playbook_dirs.append(sample_playbooks(prefer_cwd=not args.demo) or found.parent)
+    if args.playbooks:
+        playbook_dirs.insert(0, args.playbooks.expanduser().resolve())
+
+    from tui.console.config import load_config  # noqa: PLC0415 - Textual loads only for the console
+
+    config = load_config()
+    if config.playbook_dir:
+        playbook_dirs.append(config.playbook_dir)
+    from tui.console.app import PlaydeckApp  # noqa: PLC0415
+
+    app = PlaydeckApp(specs=specs, inventory=inventory, playbook_dirs=playbook_dirs,
+                      max_parallel=max_parallel or config.max_parallel or 4, config=config,
+                      theme=args.theme, state_dir=args.state_dir)
+    return app.run() or 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"]:
         return cmd_run(argv[1:])
-    if argv[:1] in (["--version"], ["-V"]):
-        print(f"playdeck {__version__}")
-        return 0
-    if argv[:1] in (["-h"], ["--help"]):
-        print("usage: playdeck run JOBFILE [--max-parallel N] [--json FILE]\n"
-              "       playdeck run PLAYBOOK... -i INVENTORY [--limit L] [--timeout T] [--retries N]\n"
-              "       playdeck            (from the repository: runs the sample job file)\n\n"
-              "See `playdeck run --help`.")
-        return 0
-    if argv:
-        print(f"playdeck: unknown command {argv[0]!r}; try `playdeck run --help`", file=sys.stderr)
-        return EXIT_INVALID
-    # The console is not built yet: with no arguments, run the sample job file headless.
-    if not SAMPLE_JOBS.is_file():
-        print(f"playdeck: no {SAMPLE_JOBS} here; run from the repository, or `playdeck run JOBFILE`", file=sys.stderr)
-        return EXIT_INVALID
-    print(f"playdeck: running the sample jobs in {SAMPLE_JOBS} (headless; the console is coming)", file=sys.stderr)
-    return cmd_run([str(SAMPLE_JOBS)])
+    return cmd_console(argv)

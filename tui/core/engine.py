@@ -19,6 +19,7 @@ from tui.core.attempt import Attempt, AttemptProcess, now, runner_kwargs
 from tui.core.logstore import LogTail, attempt_dir, new_run_id
 from tui.core.paths import state_dir as default_state_dir
 from tui.core.results import HostCounts, ResultTracker
+from tui.core.sanitize import sanitize
 from tui.core.spec import FINISHED, RETRYABLE, JobSpec, Status
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ class Engine:
 
     def _on_message(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
         if message.get("t") == "ev":
+            message = sanitized(message)  # host text enters here, and only clean text goes further
             attempt.results.feed(message)
             job.tail.add_text(message.get("stdout") or "")
             self._notify(job, "event")
@@ -328,6 +330,17 @@ class Engine:
         if job._timer is not None:
             job._timer.cancel()
             job._timer = None
+
+
+def sanitized(value: Any) -> Any:
+    """Every string in an event, cleaned by the one sanitizer (only SGR colours survive)."""
+    if isinstance(value, str):
+        return sanitize(value)
+    if isinstance(value, dict):
+        return {key: sanitized(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [sanitized(item) for item in value]
+    return value
 
 
 def _failure_summary(attempt: Attempt) -> str:

@@ -1,0 +1,106 @@
+"""The console's config file and the little state it remembers (the theme).
+
+Config: `$PLAYDECK_CONFIG`, else `$XDG_CONFIG_HOME/playdeck/config.yml`:
+
+    theme: playdeck-dark
+    bell: true                 # ring the terminal bell when a job fails or times out
+    playbook_dir: ~/playbooks  # what `n` offers, besides the job file's playbooks
+    max_parallel: 4
+    keys: {cancel-job: x, retry-job: R}   # command id -> key; see the help screen (?) for ids
+
+A broken config never stops the console: it starts with defaults and says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tui.console.commands import COMMANDS
+from tui.core.paths import ensure_private_dir, state_dir
+
+
+def config_path() -> Path:
+    override = os.environ.get("PLAYDECK_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base).expanduser() / "playdeck" / "config.yml"
+
+
+@dataclass
+class Config:
+    theme: str | None = None
+    bell: bool = False
+    playbook_dir: Path | None = None
+    max_parallel: int | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or config_path()
+    config = Config()
+    if not path.exists():
+        return config
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        config.problems.append(f"{path}: cannot read, using defaults: {exc}")
+        return config
+    if not isinstance(data, dict):
+        config.problems.append(f"{path}: expected a mapping, using defaults")
+        return config
+    ids = {c.id for c in COMMANDS}
+    for key, value in data.items():
+        if key == "theme" and isinstance(value, str):
+            config.theme = value
+        elif key == "bell" and isinstance(value, bool):
+            config.bell = value
+        elif key == "playbook_dir" and isinstance(value, str):
+            config.playbook_dir = (path.parent / Path(value).expanduser()).resolve()
+        elif key == "max_parallel" and isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            config.max_parallel = value
+        elif key == "keys" and isinstance(value, dict):
+            for command_id, keys in value.items():
+                if command_id in ids and isinstance(keys, str) and keys.strip():
+                    config.keys[command_id] = keys.strip()
+                else:
+                    config.problems.append(f"{path}: keys.{command_id}: unknown command or empty key")
+        else:
+            config.problems.append(f"{path}: {key}: unknown key or wrong type, ignored")
+    return config
+
+
+def _ui_state_file() -> Path:
+    return state_dir() / "ui.json"
+
+
+def remembered(name: str) -> Any:
+    try:
+        return json.loads(_ui_state_file().read_text(encoding="utf-8")).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remember(name: str, value: Any) -> None:
+    """Best effort: failing to remember a theme is not worth interrupting anyone for."""
+    path = _ui_state_file()
+    try:
+        ensure_private_dir(path.parent)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        data[name] = value
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    except OSError:
+        pass

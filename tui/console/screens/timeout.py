@@ -1,0 +1,46 @@
+"""The new-timeout dialog: seconds or 90s / 5m / 1h, 0 for none; bad input says why and changes nothing."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from tui.core.durations import DurationError, parse_duration
+
+
+class TimeoutDialog(ModalScreen[float | None]):
+    """Dismisses with seconds (0.0 = remove the timeout), or None when aborted."""
+
+    BINDINGS = [Binding("escape", "abort", "Abort")]
+
+    def __init__(self, job_name: str, current: str):
+        super().__init__()
+        self.job_name = job_name
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(f"New timeout for {self.job_name}", style="bold"))
+            yield Static(Text(f"now: {self.current}. Counts from now: 300, 90s, 5m, 1h; 0 removes it."), classes="hint")
+            yield Input(placeholder="e.g. 5m", id="timeout-input")
+            yield Static("", id="timeout-error", classes="error")
+            yield Static(Text("Enter confirms · Esc aborts"), classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            seconds = parse_duration(event.value)
+        except DurationError as exc:
+            self.query_one("#timeout-error", Static).update(Text(str(exc)))
+            return
+        if not event.value.strip():
+            self.query_one("#timeout-error", Static).update(Text("type a duration, or 0 to remove the timeout"))
+            return
+        self.dismiss(seconds or 0.0)
+
+    def action_abort(self) -> None:
+        self.dismiss(None)
