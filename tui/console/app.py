@@ -26,7 +26,7 @@ from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
 from tui.console.screens.results import ResultsScreen
 from tui.console.screens.timeout import TimeoutDialog
-from tui.console.themes import DEFAULT_THEME, load_themes
+from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
@@ -61,6 +61,10 @@ class PlaydeckApp(App[int]):
         self._selected_status: Status | None = None
         self._requested_theme = theme
         self._quitting = False
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """Our CSS uses `$status-*`; Textual's own themes lack them and would otherwise crash the app."""
+        return {key: FALLBACK_THEME.variables[key] for key in STATUS_KEYS}
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:

@@ -1,0 +1,252 @@
+"""Pilot tests: every key of the console, against real jobs on the sample inventory."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from pathlib import Path
+
+from textual.widgets import Input, Static
+
+from tests.conftest import INVENTORY, PLAYBOOKS, pids_with_cmdline, run
+from tui.console.app import PlaydeckApp
+from tui.console.config import Config
+from tui.console.screens.confirm import ConfirmDialog
+from tui.console.screens.help import HelpScreen
+from tui.console.screens.launch import AdhocDialog, NewJobDialog
+from tui.console.screens.results import ResultsScreen
+from tui.console.screens.timeout import TimeoutDialog
+from tui.console.widgets.inventory_pane import HostTree, InventoryPane
+from tui.console.widgets.job_grid import JobGrid
+from tui.console.widgets.log_view import LogView
+from tui.core.jobfile import load_job_file
+from tui.core.spec import Status
+
+
+def job_file(tmp_path: Path, jobs: str, max_parallel: int = 2) -> Path:
+    path = tmp_path / "jobs.yml"
+    path.write_text(f"inventory: {INVENTORY}\nmax_parallel: {max_parallel}\njobs:\n" + textwrap.indent(textwrap.dedent(jobs), "  "))
+    return path
+
+
+def make_app(path: Path, **kwargs) -> PlaydeckApp:
+    specs = load_job_file(path).jobs
+    return PlaydeckApp(specs=specs, inventory=INVENTORY, playbook_dirs=[PLAYBOOKS], max_parallel=2, **kwargs)
+
+
+async def wait(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.1)
+
+
+def row_text(app: PlaydeckApp, name: str) -> str:
+    grid = app.query_one(JobGrid)
+    job = app.engine.get(name)
+    return " ".join(cell.plain for cell in grid.get_row(str(job.id)))
+
+
+SLOW_PAIR = """\
+- name: long-a
+  playbook: {pb}
+  limit: db01
+  extra_vars: {{slow_seconds: 63}}
+- name: long-b
+  playbook: {pb}
+  limit: db02
+  extra_vars: {{slow_seconds: 64}}
+"""
+
+
+def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
+    path = job_file(tmp_path, SLOW_PAIR.format(pb=PLAYBOOKS / "slow_task.yml"))
+
+    async def main():
+        app = make_app(path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            grid = app.query_one(JobGrid)
+            assert app.focused is grid and grid.selected_id == 0  # grid focused, first job selected
+            a, b = app.engine.jobs
+            await wait(pilot, lambda: pids_with_cmdline("sleep 63") and pids_with_cmdline("sleep 64"), what="both sleeps")
+            assert app.check_action("cancel_job", ()) is True
+            assert app.check_action("retry_job", ()) is None  # dimmed: a running job cannot be retried
+            assert app.check_action("retry_failed", ()) is None
+
+            for key, expected in (("j", 1), ("k", 0), ("down", 1), ("up", 0)):
+                await pilot.press(key)
+                assert grid.selected_id == expected, key
+
+            await pilot.press("c")
+            await wait(pilot, lambda: a.status is Status.CANCELED, what="cancel")
+            await pilot.pause(0.3)
+            assert "canceled" in row_text(app, "long-a")
+            assert pids_with_cmdline("sleep 63") == [] and pids_with_cmdline("sleep 64")
+            assert b.status is Status.RUNNING
+            assert app.check_action("retry_job", ()) is True and app.check_action("cancel_job", ()) is None
+
+            await pilot.press("r")
+            await wait(pilot, lambda: pids_with_cmdline("sleep 63"), what="the retried sleep")
+            assert len(a.attempts) == 2
+
+            await pilot.press("t")
+            assert isinstance(app.screen, TimeoutDialog)
+            await pilot.press(*"soon", "enter")
+            error = app.screen.query_one("#timeout-error", Static)
+            assert "not a duration" in str(error.render())
+            assert isinstance(app.screen, TimeoutDialog)  # invalid input keeps the dialog, changes nothing
+            await pilot.press("escape")
+            assert not isinstance(app.screen, TimeoutDialog) and a.deadline is None
+
+            await pilot.press("t", "2", "enter")
+            set_at = time.monotonic()
+            assert a.deadline is not None
+            await wait(pilot, lambda: a.status is Status.TIMEOUT, what="the new timeout")
+            assert 1.5 < time.monotonic() - set_at < 6
+            assert pids_with_cmdline("sleep 63") == []
+
+            await pilot.press("q")
+            assert isinstance(app.screen, ConfirmDialog)  # long-b still runs: asks first
+            await pilot.press("y")
+            await wait(pilot, lambda: b.status is Status.CANCELED, what="quit to cancel the rest")
+        return app
+
+    app = run(main())
+    assert app.return_value == 0
+    assert pids_with_cmdline("sleep 64") == []
+
+
+def test_failed_hosts_results_log_filter_and_help(tmp_path):
+    path = job_file(tmp_path, f"""\
+        - name: failing
+          playbook: {PLAYBOOKS / 'failing_host.yml'}
+          limit: web01,web02
+          extra_vars: {{failing_host: web02}}
+        - name: health
+          playbook: {PLAYBOOKS / 'health_check.yml'}
+          limit: lb01
+    """)
+
+    async def main():
+        app = make_app(path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            failing, health = app.engine.jobs
+            await wait(pilot, lambda: failing.status.finished and health.status.finished, timeout=60, what="both jobs")
+            await pilot.pause(0.4)
+            assert failing.status is Status.FAILED
+            assert app.check_action("retry_failed", ()) is True
+
+            await pilot.press("v")  # one keystroke: the failed host's message is on screen
+            assert isinstance(app.screen, ResultsScreen)
+            message = str(app.screen.query_one("#task-message", Static).render())
+            assert message.startswith("failed: [web02]") and "web02" in message
+            await pilot.press("escape")
+
+            await pilot.press("enter")
+            assert isinstance(app.focused, LogView)
+            assert app.query_one(LogView).line_count > 5
+            await pilot.press("escape")
+            assert isinstance(app.focused, JobGrid)
+
+            await pilot.press("f")
+            await wait(pilot, lambda: failing.status.finished and len(failing.attempts) == 2, timeout=60,
+                       what="retry of failed hosts")
+            assert failing.attempts[-1].limit == "web02"
+
+            await pilot.press("slash")
+            box = app.query_one("#job-filter", Input)
+            assert box.display and app.focused is box
+            await pilot.press(*"heal")
+            assert box.value == "heal"  # shows what you type as you type it
+            await pilot.pause(0.1)
+            grid = app.query_one(JobGrid)
+            assert grid.row_count == 1 and grid.selected_id == health.id
+            await pilot.press("escape")
+            assert grid.row_count == 2
+
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+
+            await pilot.press("q")  # nothing running: quits without asking
+        return app
+
+    app = run(main())
+    assert app.return_value == 0
+
+
+def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
+    async def main():
+        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = app.query_one(InventoryPane)
+            await wait(pilot, lambda: pane.inventory is not None, what="the inventory")
+            tree = app.query_one(HostTree)
+            await pilot.press("i")
+            assert app.focused is tree
+            # select the cache group (a group node selects all its hosts)
+            node = next(n for n in pane._walk(tree.root) if n.data == ("group", "cache"))
+            tree.move_cursor(node)
+            await pilot.press("space")
+            assert pane.limit() == "cache"
+
+            await pilot.press("n")
+            dialog = app.screen
+            assert isinstance(dialog, NewJobDialog)
+            assert dialog.query_one("#launch-limit", Input).value == "cache"  # prefilled from the selection
+            dialog.query_one("#launch-limit", Input).focus()
+            await pilot.press("enter")  # no playbook chosen: says so, stays open
+            assert isinstance(app.screen, NewJobDialog)
+            assert "choose a playbook" in str(dialog.query_one("#launch-error", Static).render())
+            from textual.widgets import Select
+            dialog.query_one(Select).value = str(PLAYBOOKS / "health_check.yml")
+            dialog.query_one("#launch-timeout", Input).value = "2m"
+            dialog.query_one("#launch-limit", Input).focus()
+            await pilot.press("enter")
+            await wait(pilot, lambda: len(app.engine.jobs) == 1, what="the launch")
+            job = app.engine.jobs[0]
+            assert (job.spec.playbook.name, job.spec.limit, job.spec.timeout) == ("health_check.yml", "cache", 120.0)
+
+            await pilot.press("a")
+            assert isinstance(app.screen, AdhocDialog)
+            await pilot.press(*"echo hello-adhoc", "enter")
+            await wait(pilot, lambda: len(app.engine.jobs) == 2, what="the ad-hoc job")
+            adhoc = app.engine.jobs[1]
+            await wait(pilot, lambda: job.status.finished and adhoc.status.finished, timeout=60, what="both jobs")
+            assert adhoc.status is Status.SUCCESSFUL, adhoc.message
+            assert adhoc.spec.module == "ansible.builtin.command" and adhoc.spec.limit == "cache"
+            assert any("hello-adhoc" in line for line in adhoc.tail.lines)
+            await pilot.pause(0.4)
+            assert pane.marks.get("cache01") in ("ok", "changed")  # latest result marked in the tree
+        return app
+
+    run(main())
+
+
+def test_keys_are_remappable_and_in_the_palette(tmp_path):
+    path = job_file(tmp_path, f"""\
+        - name: long
+          playbook: {PLAYBOOKS / 'slow_task.yml'}
+          limit: db01
+          extra_vars: {{slow_seconds: 65}}
+    """)
+
+    async def main():
+        app = make_app(path, config=Config(keys={"cancel-job": "x"}))
+        async with app.run_test(size=(100, 30)) as pilot:
+            job = app.engine.jobs[0]
+            await wait(pilot, lambda: pids_with_cmdline("sleep 65"), what="the sleep")
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            for label in ("Cancel", "Retry", "Failed", "Timeout", "New", "Ad-hoc", "Filter", "Log", "Help", "Quit"):
+                assert any(t.startswith(label + ":") for t in titles), label
+            await pilot.press("c")  # no longer cancel
+            await pilot.pause(0.5)
+            assert job.status is Status.RUNNING
+            await pilot.press("x")
+            await wait(pilot, lambda: job.status is Status.CANCELED, what="remapped cancel")
+            await pilot.press("q")
+        return app
+
+    run(main())
+    assert pids_with_cmdline("sleep 65") == []

@@ -1,0 +1,232 @@
+"""Theme files: they load, bad ones are reported not fatal, and they stay readable on a bastion."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from rich.color import Color as RichColor, ColorSystem
+from rich.color_triplet import ColorTriplet
+from rich._palettes import EIGHT_BIT_PALETTE
+from textual.app import App, ComposeResult
+from textual.color import Color
+from textual.widgets import Static
+
+from tui.console import themes
+from tui.console.themes import (DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, ThemeError,
+                                load_theme_file, load_themes, theme_dirs)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "themes"
+NAMES = {"playdeck-dark", "playdeck-light", "playdeck-high-contrast"}
+GOOD = 'name: good\nprimary: "#5fafff"\nvariables:\n  status-failed: "#ff5f5f"\n'
+
+
+@pytest.fixture(autouse=True)
+def no_user_themes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own ~/.config/playdeck/themes must not leak into the tests."""
+    monkeypatch.delenv("PLAYDECK_THEMES_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def shipped() -> dict[str, themes.Theme]:
+    loaded, problems = load_themes([SHIPPED])
+    assert problems == []
+    return {t.name: t for t in loaded}
+
+
+# --- loading ----------------------------------------------------------------
+
+def test_shipped_themes_load_cleanly_with_distinct_names_and_all_status_colours():
+    files = sorted(SHIPPED.glob("*.yml"))
+    assert len(files) == 3
+    names = [load_theme_file(f).name for f in files]
+    assert sorted(names) == sorted(NAMES)  # distinct, and the file name matches the theme name
+    assert [f.stem for f in files] == sorted(names)
+    for theme in shipped().values():
+        assert set(STATUS_KEYS) <= set(theme.variables), theme.name
+    assert shipped()["playdeck-light"].dark is False
+    assert shipped()["playdeck-high-contrast"].dark is True
+
+
+def test_builtin_fallback_matches_the_shipped_default():
+    assert DEFAULT_THEME == "playdeck-dark"
+    assert load_theme_file(SHIPPED / "playdeck-dark.yml") == FALLBACK_THEME
+
+
+def test_default_dirs_find_the_repository_themes(tmp_path, monkeypatch):
+    loaded, problems = load_themes()
+    assert problems == [] and NAMES <= {t.name for t in loaded}
+    monkeypatch.setenv("PLAYDECK_THEMES_DIR", str(tmp_path / "mine"))
+    assert theme_dirs() == [tmp_path / "mine", SHIPPED, tmp_path / "xdg" / "playdeck" / "themes"]
+    monkeypatch.delenv("PLAYDECK_THEMES_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/ignored")  # the XDG spec: ignore relative paths
+    assert theme_dirs() == [SHIPPED, Path.home() / ".config" / "playdeck" / "themes"]
+
+
+@pytest.mark.parametrize("filename, text, expected", [
+    ("broken.yml", 'name: broken\nprimary: "#fff\n', "cannot read"),
+    ("unknown.yml", 'name: unknown\nprimary: "#ffffff"\nforegroud: "#000000"\n', "'foregroud'"),
+    ("badcolour.yaml", 'name: badcolour\nprimary: "#ff00zz"\n', "primary: '#ff00zz'"),
+    ("badstatus.yml", 'name: bs\nprimary: "#fff"\nvariables:\n  status-failed: reddish\n',
+     "variables.status-failed: 'reddish'"),
+    ("badalpha.yml", 'name: ba\nprimary: "#fff"\nvariables:\n  input-selection-background: "#fff 4x%"\n',
+     "variables.input-selection-background"),
+    ("badstyle.yml", 'name: st\nprimary: "#fff"\nvariables:\n  block-cursor-text-style: blod\n',
+     "variables.block-cursor-text-style: 'blod'"),
+    ("unquoted.yml", "name: unquoted\nprimary: #5fafff\n", "primary: no value (quote colours"),
+    ("noprimary.yml", "name: noprimary\n", "primary: missing"),
+    ("noname.yml", 'primary: "#fff"\n', "name: missing"),
+    ("dark.yml", 'name: d\nprimary: "#fff"\ndark: "yes"\n', "dark: expected true or false"),
+    ("list.yml", "- a\n- b\n", "expected a mapping"),
+])
+def test_a_bad_file_is_reported_by_file_and_key_and_the_rest_still_load(tmp_path, filename, text, expected):
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / filename).write_text(text)
+    (tmp_path / "notes.txt").write_text("not a theme")  # ignored: wrong extension
+    loaded, problems = load_themes([SHIPPED, tmp_path])
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{tmp_path / filename}: ") and expected in problems[0], problems[0]
+    assert {t.name for t in loaded} == NAMES | {"good"}
+    with pytest.raises(ThemeError, match=str(tmp_path / filename)):
+        load_theme_file(tmp_path / filename)
+
+
+def test_textual_style_variables_are_accepted(tmp_path):
+    (tmp_path / "t.yml").write_text(
+        'name: t\nprimary: "#fff"\nvariables:\n  text: "auto 87%"\n  link-background: initial\n'
+        '  input-selection-background: "#81a1c1 35%"\n  button-focus-text-style: "b reverse"\n'
+        '  my-custom: ansi_bright_red\n')
+    assert load_theme_file(tmp_path / "t.yml").variables["text"] == "auto 87%"
+
+
+def test_fallback_when_no_theme_files_or_the_default_is_broken(tmp_path):
+    for dirs in ([], [tmp_path / "missing"], [tmp_path]):
+        loaded, problems = load_themes(dirs)
+        assert [t.name for t in loaded] == [DEFAULT_THEME] and problems == []
+        assert loaded[0] is FALLBACK_THEME
+    (tmp_path / "playdeck-dark.yml").write_text("name: playdeck-dark\nprimary: [\n")
+    loaded, problems = load_themes([tmp_path])
+    assert loaded == [FALLBACK_THEME] and len(problems) == 1
+
+
+def test_later_dirs_override_earlier_by_name(tmp_path):
+    (tmp_path / "mine.yml").write_text('name: playdeck-light\nprimary: "#ff0000"\n')
+    loaded, problems = load_themes([SHIPPED, tmp_path])
+    assert problems == []
+    assert {t.name: t for t in loaded}["playdeck-light"].primary == "#ff0000"
+    (tmp_path / "mine2.yml").write_text('name: playdeck-light\nprimary: "#00ff00"\n')
+    loaded, problems = load_themes([SHIPPED, tmp_path])  # same dir, same name: a copy-paste slip
+    assert {t.name: t for t in loaded}["playdeck-light"].primary == "#00ff00"
+    assert len(problems) == 1 and "mine2.yml" in problems[0] and "mine.yml" in problems[0]
+
+
+# --- in a Textual app ---------------------------------------------------------
+
+class StatusApp(App):
+    CSS = "#failed { color: $status-failed; } #running { background: $status-running; }"
+
+    def compose(self) -> ComposeResult:
+        yield Static("failed", id="failed")
+        yield Static("running", id="running")
+
+
+class StatusAppWithDefaults(StatusApp):
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {key: FALLBACK_THEME.variables[key] for key in STATUS_KEYS}
+
+
+def test_custom_status_variables_are_usable_in_css():
+    async def scenario() -> None:
+        app = StatusApp()
+        loaded = shipped()
+        for theme in loaded.values():
+            app.register_theme(theme)
+        app.theme = DEFAULT_THEME
+        async with app.run_test(size=(40, 5)) as pilot:
+            for name in ("playdeck-dark", "playdeck-light", "playdeck-high-contrast"):
+                app.theme = name
+                await pilot.pause()
+                variables = loaded[name].variables
+                assert app.query_one("#failed").styles.color == Color.parse(variables["status-failed"])
+                assert app.query_one("#running").styles.background == Color.parse(variables["status-running"])
+
+    asyncio.run(scenario())
+
+
+def test_builtin_textual_themes_need_status_defaults_from_the_app():
+    """Textual's own themes (offered by the command palette) have no status-* variables;
+    CSS that names one fails unless App.get_theme_variable_defaults provides it."""
+    async def scenario() -> None:
+        app = StatusAppWithDefaults()
+        async with app.run_test(size=(40, 5)) as pilot:
+            app.theme = "nord"
+            await pilot.pause()
+            expected = Color.parse(FALLBACK_THEME.variables["status-failed"])
+            assert app.query_one("#failed").styles.color == expected
+
+    asyncio.run(scenario())
+
+
+# --- readable on 256 colours, 16 colours and for everyone ---------------------
+
+def luminance(colour: str | Color) -> float:
+    """WCAG 2 relative luminance."""
+    c = Color.parse(colour) if isinstance(colour, str) else colour
+
+    def linear(v: int) -> float:
+        s = v / 255
+        return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+    return 0.2126 * linear(c.r) + 0.7152 * linear(c.g) + 0.0722 * linear(c.b)
+
+
+def contrast(a: str | Color, b: str | Color) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def as_256(colour: str) -> Color:
+    """What the terminal shows when Rich downgrades to 256 colours (TERM=*-256color)."""
+    triplet = RichColor.parse(colour).downgrade(ColorSystem.EIGHT_BIT).get_truecolor()
+    return Color(*triplet)
+
+
+def test_contrast_of_text_on_background():
+    for theme in shipped().values():
+        need = 7 if "high-contrast" in theme.name else 4.5
+        assert contrast(theme.foreground, theme.background) >= need, theme.name
+        assert contrast(as_256(theme.foreground), as_256(theme.background)) >= need, theme.name
+        v = theme.variables
+        assert contrast(v["block-cursor-foreground"], v["block-cursor-background"]) >= 4.5, theme.name
+        assert contrast(v["footer-key-foreground"], theme.panel) >= 4.5, theme.name
+
+
+def test_status_colours_are_readable_and_distinct_in_256_colours():
+    for theme in shipped().values():
+        need = 7 if "high-contrast" in theme.name else 4.5
+        for key in STATUS_KEYS:
+            colour = theme.variables[key]
+            for ground in (theme.background, theme.surface):
+                assert contrast(colour, ground) >= need, (theme.name, key, ground)
+                assert contrast(as_256(colour), as_256(ground)) >= need, (theme.name, key, ground)
+        in_256 = {RichColor.parse(theme.variables[k]).downgrade(ColorSystem.EIGHT_BIT).number
+                  for k in STATUS_KEYS}
+        assert len(in_256) == len(STATUS_KEYS), theme.name
+
+
+def test_main_statuses_stay_apart_in_16_colours():
+    """TERM=screen or tmux without -256color makes Rich use the 16 ANSI colours."""
+    for theme in shipped().values():
+        keys = ("status-running", "status-waiting", "status-successful", "status-failed")
+        ansi = {RichColor.parse(theme.variables[k]).downgrade(ColorSystem.STANDARD).number for k in keys}
+        assert len(ansi) == len(keys), theme.name
+
+
+def test_shipped_colours_are_xterm_256_entries():
+    palette = {ColorTriplet(*EIGHT_BIT_PALETTE[n]).hex for n in range(16, 256)}
+    for theme in shipped().values():
+        values = [getattr(theme, k) for k in themes.COLOUR_KEYS if getattr(theme, k)]
+        values += [v for k, v in theme.variables.items() if not k.endswith("-style")]
+        for value in values:
+            assert value.lower() in palette, (theme.name, value)
