@@ -59,7 +59,7 @@ def test_default_dirs_find_the_repository_themes(tmp_path, monkeypatch):
     loaded, problems = load_themes()
     assert problems == [] and NAMES <= {t.name for t in loaded}
     monkeypatch.setenv("PLAYDECK_THEMES_DIR", str(tmp_path / "mine"))
-    assert theme_dirs() == [tmp_path / "mine", SHIPPED, tmp_path / "xdg" / "playdeck" / "themes"]
+    assert theme_dirs() == [SHIPPED, tmp_path / "xdg" / "playdeck" / "themes", tmp_path / "mine"]
     monkeypatch.delenv("PLAYDECK_THEMES_DIR")
     monkeypatch.setenv("XDG_CONFIG_HOME", "relative/ignored")  # the XDG spec: ignore relative paths
     assert theme_dirs() == [SHIPPED, Path.home() / ".config" / "playdeck" / "themes"]

@@ -77,7 +77,7 @@ class PlaydeckApp(App[int]):
                 yield Static(id="log-title")
                 yield LogView(id="log")
                 yield Input(placeholder="search the log (Enter: next older match, Esc: close)", id="log-search")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         themes, problems = load_themes()

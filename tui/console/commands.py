@@ -26,20 +26,20 @@ FINISHED_OR_WAITING = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.TIMEOU
                                  Status.ERROR, Status.WAITING})
 RETRY_FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR})
 
-COMMANDS: tuple[Command, ...] = (
+COMMANDS: tuple[Command, ...] = (  # footer order: what an incident needs first
     Command("cancel-job", "c", "cancel_job", "Cancel", "Cancel the selected job: SIGTERM, then SIGKILL after a grace", UNFINISHED),
     Command("retry-job", "r", "retry_job", "Retry", "Run the selected job again (or now, if it is waiting to retry)", FINISHED_OR_WAITING),
-    Command("retry-failed", "f", "retry_failed", "Failed", "Retry only the hosts that failed or were unreachable", RETRY_FAILED),
-    Command("set-timeout", "t", "set_timeout", "Timeout", "Give the selected job a new timeout, counted from now (0 = none)", UNFINISHED),
-    Command("new-job", "n", "new_job", "New", "Launch a playbook on the selected hosts"),
-    Command("adhoc", "a", "adhoc", "Ad-hoc", "Run an ad-hoc module (e.g. restart a service) on the selected hosts"),
-    Command("results", "v", "results", "Results", "Per-host and per-task results of the selected job; failures first",
-            frozenset(Status) - {Status.QUEUED}),
-    Command("filter", "slash", "filter", "Filter", "Filter the job grid as you type"),
-    Command("focus-log", "enter", "focus_log", "Log", "Move focus to the selected job's log", footer=False),
-    Command("inventory", "i", "focus_inventory", "Hosts", "Move focus to the inventory (space selects hosts for the next launch)"),
+    Command("retry-failed", "f", "retry_failed", "Fail", "Retry only the hosts that failed or were unreachable", RETRY_FAILED),
+    Command("set-timeout", "t", "set_timeout", "Time", "Give the selected job a new timeout, counted from now (0 = none)", UNFINISHED),
     Command("help", "question_mark", "help", "Help", "Show every key"),
     Command("quit", "q", "quit_console", "Quit", "Quit; asks first when jobs are running and cancels them cleanly"),
+    Command("results", "v", "results", "View", "Per-host and per-task results of the selected job; failures first",
+            frozenset(Status) - {Status.QUEUED}),
+    Command("new-job", "n", "new_job", "New", "Launch a playbook on the selected hosts"),
+    Command("adhoc", "a", "adhoc", "Cmd", "Run an ad-hoc module (e.g. restart a service) on the selected hosts"),
+    Command("filter", "slash", "filter", "Filter", "Filter the job grid as you type"),
+    Command("inventory", "i", "focus_inventory", "Hosts", "Move focus to the inventory (space selects hosts for the next launch)"),
+    Command("focus-log", "enter", "focus_log", "Log", "Move focus to the selected job's log"),
 )
 
 BY_ACTION = {command.action: command for command in COMMANDS}

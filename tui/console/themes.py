@@ -53,19 +53,20 @@ class ThemeError(ValueError):
 def theme_dirs() -> list[Path]:
     """Theme directories, lowest precedence first (see `load_themes`).
 
-    `$PLAYDECK_THEMES_DIR` lets tests and operators point somewhere else; the
-    repository's `themes/` serves source and editable installs; the XDG config dir
-    is where a user keeps their own themes.
+    The shipped themes come first: the repository's `themes/` for source and
+    editable installs, else the copy bundled in the package. A user's own themes
+    in the XDG config dir override them, and `$PLAYDECK_THEMES_DIR` overrides all.
     """
-    dirs: list[Path] = []
-    override = os.environ.get("PLAYDECK_THEMES_DIR")
-    if override:
-        dirs.append(Path(override).expanduser())
-    dirs.append(Path(tui.__file__).resolve().parent.parent / "themes")
+    package = Path(tui.__file__).resolve().parent
+    shipped = package.parent / "themes"
+    dirs: list[Path] = [shipped if shipped.is_dir() else package / "bundled" / "themes"]
     xdg = os.environ.get("XDG_CONFIG_HOME")
     if not xdg or not os.path.isabs(xdg):  # the XDG spec says to ignore relative paths
         xdg = os.path.join(Path.home(), ".config")
     dirs.append(Path(xdg) / "playdeck" / "themes")
+    override = os.environ.get("PLAYDECK_THEMES_DIR")
+    if override:
+        dirs.append(Path(override).expanduser())
     return dirs
 
 

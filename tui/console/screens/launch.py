@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from tui.core.durations import DurationError, parse_duration
 
@@ -98,18 +98,18 @@ class NewJobDialog(_Dialog):
     def compose(self) -> ComposeResult:
         options = [(Text(p.name), str(p)) for p in self.playbooks]
         with Vertical(classes="dialog wide"):
-            yield Label(Text("New job", style="bold"))
-            yield Select(options, prompt="playbook", id="launch-playbook", allow_blank=True)
-            yield Input(self.limit or "", placeholder="limit (blank = all hosts)", id="launch-limit")
-            yield Input(placeholder="extra vars: k=v k2=v2 or {k: v}", id="launch-vars")
+            yield Static(Text("New job", style="bold"), classes="title")
+            yield Select(options, prompt="playbook", id="launch-playbook", allow_blank=True, compact=True)
+            yield Input(self.limit or "", placeholder="limit (blank = all hosts)", id="launch-limit", compact=True)
+            yield Input(placeholder="extra vars: k=v k2=v2 or {k: v}", id="launch-vars", compact=True)
             with Horizontal(classes="row"):
-                yield Input(placeholder="timeout (5m)", id="launch-timeout")
-                yield Input(placeholder="retries (0)", id="launch-retries")
-                yield Checkbox("check mode", id="launch-check")
+                yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
+                yield Input(placeholder="retries (0)", id="launch-retries", compact=True)
+                yield Checkbox("check mode", id="launch-check", compact=True)
             yield Static("", id="launch-error", classes="error")
             with Horizontal(classes="row"):
-                yield Button("Launch", id="launch", variant="primary")
-                yield Button("Cancel", id="abort")
+                yield Button("Launch", id="launch", variant="primary", compact=True)
+                yield Button("Cancel", id="abort", compact=True)
 
     def submit(self) -> None:
         playbook = self.query_one("#launch-playbook", Select).value
@@ -134,17 +134,17 @@ class AdhocDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(Text("Ad-hoc command", style="bold"))
-            yield Input(self.limit or "", placeholder="hosts (required): web01,db or a group", id="launch-limit")
-            yield Input("ansible.builtin.command", placeholder="module", id="adhoc-module")
-            yield Input(placeholder="arguments, e.g. systemctl restart nginx", id="adhoc-args")
+            yield Static(Text("Ad-hoc command", style="bold"), classes="title")
+            yield Input(self.limit or "", placeholder="hosts (required): web01,db or a group", id="launch-limit", compact=True)
+            yield Input("ansible.builtin.command", placeholder="module", id="adhoc-module", compact=True)
+            yield Input(placeholder="arguments, e.g. systemctl restart nginx", id="adhoc-args", compact=True)
             with Horizontal(classes="row"):
-                yield Input(placeholder="timeout (5m)", id="launch-timeout")
-                yield Input(placeholder="retries (0)", id="launch-retries")
+                yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
+                yield Input(placeholder="retries (0)", id="launch-retries", compact=True)
             yield Static("", id="launch-error", classes="error")
             with Horizontal(classes="row"):
-                yield Button("Run", id="launch", variant="primary")
-                yield Button("Cancel", id="abort")
+                yield Button("Run", id="launch", variant="primary", compact=True)
+                yield Button("Cancel", id="abort", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#adhoc-args" if self.limit else "#launch-limit", Input).focus()

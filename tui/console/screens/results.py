@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Static
 
 from tui.core.engine import Job
 from tui.core.results import COUNT_NAMES, TaskResult
@@ -36,7 +36,7 @@ class ResultsScreen(ModalScreen[None]):
         if attempt is not None:
             title += f" · attempt {attempt.number}" + (f" · limit {attempt.limit}" if attempt.limit else "")
         with Vertical(classes="dialog wide tall"):
-            yield Label(Text(strip_sgr(title), style="bold"))
+            yield Static(Text(strip_sgr(title), style="bold"), classes="title")
             hosts: DataTable[Text] = DataTable(id="host-results", cursor_type="none", show_cursor=False)
             yield hosts
             tasks: DataTable[Text] = DataTable(id="task-results", cursor_type="row")

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Static
 
 from tui.core.durations import DurationError, parse_duration
 
@@ -24,9 +24,9 @@ class TimeoutDialog(ModalScreen[float | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(Text(f"New timeout for {self.job_name}", style="bold"))
+            yield Static(Text(f"New timeout for {self.job_name}", style="bold"), classes="title")
             yield Static(Text(f"now: {self.current}. Counts from now: 300, 90s, 5m, 1h; 0 removes it."), classes="hint")
-            yield Input(placeholder="e.g. 5m", id="timeout-input")
+            yield Input(placeholder="e.g. 5m", id="timeout-input", compact=True)
             yield Static("", id="timeout-error", classes="error")
             yield Static(Text("Enter confirms · Esc aborts"), classes="hint")
 

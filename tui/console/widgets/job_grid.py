@@ -46,10 +46,10 @@ def plain(value: object) -> Text:
 
 class JobGrid(DataTable[Text]):
     BINDINGS = [
-        Binding("enter", "app.focus_log", "Log", id="focus-log"),
+        Binding("enter", "app.focus_log", "Log", id="focus-log", show=False),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
-        Binding("s", "cycle_sort", "Sort", id="sort-jobs"),
+        Binding("s", "cycle_sort", "Sort", id="sort-jobs", show=False),
     ]
 
     class Selected(Message):
