@@ -1,0 +1,131 @@
+"""The panes beyond the grid: log follow and search, inventory filter and variables, themes, big inventories."""
+
+from __future__ import annotations
+
+from textual.widgets import Input
+
+from tests.conftest import INVENTORY, PLAYBOOKS, run
+from tests.test_console_keys import wait
+from tui.console.app import PlaydeckApp
+from tui.console.config import Config, remembered
+from tui.console.screens.host_vars import HostVarsScreen
+from tui.console.screens.help import HelpScreen
+from tui.console.widgets.inventory_pane import HostTree, InventoryPane
+from tui.console.widgets.log_view import LogView
+from tui.core.spec import JobSpec, Status
+
+
+def test_log_follows_pauses_when_scrolled_up_and_searches():
+    spec = JobSpec(name="chatty", inventory=INVENTORY, playbook=PLAYBOOKS / "chatty.yml", limit="lb01",
+                   extra_vars={"chatty_lines": 150})
+
+    async def main():
+        app = PlaydeckApp(specs=[spec], inventory=INVENTORY, config=Config(bell=True))
+        bells = []
+        app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+        async with app.run_test(size=(100, 30)) as pilot:
+            job = app.engine.jobs[0]
+            log = app.query_one(LogView)
+            await wait(pilot, lambda: job.status.finished, timeout=60, what="the chatty job")
+            await pilot.pause(0.4)
+            assert job.status is Status.SUCCESSFUL
+            assert log.line_count > 200 and log.follow
+            assert log.scroll_y == log.max_scroll_y  # following: at the bottom
+            await pilot.press("enter")
+            assert app.focused is log
+            await pilot.press("pageup")
+            await pilot.pause(0.1)
+            assert not log.follow and log.scroll_y < log.max_scroll_y  # scrolled up: holds still
+            held = log.scroll_y
+            app._tick()
+            assert log.scroll_y == held
+            await pilot.press("G")
+            await pilot.pause(0.1)
+            assert log.follow and log.scroll_y == log.max_scroll_y
+
+            await pilot.press("slash")
+            box = app.query_one("#log-search", Input)
+            assert app.focused is box
+            await pilot.press(*"PLAY RECAP")
+            await pilot.pause(0.1)
+            assert not log.follow
+            index = log.find("PLAY RECAP")
+            assert index is not None and log.scroll_y <= index < log.scroll_y + log.size.height
+            await pilot.press("escape")
+            assert app.focused is log and log.search == ""
+            assert bells == []  # nothing failed: no bell
+            await pilot.press("escape", "q")
+        return app
+
+    run(main())
+
+
+def test_inventory_filter_and_host_variables():
+    async def main():
+        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = app.query_one(InventoryPane)
+            await wait(pilot, lambda: pane.inventory is not None, what="the inventory")
+            pane.query_one("#host-filter", Input).focus()
+            await pilot.press(*"web0")
+            await pilot.pause(0.1)
+            tree = app.query_one(HostTree)
+            assert [n.data for n in tree.root.children] == [("host", "web01"), ("host", "web02"), ("host", "web03")]
+            tree.focus()
+            tree.move_cursor(tree.root.children[2])
+            await pilot.press("x")
+            screen = app.screen
+            assert isinstance(screen, HostVarsScreen)
+            assert screen.variables["app_port"] == 8081 and screen.groups == ["web"]
+            await pilot.press("escape")
+            await pilot.press("space")
+            assert pane.limit() == "web03"
+        return app
+
+    run(main())
+
+
+def test_theme_switch_is_remembered_and_no_color_is_honoured(monkeypatch):
+    async def first():
+        app = PlaydeckApp(inventory=INVENTORY, theme="playdeck-light")
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert app.theme == "playdeck-light"
+            app.theme = "playdeck-high-contrast"  # what the palette's Theme command does
+            await pilot.pause(0.1)
+        return app
+
+    run(first())
+    assert remembered("theme") == "playdeck-high-contrast"
+
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def second():
+        app = PlaydeckApp(inventory=INVENTORY)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert app.theme == "playdeck-high-contrast"
+            assert app.no_color
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+        return app
+
+    run(second())
+
+
+def test_console_answers_keys_while_a_5000_host_inventory_loads(tmp_path):
+    inventory = tmp_path / "big.yml"
+    groups = "".join(
+        f"    g{g}:\n      hosts:\n" + "".join(f"        h{g:02d}x{h:03d}:\n" for h in range(100)) for g in range(50))
+    inventory.write_text("all:\n  vars: {ansible_connection: local}\n  children:\n" + groups)
+
+    async def main():
+        app = PlaydeckApp(inventory=inventory)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = app.query_one(InventoryPane)
+            await pilot.press("question_mark")
+            # the key was answered while ansible-inventory was still reading: nothing waits on it
+            assert isinstance(app.screen, HelpScreen) and pane.inventory is None
+            await pilot.press("escape")
+            await wait(pilot, lambda: pane.inventory is not None, timeout=120, what="the big inventory")
+            assert len(pane.inventory.hosts) == 5000
+
+    run(main())
