@@ -204,7 +204,7 @@ def test_cancel_retry_timeout_and_quit_in_the_real_console(console: Console):
 
     # q, y: asks first (long-b still runs), then cancels it and exits 0
     console.press("q")
-    console.wait_for(lambda s: "Cancel them and quit" in s, "the quit confirmation", timeout=10)
+    console.wait_for(lambda s: "still queued or running" in s and "y: yes" in s, "the quit confirmation", timeout=10)
     console.press("y")
     console.wait_for(lambda s: "EXIT=0" in s, "the console to exit with status 0", timeout=30)
     assert pids_with_cmdline(SLEEP_A) == [] and pids_with_cmdline(SLEEP_B) == [], "a job's sleep outlived the console"
