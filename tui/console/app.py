@@ -313,9 +313,17 @@ class PlaydeckApp(App[int]):
             self.push_screen(ResultsScreen(job))
 
     def action_filter(self) -> None:
-        box = self.query_one("#job-filter", Input)
+        self._reveal("#job-filter")
+
+    def _reveal(self, selector: str) -> None:
+        """The filter and search inputs take no room until asked for."""
+        box = self.query_one(selector, Input)
         box.display = True
         box.focus()
+
+    def _conceal(self, box: Input) -> None:
+        box.value = ""
+        box.display = False
 
     @on(Input.Changed, "#job-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -340,22 +348,17 @@ class PlaydeckApp(App[int]):
     def key_escape(self) -> None:
         focused = self.focused
         if isinstance(focused, Input) and focused.id == "job-filter":
-            focused.value = ""
-            focused.display = False
+            self._conceal(focused)
             self.query_one(JobGrid).focus()
         elif isinstance(focused, Input) and focused.id == "log-search":
-            focused.value = ""
-            focused.display = False
-            self.query_one(LogView).search = ""
+            self._conceal(focused)
             self.query_one(LogView).focus()
         elif isinstance(focused, (LogView, HostTree)):
             self.query_one(JobGrid).focus()
 
     # -- log search ---------------------------------------------------------
     def action_search_log(self) -> None:
-        box = self.query_one("#log-search", Input)
-        box.display = True
-        box.focus()
+        self._reveal("#log-search")
 
     @on(Input.Changed, "#log-search")
     def _search_changed(self, event: Input.Changed) -> None:
