@@ -11,7 +11,7 @@ import yaml
 from tui import __version__
 from tui.core.durations import DurationError, parse_duration
 from tui.core.engine import spec_for_playbook
-from tui.core.jobfile import InputError, Problem, load_job_file
+from tui.core.jobfile import InputError, Problem, load_job_file, playbook_problem
 from tui.core.spec import JobSpec
 
 EXIT_INVALID = 2
@@ -34,6 +34,8 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-parallel", type=int, help="jobs running at once (default: the job file's, else 4)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the run summary as JSON to FILE")
     parser.add_argument("--state-dir", type=Path, help="where logs go (default $XDG_STATE_HOME/playdeck)")
+    parser.add_argument("--no-preflight", action="store_true",
+                        help="skip checking inventories and limits with Ansible before anything runs")
     return parser
 
 
@@ -83,6 +85,12 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
         extra_vars[key] = value
     if problems:
         raise InputError(problems)
+    for target in targets:
+        problem = playbook_problem(target)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise InputError(problems)
     specs = []
     names: set[str] = set()
     for target in targets:
@@ -96,6 +104,17 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
     return specs, None
 
 
+def _preflight(specs: list[JobSpec], source: Path) -> None:
+    """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects."""
+    import asyncio  # noqa: PLC0415
+
+    from tui.core.preflight import check_targets  # noqa: PLC0415
+
+    found = asyncio.run(check_targets(specs))
+    if found:
+        raise InputError([Problem(source, None, f"job {name!r}", why) for name, why in found.items()])
+
+
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -103,6 +122,8 @@ def cmd_run(argv: list[str]) -> int:
         return EXIT_INVALID
     try:
         specs, file_parallel = _specs_from_args(args)
+        if not args.no_preflight:
+            _preflight(specs, Path(args.targets[0]).expanduser().resolve())
     except InputError as exc:
         print("playdeck: invalid input, nothing was run:", file=sys.stderr)
         for problem in exc.problems:

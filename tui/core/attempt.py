@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str
         "envvars": {
             # Ansible calls a malformed inventory "no hosts matched" and succeeds; make it an error
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+            # and a --limit that matches nothing is a mistake, not a successful run on no hosts
+            "ANSIBLE_HOST_PATTERN_MISMATCH": "error",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORCE_COLOR": "True",
         },
@@ -110,7 +113,8 @@ class AttemptProcess:
         self.end: dict[str, Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
 
-    async def run(self, kwargs: dict[str, Any], deadline: float | None, grace: float, nice: int) -> None:
+    async def run(self, kwargs: dict[str, Any], deadline: float | None, grace: float, nice: int,
+                  secrets: dict[str, str] | None = None) -> None:
         env = dict(os.environ)
         env[procs.MARKER_VAR] = self.attempt.marker
         package_root = str(Path(tui.__file__).resolve().parent.parent)
@@ -124,7 +128,7 @@ class AttemptProcess:
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the jobs'
             )
         config = {"kwargs": kwargs, "dir": str(self.attempt.directory), "deadline": deadline,
-                  "grace": grace, "nice": nice}
+                  "grace": grace, "nice": nice, "secrets": secrets or {}}
         self.send(config)
         if self.attempt.stop_reason:  # stopped while starting
             self.stop(self.attempt.stop_reason, grace)
@@ -133,14 +137,15 @@ class AttemptProcess:
         except asyncio.CancelledError:
             # the engine itself is being torn down: end the whole tree now, synchronously,
             # rather than leave it running with nobody reading its output
-            procs.terminate(lambda: procs.marked(self.attempt.marker), grace)
+            procs.terminate(lambda: procs.of_attempt(self.attempt.marker), grace)
             raise
         finally:
             for timer in self._timers:
                 timer.cancel()
         await self.proc.wait()
         # the last word: nothing carrying this attempt's marker outlives it
-        leftover = await asyncio.to_thread(procs.terminate, lambda: procs.marked(self.attempt.marker), 0.2)
+        leftover = await asyncio.to_thread(procs.terminate, lambda: procs.of_attempt(self.attempt.marker), 0.2)
+        shutil.rmtree(procs.control_dir(self.attempt.marker), ignore_errors=True)
         if leftover:
             self.attempt.error = self.attempt.error or f"processes {sorted(leftover)} could not be ended"
 

@@ -12,14 +12,18 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from tui.core.attempt import Attempt, AttemptProcess, now, runner_kwargs
-from tui.core.logstore import LogTail, attempt_dir, new_run_id
+from tui.core.audit import AuditLog
+from tui.core.history import job_record, owner, write_json
+from tui.core.logstore import LogTail, attempt_dir, new_run_id, slug
+from tui.core.paths import ensure_private_dir
 from tui.core.paths import state_dir as default_state_dir
 from tui.core.results import HostCounts, ResultTracker
-from tui.core.sanitize import sanitize
+from tui.core.sanitize import sanitize, strip_sgr
 from tui.core.spec import FINISHED, RETRYABLE, JobSpec, Status
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,8 @@ class Job:
     next_limit: str | None = None
     retry_at: float | None = None  # time.monotonic() when a waiting job is queued again
     message: str = ""  # why it ended the way it did, for people
+    history: bool = False  # read back from an earlier run: shown, never run again from here
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only: never saved or logged
     _process: AttemptProcess | None = None
     _timer: asyncio.TimerHandle | None = None
 
@@ -94,6 +100,8 @@ class Engine:
             raise ValueError("max_parallel must be at least 1")
         self.state_dir = state_dir or default_state_dir()
         self.run_id = new_run_id()
+        self.audit = AuditLog(self.state_dir / "audit.jsonl")
+        self._run_dir: Path | None = None
         self.max_parallel = max_parallel
         self.grace = grace
         self.job_nice = job_nice
@@ -119,19 +127,62 @@ class Engine:
     def _set_status(self, job: Job, status: Status, message: str = "") -> None:
         job.status = status
         job.message = message
+        self._save(job)
         self._notify(job, "status")
         if any(j.status in (Status.QUEUED, Status.RUNNING, Status.WAITING) for j in self.jobs):
             self._idle.clear()
         else:
             self._idle.set()
 
+    # -- history ------------------------------------------------------------
+    def _save(self, job: Job) -> None:
+        """Keep the job's record on disk current, so a crash leaves it findable (and `interrupted`)."""
+        if job.history:
+            return
+        try:
+            if self._run_dir is None:
+                self._run_dir = ensure_private_dir(self.state_dir / "runs" / self.run_id)
+                write_json(self._run_dir / "owner.json", owner())
+            directory = ensure_private_dir(self._run_dir / slug(job.name))
+            write_json(directory / "job.json", job_record(job, self.run_id))
+        except OSError as exc:
+            log.warning("job record not saved: %s", exc)
+
+    def restore(self, record: dict[str, Any]) -> Job:
+        """A job of an earlier run, read-only: its status, results and logs as they were."""
+        spec_data = record.get("spec") or {}
+        spec = JobSpec(name=str(record.get("name")), inventory=Path(spec_data.get("inventory") or "."),
+                       playbook=Path(spec_data["playbook"]) if spec_data.get("playbook") else None,
+                       limit=spec_data.get("limit"), module=spec_data.get("module"),
+                       module_args=spec_data.get("module_args"), timeout=spec_data.get("timeout"))
+        job = Job(id=len(self.jobs), spec=spec, status=Status(record.get("status", "interrupted")),
+                  message=str(record.get("message") or ""), history=True, next_limit=spec.limit,
+                  tail=LogTail(self.tail_lines))
+        for data in record.get("attempts") or []:
+            results = ResultTracker(hosts={h: HostCounts(**c) for h, c in (data.get("hosts") or {}).items()},
+                                    play=data.get("play") or "", task=data.get("task") or "")
+            attempt = Attempt(number=data["number"], limit=data.get("limit"), directory=Path(data["directory"]),
+                              marker="", started=datetime.fromisoformat(data["started"]),
+                              ended=datetime.fromisoformat(data["ended"]) if data.get("ended") else None,
+                              status=Status(data.get("status", "interrupted")), rc=data.get("rc"),
+                              error=data.get("error"), results=results)
+            job.attempts.append(attempt)
+        self.jobs.append(job)
+        return job
+
+    def record(self, action: str, job: Job | None = None, **args: Any) -> None:
+        """An operator action for the audit trail, for actions the engine does not see (quitting)."""
+        self.audit.record(action, job.name if job else None, **args)
+
     # -- operator actions ---------------------------------------------------
-    def add(self, spec: JobSpec) -> Job:
-        if any(j.spec.name == spec.name for j in self.jobs):
+    def add(self, spec: JobSpec, secrets: dict[str, str] | None = None) -> Job:
+        if any(j.spec.name == spec.name for j in self.jobs if not j.history):
             raise EngineError(f"a job named {spec.name!r} already exists")
         job = Job(id=len(self.jobs), spec=spec, timeout=spec.timeout, retries_left=spec.retries,
-                  next_limit=spec.limit, tail=LogTail(self.tail_lines))
+                  next_limit=spec.limit, tail=LogTail(self.tail_lines), secrets=dict(secrets or {}))
         self.jobs.append(job)
+        self.record("adhoc" if spec.module else "launch", job, **_launch_args(spec),
+                    secrets=sorted(k for k, v in job.secrets.items() if v))
         self._set_status(job, Status.QUEUED)
         self._schedule()
         return job
@@ -142,8 +193,15 @@ class Engine:
                 return job
         raise EngineError(f"no job named {name!r}")
 
+    def _writable(self, job: Job) -> None:
+        if job.history:
+            raise EngineError(f"{job.name} is from an earlier run and is read-only: launch it again instead")
+
     def cancel(self, job: Job) -> None:
         """Stop a running job, or take a queued or waiting one out of the queue."""
+        self._writable(job)
+        if job.status in (Status.RUNNING, Status.QUEUED, Status.WAITING):
+            self.record("cancel", job, status=job.status.value)
         if job.status is Status.RUNNING:
             self._stop(job, "cancel")
         elif job.status in (Status.QUEUED, Status.WAITING):
@@ -160,7 +218,9 @@ class Engine:
 
         A job waiting for an automatic retry is queued at once instead.
         """
+        self._writable(job)
         if job.status is Status.WAITING and not failed_only:
+            self.record("retry", job, now=True)
             self._clear_timer(job)
             job.retry_at = None
             self._set_status(job, Status.QUEUED)
@@ -174,8 +234,10 @@ class Engine:
             if not hosts:
                 raise EngineError(f"{job.name} has no failed or unreachable hosts in its last attempt: retry all instead")
             job.next_limit = ",".join(hosts)
+            self.record("retry-failed", job, limit=job.next_limit)
         else:
             job.next_limit = job.spec.limit
+            self.record("retry", job)
         job.retries_left = job.spec.retries
         job.timeout = job.spec.timeout
         self._set_status(job, Status.QUEUED)
@@ -186,9 +248,12 @@ class Engine:
 
         For a job not yet running it becomes the timeout of its next attempt.
         """
+        self._writable(job)
         seconds = seconds or None
         if seconds is not None and seconds < 0:
             raise EngineError("a timeout cannot be negative")
+        if not job.status.finished:
+            self.record("timeout", job, seconds=seconds, status=job.status.value)
         if job.status is Status.RUNNING:
             job.deadline = None if seconds is None else time.monotonic() + seconds
             self._arm_deadline(job)
@@ -248,7 +313,7 @@ class Engine:
         job._process = process
         try:
             kwargs = runner_kwargs(job.spec, attempt.directory, attempt.limit)
-            await process.run(kwargs, job.deadline, self.grace, self.job_nice)
+            await process.run(kwargs, job.deadline, self.grace, self.job_nice, job.secrets)
         except Exception as exc:  # noqa: BLE001 - could not even start: the job ends as error
             log.exception("attempt failed to run")
             attempt.error = f"could not run the attempt: {type(exc).__name__}: {exc}"
@@ -284,7 +349,7 @@ class Engine:
         elif end.get("status") == "successful" and attempt.rc == 0:
             status, message = Status.SUCCESSFUL, ""
         elif end.get("status") == "failed":
-            status, message = Status.FAILED, _failure_summary(attempt)
+            status, message = Status.FAILED, _failure_summary(attempt, job.tail.lines)
         else:
             status, message = Status.ERROR, f"ansible-runner ended as {end.get('status')} (rc {attempt.rc})"
         attempt.status = status
@@ -332,6 +397,12 @@ class Engine:
             job._timer = None
 
 
+def _launch_args(spec: JobSpec) -> dict[str, Any]:
+    return {"target": spec.target, "inventory": str(spec.inventory), "limit": spec.limit,
+            "extra_vars": spec.extra_vars, "timeout": spec.timeout, "retries": spec.retries,
+            "check": spec.check or None, "tags": spec.tags}
+
+
 def sanitized(value: Any) -> Any:
     """Every string in an event, cleaned by the one sanitizer (only SGR colours survive)."""
     if isinstance(value, str):
@@ -343,8 +414,8 @@ def sanitized(value: Any) -> Any:
     return value
 
 
-def _failure_summary(attempt: Attempt) -> str:
-    """Say which hosts failed, which is what an operator asks first; rc only when no host did."""
+def _failure_summary(attempt: Attempt, tail: Iterable[str] = ()) -> str:
+    """Say which hosts failed, which is what an operator asks first; else Ansible's own error line."""
     hosts = attempt.results.hosts
     failed = [h for h, c in hosts.items() if c.failed]
     unreachable = [h for h, c in hosts.items() if c.unreachable]
@@ -353,7 +424,10 @@ def _failure_summary(attempt: Attempt) -> str:
         parts.append(f"{len(failed)} host{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)})")
     if unreachable:
         parts.append(f"{len(unreachable)} unreachable ({', '.join(unreachable)})")
-    return "; ".join(parts) or f"ansible-playbook exited with rc {attempt.rc}"
+    if parts:
+        return "; ".join(parts)
+    errors = [strip_sgr(line).strip() for line in tail if "ERROR" in line]
+    return errors[-1] if errors else f"ansible-playbook exited with rc {attempt.rc}"
 
 
 def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, **options: Any) -> JobSpec:

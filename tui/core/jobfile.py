@@ -164,6 +164,31 @@ def _positive_duration(raw: Any) -> float:
     return seconds
 
 
+class _AnyTagLoader(yaml.SafeLoader):
+    """Playbooks use tags like !vault and !unsafe; for a syntax check any tag will do."""
+
+
+_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def playbook_problem(path: Path) -> Problem | None:
+    """A playbook that is not valid YAML, or not a list of plays, named with its line.
+
+    Ansible would find this too, but only after a job started; here nothing runs.
+    """
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_AnyTagLoader)  # noqa: S506 - safe loader subclass
+    except (OSError, UnicodeDecodeError) as exc:
+        return Problem(path, None, "", f"cannot read the playbook: {exc}")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return Problem(path, mark.line + 1 if mark else None, "",
+                       f"playbook YAML syntax error: {getattr(exc, 'problem', None) or exc}")
+    if not isinstance(data, list):
+        return Problem(path, None, "", "not a playbook: a playbook is a list of plays")
+    return None
+
+
 def load_job_file(path: str | Path) -> JobFile:
     """Parse and check a job file; raise InputError naming file, line and key."""
     path = Path(path).expanduser().resolve()
@@ -253,6 +278,11 @@ def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, 
             values[name] = w.typed(vnode, full, check, what)
         elif name == "playbook":
             values[name] = w.existing(vnode, full, directory_ok=False)
+            if values[name] is not None:
+                problem = playbook_problem(values[name])
+                if problem is not None:
+                    w.problems.append(problem)
+                    values[name] = None
         elif name == "inventory":
             values[name] = w.existing(vnode, full, directory_ok=True)
         elif name == "vault_password_file":

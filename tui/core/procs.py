@@ -10,6 +10,7 @@ Two ways to find them, because either alone misses some:
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import signal
 import time
@@ -88,6 +89,36 @@ def marked(marker: str) -> set[int]:
         if (b"\0" + env).find(b"\0" + needle) != -1 and _stat(pid) is not None:
             found.add(pid)
     return found
+
+
+def control_dir(marker: str) -> str:
+    """The attempt's ssh ControlPath directory: short (socket paths are limited to ~100 bytes) and
+    derived from the marker, because an ssh master rewrites its environment with its process title
+    and can then only be found by the socket path on its command line."""
+    return os.path.join("/tmp", "pd-cp-" + hashlib.sha1(marker.encode()).hexdigest()[:12])
+
+
+def with_cmdline(needle: str) -> set[int]:
+    """Live processes whose command line contains `needle`."""
+    want = needle.encode()
+    me = os.getpid()
+    found: set[int] = set()
+    for pid in _pids():
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if want in cmdline and _stat(pid) is not None:
+            found.add(pid)
+    return found
+
+
+def of_attempt(marker: str) -> set[int]:
+    """Everything an attempt left, found from outside it: by marker, or by its ssh control dir."""
+    return marked(marker) | with_cmdline(control_dir(marker))
 
 
 def alive(pids: Iterable[int]) -> set[int]:

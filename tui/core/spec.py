@@ -19,6 +19,7 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"
     CANCELED = "canceled"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # the console died under it; read back from history
 
     @property
     def finished(self) -> bool:
@@ -28,7 +29,8 @@ class Status(str, enum.Enum):
         return self.value
 
 
-FINISHED = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR})
+FINISHED = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR,
+                      Status.INTERRUPTED})
 
 #: Outcomes after which automatic retries are allowed (never after cancel or error).
 RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})

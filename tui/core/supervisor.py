@@ -12,7 +12,8 @@ SIGKILL after a grace period, and on any end makes sure no process it started
 is left (async tasks and ssh ControlPersist masters included).
 
 Protocol, one JSON object per line.
-  stdin:  {"kwargs": {...ansible_runner.run...}, "dir": str, "deadline": float|null, "grace": float, "nice": int}
+  stdin:  {"kwargs": {...ansible_runner.run...}, "dir": str, "deadline": float|null, "grace": float, "nice": int,
+           "secrets": {"vault"|"become": str}}  (secrets live only in memory and on this pipe)
           then any of {"cmd": "deadline", "at": float|null} and {"cmd": "stop", "reason": str};
           end of input means the parent is gone, which stops the attempt.
   stdout: {"t": "ev", ...event...} for each event, and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -41,6 +43,8 @@ RES_KEYS = ("changed", "msg", "stderr", "stdout", "rc", "reason", "unreachable",
 DATA_KEYS = ("play", "task", "task_action", "host", "ignore_errors", "name")
 STATS_KEYS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")
 RUNNER_RETURN_WAIT = 5.0
+DISK_CHECK = 0.5  # seconds between looks at the log filesystem's free space
+MIN_FREE = 64 * 1024  # below this the attempt stops as an error, before Ansible's own writes fail
 
 
 def _cap(value: Any, limit: int) -> Any:
@@ -67,6 +71,27 @@ def trim_event(event: dict[str, Any]) -> dict[str, Any]:
         "stdout": _cap(event.get("stdout") or "", STDOUT_CAP),
         "event_data": slim,
     }
+
+
+SECRET_PROMPTS = {  # what ansible asks, answered through the pty: never a file, never a command line
+    "vault": ("--ask-vault-pass", r"^Vault password:\s*?$"),
+    "become": ("--ask-become-pass", r"^BECOME password.*:\s*?$"),
+}
+
+
+def with_secrets(kwargs: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    """Kwargs that make Ansible prompt for each secret given, and ansible-runner answer it."""
+    kwargs = dict(kwargs)
+    flags, passwords = [], {}
+    for name, secret in secrets.items():
+        if secret and name in SECRET_PROMPTS:
+            flag, prompt = SECRET_PROMPTS[name]
+            flags.append(flag)
+            passwords[prompt] = secret
+    if flags:
+        kwargs["cmdline"] = " ".join(filter(None, [kwargs.get("cmdline"), *flags]))
+        kwargs["passwords"] = passwords
+    return kwargs
 
 
 class Supervisor:
@@ -117,7 +142,11 @@ class Supervisor:
                 if remaining is not None and remaining <= 0:
                     self.reason = "timeout"
                     break
-                self.cond.wait(remaining)
+                full = self.disk_full()
+                if full:
+                    self.reason, self.error = "error", full
+                    break
+                self.cond.wait(DISK_CHECK if remaining is None else min(remaining, DISK_CHECK))
             reason = self.reason
         if reason is None:
             return
@@ -131,6 +160,17 @@ class Supervisor:
             procs.terminate(self.tree, 0)
             self.note("playdeck: ansible-runner did not return; supervisor exiting")
             os._exit(3)
+
+    def disk_full(self) -> str | None:
+        """A full log disk makes Ansible's callback stall silently, so we look rather than wait for an error."""
+        try:
+            stat = os.statvfs(self.config["dir"])
+        except OSError:
+            return None
+        free = stat.f_bavail * stat.f_frsize
+        if free < MIN_FREE:
+            return f"cannot write the log: No space left on device ({free // 1024} KB free for {self.config['dir']})"
+        return None
 
     def read_commands(self, stream: BinaryIO) -> None:
         for raw in stream:
@@ -165,12 +205,19 @@ class Supervisor:
         import ansible_runner  # imported here: it is slow to import and only this process needs it
 
         status, rc, error = "error", None, None
+        # ssh ControlPersist sockets: a private dir of this attempt's own (a shared one would let
+        # one job's master serve another), named so the console can find its masters if we die
+        control_dir = procs.control_dir(os.environ.get(procs.MARKER_VAR, str(os.getpid())))
+        shutil.rmtree(control_dir, ignore_errors=True)
         try:
+            os.mkdir(control_dir, 0o700)
             self.files = AttemptFiles(Path(self.config["dir"]))
             ensure_private_dir(Path(self.config["kwargs"]["private_data_dir"]))
+            kwargs = with_secrets(self.config["kwargs"], self.config.get("secrets") or {})
+            kwargs.setdefault("envvars", {})["ANSIBLE_SSH_CONTROL_PATH_DIR"] = control_dir
             if self.reason is None:
                 runner = ansible_runner.run(
-                    **self.config["kwargs"],
+                    **kwargs,
                     event_handler=self.on_event,
                     # we own the kill; this only catches a child spawned after our sweep, and
                     # passing any callback keeps ansible-runner off our signal handlers
@@ -191,6 +238,7 @@ class Supervisor:
         if reason is not None:
             self.stopped.wait(self.grace + 10)
         leftover = procs.terminate(self.tree, self.grace)  # async tasks, ssh masters, anything else
+        shutil.rmtree(control_dir, ignore_errors=True)
         self.finish(status, rc, error, leftover)
 
     def finish(self, status: str, rc: int | None, error: str | None, leftover: set[int]) -> None:

@@ -1,0 +1,122 @@
+"""Bad input gets a clear message, loses nothing, and leaves other jobs running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INVENTORY, PLAYBOOKS, run
+from tui.core.engine import Engine, spec_for_playbook
+from tui.core.spec import Status
+
+
+def playdeck(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=120)
+
+
+def job_file(tmp_path: Path, inventory: Path, limit: str | None = None, book: str = "health_check.yml") -> Path:
+    path = tmp_path / "jobs.yml"
+    path.write_text(textwrap.dedent(f"""\
+        inventory: {inventory}
+        jobs:
+          - name: checked
+            playbook: {PLAYBOOKS / book if '/' not in book else book}
+    """) + (f"    limit: {limit}\n" if limit else ""))
+    return path
+
+
+def assert_rejected(out: subprocess.CompletedProcess[str], state: Path, *expected: str) -> None:
+    assert out.returncode == 2, out.stderr
+    assert "nothing was run" in out.stderr
+    for text in expected:
+        assert text in out.stderr, out.stderr
+    assert not (state / "runs").exists()
+
+
+def test_malformed_ini_inventory_is_an_error_not_an_empty_success(tmp_path):
+    bad = tmp_path / "hosts.ini"
+    bad.write_text("[web\nweb01 ansible_connection=local\n")
+    state = tmp_path / "state"
+    out = playdeck("run", str(job_file(tmp_path, bad)), "--state-dir", str(state))
+    assert_rejected(out, state, str(bad), "Failed to parse inventory")
+
+
+def test_inventory_script_that_fails(tmp_path):
+    script = tmp_path / "inventory.sh"
+    script.write_text("#!/bin/sh\necho 'cmdb unreachable' >&2\nexit 1\n")
+    script.chmod(0o755)
+    state = tmp_path / "state"
+    out = playdeck("run", str(job_file(tmp_path, script)), "--state-dir", str(state))
+    assert_rejected(out, state, str(script), "non-zero exit code")
+
+
+def test_playbook_syntax_error_names_the_line(tmp_path):
+    book = tmp_path / "broken.yml"
+    book.write_text("- hosts: all\n  tasks:\n    - name: x\n      debug: {msg: [unclosed\n")
+    state = tmp_path / "state"
+    out = playdeck("run", str(job_file(tmp_path, INVENTORY, book=str(book))), "--state-dir", str(state))
+    assert_rejected(out, state, f"{book}:", "playbook YAML syntax error")
+
+
+def test_limit_that_matches_no_host(tmp_path):
+    state = tmp_path / "state"
+    out = playdeck("run", str(job_file(tmp_path, INVENTORY, limit="web99")), "--state-dir", str(state))
+    assert_rejected(out, state, "limit 'web99' matches no host")
+
+
+def test_engine_reports_a_limit_matching_nothing_while_other_jobs_keep_going():
+    """The console has no preflight: the job itself must say what is wrong, and others run on."""
+    async def main():
+        engine = Engine()
+        wrong = engine.add(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, name="wrong", limit="web99"))
+        right = engine.add(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, name="right", limit="cache01"))
+        await engine.wait_idle()
+        return wrong, right
+
+    wrong, right = run(main())
+    assert wrong.status is Status.FAILED
+    assert "Could not match supplied host pattern" in wrong.message
+    assert right.status is Status.SUCCESSFUL
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_log_disk_full_mid_run_ends_that_job_as_error_and_the_engine_goes_on(tiny_disk):
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as fh:  # leave a little room: enough to start, not enough for chatty output
+        fh.write(b"\0" * (1024 * 1024 - 200 * 1024))
+
+    async def main():
+        engine = Engine(tiny_disk / "state")
+        chatty = engine.add(spec_for_playbook(PLAYBOOKS / "chatty.yml", INVENTORY, limit="lb01",
+                                              extra_vars={"chatty_lines": 3000}))
+        await engine.wait_idle()
+        filler.unlink()  # the operator frees space; the same engine runs the next job fine
+        after = engine.add(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, name="after", limit="cache01"))
+        await engine.wait_idle()
+        return chatty, after
+
+    chatty, after = run(main())
+    assert chatty.status is Status.ERROR
+    assert "cannot write" in chatty.message and "No space left" in chatty.message
+    assert after.status is Status.SUCCESSFUL
+    record = json.loads(next((tiny_disk / "state" / "runs").glob("*/after/job.json")).read_text())
+    assert record["status"] == "successful"
+    assert os.path.getsize(after.last.log) > 0

@@ -1,0 +1,96 @@
+"""Checks that need Ansible itself, run once before a headless run so bad input exits 2 and runs nothing.
+
+An inventory Ansible cannot parse (it would call that "no hosts matched" and
+succeed), an inventory script that fails, and a `--limit` that matches no host
+are all found by asking Ansible's own inventory manager, in one short-lived
+process for all jobs (`python -m tui.core.preflight`), so its import cost and
+inventory scripts never touch the caller's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from tui.core.spec import JobSpec
+
+TIMEOUT = 120.0
+
+
+async def check_targets(specs: Iterable[JobSpec]) -> dict[str, str]:
+    """Job name -> what is wrong with its inventory or limit; empty when all is well."""
+    specs = list(specs)
+    request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")} for s in specs]
+    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_FORCE_COLOR", None)
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui.core.preflight", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), TIMEOUT)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return {s.name: f"checking inventory {s.inventory} took over {TIMEOUT:.0f}s" for s in specs}
+    try:
+        return json.loads(out)
+    except ValueError:
+        detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return {s.name: f"could not check the inventory: {detail[0]}" for s in specs}
+
+
+def _why(noise: str) -> str:
+    """Ansible's own reason, from its first 'Failed to parse ... plugin: <reason>' warning."""
+    for line in noise.splitlines():
+        if "Failed to parse" in line and "plugin:" in line:
+            return line.split("plugin:", 1)[1].strip()
+    return ""
+
+
+def _main() -> int:
+    """The worker: load each inventory once with Ansible's InventoryManager, try every limit on it."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    request = json.load(sys.stdin)
+    noise = io.StringIO()
+    problems: dict[str, str] = {}
+    with redirect_stdout(noise), redirect_stderr(noise):
+        from ansible.errors import AnsibleError
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+
+        loaded: dict[str, object] = {}
+        for item in request:
+            path = item["inventory"]
+            if path not in loaded:
+                try:
+                    manager = InventoryManager(loader=DataLoader(), sources=[path])
+                    loaded[path] = manager if manager.list_hosts("all") else f"inventory {path} has no hosts"
+                except AnsibleError as exc:
+                    loaded[path] = f"inventory {path} cannot be used: {_why(noise.getvalue()) or str(exc).strip().splitlines()[0]}"
+                noise.seek(0)
+                noise.truncate()
+            manager = loaded[path]
+            if isinstance(manager, str):
+                problems[item["name"]] = manager
+                continue
+            limit = item.get("limit")
+            if limit:
+                manager.subset(limit)  # type: ignore[attr-defined]
+                matched = manager.get_hosts("all")  # type: ignore[attr-defined]
+                manager.subset(None)  # type: ignore[attr-defined]
+                if not matched:
+                    problems[item["name"]] = f"limit {limit!r} matches no host in {path}"
+    print(json.dumps(problems))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
