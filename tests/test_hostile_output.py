@@ -183,7 +183,7 @@ def host_rows(screen: str) -> list[str]:
     rows = []
     for line in lines[start + 1:]:
         inside = line[line.find("█") + 1:line.rfind("█")] if line.count("█") >= 2 else ""
-        if not inside.strip(" ▋▊▉▌▍▎▏"):
+        if not inside.strip(" ▁▂▃▄▅▆▇█▉▊▋▌▍▎▏") or re.search(r"\boutcome\s+host\b", inside):
             break
         rows.append(line)
     return rows

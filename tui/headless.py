@@ -95,6 +95,7 @@ async def run_jobs(specs: list[JobSpec], max_parallel: int, state_dir: Path | No
         nonlocal interrupted
         if not interrupted:
             sys.stderr.write("playdeck: interrupted, canceling every job (its processes are being ended)\n")
+            engine.record("interrupt", running=[j.name for j in engine.jobs if not j.status.finished])
         interrupted = True
         for job in engine.jobs:
             if not job.status.finished:

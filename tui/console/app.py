@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+import aiofiles
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -32,7 +33,9 @@ from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.engine import Engine, EngineError, Job
+from tui.core.history import load_history, prune
 from tui.core.inventory import InventoryError, load_inventory
+from tui.core.sanitize import sanitize
 from tui.core.spec import JobSpec, Status
 
 REFRESH_SECONDS = 0.25
@@ -103,6 +106,7 @@ class PlaydeckApp(App[int]):
         grid.rebuild()
         grid.focus()
         self._load_inventory()
+        self._load_history()
         self.set_interval(REFRESH_SECONDS, self._tick)
         self._tick()
 
@@ -175,7 +179,10 @@ class PlaydeckApp(App[int]):
             log.show(None, [], 0)
             title.update(Text(" no job selected · n launches one", style="dim"))
             return
-        log.show(job, job.tail.lines, job.tail.total)
+        if job.history and job.tail.total == 0:
+            job.tail.total = -1  # loading: asked once
+            self._load_history_log(job)
+        log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
         title.update(Text(f" {job.name} · {job.status.value} · {follow}{where}", no_wrap=True, overflow="ellipsis"))
@@ -217,6 +224,42 @@ class PlaydeckApp(App[int]):
             return
         pane.set_inventory(inventory)
 
+    # -- history ------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def _load_history(self) -> None:
+        """Earlier runs' jobs, read-only; the ones the console died under come back `interrupted`."""
+        state = self.engine.state_dir
+        prune(state, self.config.keep_runs, self.config.keep_days, self.engine.run_id)
+        records = load_history(state, self.engine.run_id, limit=self.config.show_history)
+        self.call_from_thread(self._show_history, records)
+
+    def _show_history(self, records: list[dict]) -> None:
+        for record in records:
+            try:
+                self.engine.restore(record)
+            except (KeyError, ValueError, TypeError):
+                continue  # a damaged record is skipped; the rest still show
+        interrupted = [r["name"] for r in records if r.get("status") == Status.INTERRUPTED.value]
+        if interrupted:
+            self.notify(f"interrupted when playdeck last stopped: {', '.join(interrupted)}", title="history",
+                        severity="warning", markup=False, timeout=10)
+        self._added = True
+
+    @work(exclusive=True, group="history-log", exit_on_error=False)
+    async def _load_history_log(self, job: Job) -> None:
+        """A past job's log tail, read from disk without blocking the screen."""
+        lines: list[str] = []
+        for attempt in job.attempts:
+            lines.append(f"── attempt {attempt.number}{f' (limit {attempt.limit})' if attempt.limit else ''} ──")
+            try:
+                async with aiofiles.open(attempt.log, encoding="utf-8", errors="replace") as fh:
+                    content = await fh.read()
+            except OSError as exc:
+                lines.append(f"(log not readable: {exc.strerror or exc})")
+                continue
+            lines.extend(sanitize(line) for line in content.splitlines()[-job.tail.lines.maxlen:])
+        job.tail.extend(lines)
+
     @on(HostTree.ShowVars)
     def _show_vars(self, message: HostTree.ShowVars) -> None:
         inventory = self.query_one(InventoryPane).inventory
@@ -232,6 +275,8 @@ class PlaydeckApp(App[int]):
         job = self.selected_job
         if job is None or job.status not in command.applies_to:
             return None  # shown, dimmed: it does not apply to the selected job
+        if job.history and action != "results":
+            return None  # an earlier run's job is read-only
         if action == "retry_failed" and not job.results.failed_hosts():
             return None
         return True
@@ -291,7 +336,7 @@ class PlaydeckApp(App[int]):
         spec = JobSpec(name=name, inventory=self.inventory_path, playbook=request.playbook, limit=request.limit,
                        extra_vars=request.extra_vars, check=request.check, timeout=request.timeout,
                        retries=request.retries, module=request.module, module_args=request.module_args)
-        job = self.engine.add(spec)
+        job = self.engine.add(spec, secrets=request.secrets)
         grid = self.query_one(JobGrid)
         grid.selected_id = job.id
         grid.rebuild()
@@ -405,6 +450,7 @@ class PlaydeckApp(App[int]):
     @work(exclusive=True, group="quit")
     async def _cancel_all_and_exit(self) -> None:
         self._quitting = True
+        self.engine.record("quit", running=[j.name for j in self.engine.jobs if not j.status.finished])
         self.notify("canceling every job…", markup=False, timeout=10)
         await self.engine.close()
         self.exit(0)

@@ -7,6 +7,7 @@ Config: `$PLAYDECK_CONFIG`, else `$XDG_CONFIG_HOME/playdeck/config.yml`:
     playbook_dir: ~/playbooks  # what `n` offers, besides the job file's playbooks
     max_parallel: 4
     keys: {cancel-job: x, retry-job: R}   # command id -> key; see the help screen (?) for ids
+    history: {keep_runs: 50, keep_days: 30, show: 50}
 
 A broken config never stops the console: it starts with defaults and says what was wrong.
 """
@@ -40,6 +41,9 @@ class Config:
     playbook_dir: Path | None = None
     max_parallel: int | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    keep_runs: int = 50  # history: runs kept on disk (logs included)
+    keep_days: float = 30.0  # history: and none older than this
+    show_history: int = 50  # history: earlier jobs shown at start
     problems: list[str] = field(default_factory=list)
 
 
@@ -66,6 +70,14 @@ def load_config(path: Path | None = None) -> Config:
             config.playbook_dir = (path.parent / Path(value).expanduser()).resolve()
         elif key == "max_parallel" and isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             config.max_parallel = value
+        elif key == "history" and isinstance(value, dict):
+            for name, number in value.items():
+                if name in ("keep_runs", "keep_days", "show") and isinstance(number, (int, float)) \
+                        and not isinstance(number, bool) and number >= 0:
+                    setattr(config, "show_history" if name == "show" else name,
+                            float(number) if name == "keep_days" else int(number))
+                else:
+                    config.problems.append(f"{path}: history.{name}: unknown key or not a number >= 0")
         elif key == "keys" and isinstance(value, dict):
             for command_id, keys in value.items():
                 if command_id in ids and isinstance(keys, str) and keys.strip():

@@ -182,7 +182,7 @@ class Engine:
                   next_limit=spec.limit, tail=LogTail(self.tail_lines), secrets=dict(secrets or {}))
         self.jobs.append(job)
         self.record("adhoc" if spec.module else "launch", job, **_launch_args(spec),
-                    secrets=sorted(k for k, v in job.secrets.items() if v))
+                    prompts=sorted(k for k, v in job.secrets.items() if v))  # which, never what
         self._set_status(job, Status.QUEUED)
         self._schedule()
         return job

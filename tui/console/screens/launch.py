@@ -32,6 +32,7 @@ class LaunchRequest:
     check: bool = False
     timeout: float | None = None
     retries: int = 0
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only, never saved
 
 
 def parse_extra_vars(text: str) -> dict[str, Any]:
@@ -81,6 +82,15 @@ class _Dialog(ModalScreen[LaunchRequest | None]):
     def value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value
 
+    def secrets(self) -> dict[str, str]:
+        """Typed into masked fields; they go to Ansible's prompts, never to a file or a command line."""
+        found = {}
+        for name in ("vault", "become"):
+            for box in self.query(f"#secret-{name}").results(Input):
+                if box.value:
+                    found[name] = box.value
+        return found
+
     def common(self) -> tuple[float | None, int]:
         timeout = parse_duration(self.value("launch-timeout"))
         retries_text = self.value("launch-retries").strip() or "0"
@@ -106,6 +116,9 @@ class NewJobDialog(_Dialog):
                 yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
                 yield Input(placeholder="retries (0)", id="launch-retries", compact=True)
                 yield Checkbox("check mode", id="launch-check", compact=True)
+            with Horizontal(classes="row"):
+                yield Input(placeholder="vault password (optional)", password=True, id="secret-vault", compact=True)
+                yield Input(placeholder="become password (optional)", password=True, id="secret-become", compact=True)
             yield Static("", id="launch-error", classes="error")
             with Horizontal(classes="row"):
                 yield Button("Launch", id="launch", variant="primary", compact=True)
@@ -124,7 +137,7 @@ class NewJobDialog(_Dialog):
             return
         self.dismiss(LaunchRequest(limit=self.value("launch-limit").strip() or None, playbook=Path(playbook),
                                    extra_vars=extra_vars, check=self.query_one("#launch-check", Checkbox).value,
-                                   timeout=timeout, retries=retries))
+                                   timeout=timeout, retries=retries, secrets=self.secrets()))
 
 
 class AdhocDialog(_Dialog):
@@ -141,6 +154,7 @@ class AdhocDialog(_Dialog):
             with Horizontal(classes="row"):
                 yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
                 yield Input(placeholder="retries (0)", id="launch-retries", compact=True)
+                yield Input(placeholder="become password", password=True, id="secret-become", compact=True)
             yield Static("", id="launch-error", classes="error")
             with Horizontal(classes="row"):
                 yield Button("Run", id="launch", variant="primary", compact=True)
@@ -164,4 +178,4 @@ class AdhocDialog(_Dialog):
             self.error(str(exc))
             return
         self.dismiss(LaunchRequest(limit=limit, module=module, module_args=self.value("adhoc-args"),
-                                   timeout=timeout, retries=retries))
+                                   timeout=timeout, retries=retries, secrets=self.secrets()))

@@ -25,8 +25,8 @@ COLUMNS = (  # key, header; the operator's questions first, so 80 columns answer
     ("unreachable", "unr"), ("elapsed", "elapsed"), ("timeout", "t/o left"), ("task", "current task"),
     ("attempt", "att"), ("playbook", "playbook"), ("targets", "targets"), ("started", "started"),
 )
-SORTS: tuple[tuple[str, Callable[[Job], object]], ...] = (
-    ("file order", lambda j: j.id),
+SORTS: tuple[tuple[str, Callable[[Job], object]], ...] = (  # this run's jobs before earlier runs'
+    ("file order", lambda j: (j.history, j.id)),
     ("name", lambda j: j.name),
     ("status", lambda j: (j.status.value, j.id)),
     ("most failed", lambda j: (-(j.results.totals().failed + j.results.totals().unreachable), j.id)),
@@ -35,7 +35,7 @@ SORTS: tuple[tuple[str, Callable[[Job], object]], ...] = (
 STATUS_FALLBACK = {  # theme attribute per status, when a theme has no `status-*` variables
     Status.QUEUED: "foreground", Status.RUNNING: "primary", Status.WAITING: "warning",
     Status.SUCCESSFUL: "success", Status.FAILED: "error", Status.TIMEOUT: "warning",
-    Status.CANCELED: "secondary", Status.ERROR: "error",
+    Status.CANCELED: "secondary", Status.ERROR: "error", Status.INTERRUPTED: "warning",
 }
 WIDTHS = {"name": 16, "status": 10, "task": 24, "playbook": 18, "targets": 14}
 
@@ -118,7 +118,7 @@ class JobGrid(DataTable[Text]):
     def _status_style(self, status: Status) -> Style:
         theme = self.app.current_theme
         colour = theme.variables.get(f"status-{status.value}") or getattr(theme, STATUS_FALLBACK[status], None)
-        bold = status in (Status.FAILED, Status.ERROR, Status.TIMEOUT)
+        bold = status in (Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.INTERRUPTED)
         try:
             return Style(color=colour, bold=bold) if colour else Style(bold=bold)
         except Exception:  # an odd colour in a user theme: keep the word, lose the colour
@@ -127,7 +127,7 @@ class JobGrid(DataTable[Text]):
     def _cells(self, job: Job) -> list[Text]:
         totals = job.results.totals()
         last = job.last
-        started = last.started.strftime("%H:%M:%S") if last is not None else "-"
+        started = last.started.strftime("%m-%d %H:%M" if job.history else "%H:%M:%S") if last is not None else "-"
         if job.status is Status.RUNNING:
             left = format_duration(job.timeout_remaining())
         elif job.status is Status.WAITING and job.retry_at is not None:
@@ -137,8 +137,11 @@ class JobGrid(DataTable[Text]):
         task = job.results.task if job.status is Status.RUNNING else (job.message or "")
         failed = Text(str(totals.failed), style="bold" if totals.failed else "")
         unreachable = Text(str(totals.unreachable), style="bold" if totals.unreachable else "")
+        name = plain(job.name)
+        if job.history:
+            name.stylize("dim")
         return [
-            plain(job.name), Text(job.status.value, style=self._status_style(job.status)),
+            name, Text(job.status.value, style=self._status_style(job.status)),
             plain(totals.ok), plain(totals.changed), failed, unreachable,
             plain(format_duration(job.elapsed())), plain(left), plain(task),
             plain(last.number if last else 0), plain(job.spec.target), plain(job.limit or "all"), plain(started),
