@@ -52,6 +52,12 @@ class Attempt:
         return self.directory / "events.jsonl"
 
 
+def supervisor_module() -> str:
+    """The module run per attempt. Benchmarks swap in a replayer of recorded events
+    (`PLAYDECK_SUPERVISOR_MODULE`) to push the engine and the console without Ansible."""
+    return os.environ.get("PLAYDECK_SUPERVISOR_MODULE") or "tui.core.supervisor"
+
+
 def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str, Any]:
     """Keyword arguments for `ansible_runner.run`, JSON-safe for the trip to the supervisor."""
     kwargs: dict[str, Any] = {
@@ -122,7 +128,7 @@ class AttemptProcess:
         errlog_fd = os.open(self.attempt.directory / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with open(errlog_fd, "ab") as errlog:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tui.core.supervisor",
+                sys.executable, "-m", supervisor_module(),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=errlog,
                 env=env, limit=STREAM_LIMIT,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the jobs'
