@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +36,15 @@ from tui.core.spec import FINISHED, Status
 LOAD_JOBS = 132
 LOAD_PARALLEL = 32
 LOCAL_HOSTS = ("web01", "web02", "web03", "db01", "db02", "cache01", "lb01")  # never ghost01 (unreachable)
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    return int(raw[raw.rfind(b")") + 2:].split()[1])
 
 
 def _run_markers(run_id: str) -> list[int]:
@@ -68,11 +78,13 @@ def test_32_concurrent_jobs_with_100_queued_complete_with_correct_per_host_resul
 
         async def sample() -> None:
             while not stop_sampling.is_set():
+                # direct children only: a supervisor's fork that has not exec'd yet has the same command line
                 ours = set(_run_markers(engine.run_id))
-                supervisors = [p for p in pids_with_cmdline("-m tui.core.supervisor") if p in ours]
+                supervisors = [p for p in pids_with_cmdline("-m tui.core.supervisor") if p in ours and _ppid(p) == me]
                 proc_peak[0] = max(proc_peak[0], len(supervisors))
                 await asyncio.sleep(1.0)
 
+        me = os.getpid()
         started = time.monotonic()
         jobs = [engine.add(spec_for_playbook(book, INVENTORY, name=f"load{i:03d}", limit=LOCAL_HOSTS[i % len(LOCAL_HOSTS)]))
                 for i in range(LOAD_JOBS)]
@@ -226,8 +238,9 @@ PINNED = {
     # the attempt is already stopping at its timeout when the operator cancels: the cancel is accepted
     "cancel-while-stopping-at-timeout": ([(3, 1, 1.5), (1, 0, None)], 1, [(0, "cancel", None, (0, "stopping"))]),
     # the timeout is removed / made longer while the attempt's supervisor is being started
-    "timeout-removed-while-spawning": ([(1, 0, 2.5)], 1, [(0, "timeout", None, (0, "spawning"))]),
-    "timeout-longer-while-spawning": ([(1, 0, 2.5)], 1, [(0, "timeout", 5.0, (0, "spawning"))]),
+    # (a 3 s sleep outlives the first 2.5 s timeout, so only the new one decides)
+    "timeout-removed-while-spawning": ([(3, 0, 2.5)], 1, [(0, "timeout", None, (0, "spawning"))]),
+    "timeout-longer-while-spawning": ([(3, 0, 2.5)], 1, [(0, "timeout", 20.0, (0, "spawning"))]),
 }
 
 

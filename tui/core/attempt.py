@@ -118,9 +118,11 @@ class AttemptProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.end: dict[str, Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self.deadline: float | None = None  # kept here too: a change while spawning must not be lost
 
     async def run(self, kwargs: dict[str, Any], deadline: float | None, grace: float, nice: int,
                   secrets: dict[str, str] | None = None) -> None:
+        self.deadline = deadline
         env = dict(os.environ)
         env[procs.MARKER_VAR] = self.attempt.marker
         package_root = str(Path(tui.__file__).resolve().parent.parent)
@@ -133,7 +135,7 @@ class AttemptProcess:
                 env=env, limit=STREAM_LIMIT,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the jobs'
             )
-        config = {"kwargs": kwargs, "dir": str(self.attempt.directory), "deadline": deadline,
+        config = {"kwargs": kwargs, "dir": str(self.attempt.directory), "deadline": self.deadline,
                   "grace": grace, "nice": nice, "secrets": secrets or {}}
         self.send(config)
         if self.attempt.stop_reason:  # stopped while starting
@@ -181,6 +183,7 @@ class AttemptProcess:
             pass
 
     def set_deadline(self, deadline: float | None) -> None:
+        self.deadline = deadline  # read when the config is sent, if the process is still being started
         self.send({"cmd": "deadline", "at": deadline})
 
     def stop(self, reason: str, grace: float) -> None:

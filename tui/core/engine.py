@@ -379,7 +379,9 @@ class Engine:
         attempt = job.last
         if attempt is None or attempt.ended is not None:
             return
-        if attempt.stop_reason is None:
+        # the first reason stands, except that an operator's cancel overrides a timeout in progress:
+        # a job the operator canceled must end canceled, and never retry
+        if attempt.stop_reason is None or reason == "cancel":
             attempt.stop_reason = reason
         self._clear_timer(job)
         if job._process is not None:
