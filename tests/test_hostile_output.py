@@ -41,7 +41,7 @@ WIDTH, HEIGHT = 120, 40
 RAW_PAYLOADS = {
     "OSC 0 title": b"\x1b]0;PWNED",
     "OSC 2 title": b"\x1b]2;PWNED",
-    "OSC 52 clipboard": b"\x1b]52;",
+    "OSC 52 clipboard": b"\x1b]52;c;cHduZWQ",
     "OSC 8 hyperlink": b"\x1b]8;;http://evil",
     "DCS": b"\x1bPPWNED-DCS",
     "CSI 2J after the host's marker": b"CLEAR-MARK\x1b[2J",
@@ -73,6 +73,9 @@ class Terminal:
             "PLAYDECK_CONFIG": str(tmp_path / "no-config.yml"),  # defaults: no key map, no bell
             "TMPDIR": str(tmp_path),
             "TERM": "tmux-256color",
+            # scrolls jump instead of gliding, so each page read is where the key left it (on a busy
+            # machine an animated scroll can pause long enough to look finished)
+            "TEXTUAL_ANIMATIONS": "none",
         }
         command = shlex.join(["env", *(f"{k}={v}" for k, v in console_env.items()),
                               sys.executable, "-m", "tui", str(jobfile)])
@@ -105,22 +108,37 @@ class Terminal:
             result = self.tmux("send-keys", "-t", self.session, key)
             assert result.returncode == 0, f"tmux send-keys {key!r} failed: {result.stderr}"
 
-    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0,
+                 hold: float = 0.0) -> str:
+        """The first screen for which `predicate` holds (and keeps holding for `hold` seconds:
+        a capture can catch a frame half drawn, so absence needs a second look)."""
         deadline = time.monotonic() + timeout
+        since: float | None = None
         while True:
             text = self.screen()
-            if predicate(text):
+            if not predicate(text):
+                since = None
+            elif hold <= 0 or (since is not None and time.monotonic() - since >= hold):
                 return text
+            elif since is None:
+                since = time.monotonic()
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}; last screen:\n{text}")
             time.sleep(0.1)
 
-    def settled(self, timeout: float = 5.0) -> str:
-        """The screen once it stops changing (an animated scroll has ended)."""
-        deadline = time.monotonic() + timeout
+    def settled(self, before: str | None = None, timeout: float = 10.0) -> str:
+        """The screen once it stops changing (an animated scroll has ended).
+
+        With `before`, first wait up to 10 s for the screen to differ from it (a key to take effect).
+        """
         previous = self.screen()
+        deadline = time.monotonic() + 10.0
+        while before is not None and previous == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+            previous = self.screen()
+        deadline = time.monotonic() + timeout
         while True:
-            time.sleep(0.15)
+            time.sleep(0.2)
             screen = self.screen()
             if screen == previous or time.monotonic() > deadline:
                 return screen
@@ -162,10 +180,26 @@ def status_of(screen: str, job: str) -> str | None:
     return match.group(1) if match else None
 
 
+def log_lines(screen: str) -> list[str]:
+    """The log pane's lines (below its title bar, above the footer), without the scrollbar."""
+    lines = screen.splitlines()
+    title = next((i for i, line in enumerate(lines) if " · log " in line), None)
+    if title is None:
+        return []
+    return [line[line.find("▎") + 1:].rstrip().rstrip("▁▂▃▄▅▆▇█").rstrip() for line in lines[title + 1:-1]]
+
+
 def toast_text(screen: str) -> str:
     """The text of the toast (right of its `▌` edge), without spaces, so wrapping does not matter."""
     parts = [line[line.rindex("▌") + 1:] for line in screen.splitlines() if "▌" in line]
     return re.sub(r"[\s▁▂▃▄▅▆▇█]+", "", "".join(parts))  # the log's scrollbar shows right of the toast
+
+
+def shown_task(screen: str) -> str:
+    """The heading of the message the results view shows (the line below its `───` rule)."""
+    lines = screen.splitlines()
+    rule = next((i for i, line in enumerate(lines) if "█  ─────" in line), None)
+    return lines[rule + 1] if rule is not None and rule + 1 < len(lines) else ""
 
 
 def dialog_text(screen: str) -> str:
@@ -225,47 +259,53 @@ def test_hostile_host_output_never_reaches_the_terminal_raw(terminal: Terminal):
     screens: dict[str, str] = {}
 
     # the job fails (the `fail` task); its toast names the failed hosts, one named by the host
-    screens["grid"] = terminal.wait_for(lambda s: status_of(s, JOB) == "failed", "the job to fail", timeout=45)
-    screens["toast"] = terminal.wait_for(lambda s: "TOAST-MARKUP" in s, "the failure toast", timeout=5)
+    screens["grid"] = terminal.wait_for(lambda s: status_of(s, JOB) == "failed", "the job to fail", timeout=120)
+    screens["toast"] = terminal.wait_for(lambda s: "TOAST-MARKUP" in toast_text(s), "the failure toast", timeout=10)
     titles = {"after the failure": terminal.pane_title()}
     # the toast covers part of the log and of the results view: read those once it is gone
-    terminal.wait_for(lambda s: "job failed" not in s, "the failure toast to go", timeout=15)
+    terminal.wait_for(lambda s: "job failed" not in s, "the failure toast to go", timeout=30, hold=1.0)
 
     # v: the results view, opened on the first failure with its message shown
     hint = "↑↓ pick a task"  # only the results view shows it
     terminal.press("v")
     screens["results"] = terminal.wait_for(lambda s: hint in s and "FAIL-MARK" in s,
-                                           "the results view and the failure message", timeout=10)
-    for _ in range(8):  # down to the ignored task whose stdout hides a command behind a \r
+                                           "the results view and the failure message", timeout=20)
+    screen = screens["results"]
+    for _ in range(8):  # down, one task at a time, to the ignored one whose stdout hides a command behind a \r
         terminal.press("Down")
-        time.sleep(0.3)
-        screens["results, hostile stdout"] = terminal.screen()
-        if "RES-MARK" in screens["results, hostile stdout"]:
+        screen = terminal.wait_for(lambda s, before=shown_task(screen): shown_task(s) != before,
+                                   "Down to show the next task's message", timeout=20)
+        if "RES-MARK" in screen:
             break
+    screens["results, hostile stdout"] = screen
     terminal.press("Escape")
-    terminal.wait_for(lambda s: hint not in s, "the results view to close", timeout=10)
+    terminal.wait_for(lambda s: hint not in s, "the results view to close", timeout=20, hold=0.5)
 
-    # Enter: the log; walk it from the top to the end, page by page
+    # Enter: the log (it follows the end); walk it from the top (g) to that end, page by page
     terminal.press("Enter")
-    terminal.wait_for(lambda s: "G Follow" in s.splitlines()[-1], "the log to have the focus", timeout=10)
-    terminal.press("g")  # scrolls home, animated
-    terminal.wait_for(lambda s: "── attempt 1" in s, "g to reach the top of the log", timeout=10)
-    screens["log top"] = previous = terminal.settled()
+    terminal.wait_for(lambda s: "G Follow" in s.splitlines()[-1], "the log to have the focus", timeout=20)
+    end = log_lines(terminal.settled())
+    terminal.press("g")
+    terminal.wait_for(lambda s: "── attempt 1" in s, "g to reach the top of the log", timeout=20)
+    screens["log top"] = screen = terminal.settled()
     for page in range(40):
-        terminal.press("PageDown")
-        screen = terminal.settled()
-        if screen == previous:
+        if log_lines(screen) == end:
             break
-        screens[f"log page {page + 1}"] = previous = screen
+        terminal.press("PageDown")
+        try:  # one page at a time: wait for this key before the next, however slow the console is
+            terminal.wait_for(lambda s: log_lines(s) != log_lines(screen), "PageDown to scroll", timeout=20)
+        except AssertionError:
+            break  # nothing more to scroll
+        screens[f"log page {page + 1}"] = screen = terminal.settled()
     terminal.press("G")
-    terminal.wait_for(lambda s: "· following ·" in s, "G to follow the end again", timeout=10)
+    following = terminal.wait_for(lambda s: "· following ·" in s, "G to follow the end again", timeout=20)
     terminal.press("PageUp")
-    screens["log end, one page up"] = terminal.settled()
+    screens["log end, one page up"] = terminal.settled(before=following)
     titles["after the log"] = terminal.pane_title()
 
     # q (y if it asks): exits 0; the malformed markup did not crash it
     terminal.press("q")
-    screen = terminal.wait_for(lambda s: "EXIT=" in s or "y: yes" in s, "the console to quit or ask", timeout=15)
+    screen = terminal.wait_for(lambda s: "EXIT=" in s or "y: yes" in s, "the console to quit or ask", timeout=20)
     if "EXIT=" not in screen:
         terminal.press("y")
     screen = terminal.wait_for(lambda s: "EXIT=" in s, "the console to exit", timeout=30)

@@ -410,7 +410,8 @@ def sanitized(value: Any) -> Any:
     if isinstance(value, str):
         return sanitize(value)
     if isinstance(value, dict):
-        return {key: sanitized(item) for key, item in value.items()}
+        # keys too: playbook_on_stats is keyed by host name, and a host can name itself
+        return {sanitized(key) if isinstance(key, str) else key: sanitized(item) for key, item in value.items()}
     if isinstance(value, list):
         return [sanitized(item) for item in value]
     return value
