@@ -73,22 +73,27 @@ def descendants(root: int) -> set[int]:
     return found
 
 
-def marked(marker: str) -> set[int]:
-    """Live processes whose environment carries `PLAYDECK_ATTEMPT=marker`."""
-    needle = f"{MARKER_VAR}={marker}".encode() + b"\0"
+def _where(name: str, test: Callable[[bytes], bool]) -> set[int]:
+    """Live processes (not this one) whose /proc/<pid>/<name> passes `test`."""
     me = os.getpid()
     found: set[int] = set()
     for pid in _pids():
         if pid == me:
             continue
         try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                env = fh.read()
+            with open(f"/proc/{pid}/{name}", "rb") as fh:
+                content = fh.read()
         except OSError:
             continue
-        if (b"\0" + env).find(b"\0" + needle) != -1 and _stat(pid) is not None:
+        if test(content) and _stat(pid) is not None:
             found.add(pid)
     return found
+
+
+def marked(marker: str) -> set[int]:
+    """Live processes whose environment carries `PLAYDECK_ATTEMPT=marker`."""
+    needle = b"\0" + f"{MARKER_VAR}={marker}".encode() + b"\0"
+    return _where("environ", lambda env: needle in b"\0" + env)
 
 
 def control_dir(marker: str) -> str:
@@ -101,19 +106,7 @@ def control_dir(marker: str) -> str:
 def with_cmdline(needle: str) -> set[int]:
     """Live processes whose command line contains `needle`."""
     want = needle.encode()
-    me = os.getpid()
-    found: set[int] = set()
-    for pid in _pids():
-        if pid == me:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read()
-        except OSError:
-            continue
-        if want in cmdline and _stat(pid) is not None:
-            found.add(pid)
-    return found
+    return _where("cmdline", lambda cmdline: want in cmdline)
 
 
 def of_attempt(marker: str) -> set[int]:
