@@ -103,7 +103,7 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
             set_at = time.monotonic()
             assert a.deadline is not None
             await wait(pilot, lambda: a.status is Status.TIMEOUT, what="the new timeout")
-            assert 1.5 < time.monotonic() - set_at < 6
+            assert 1.5 < time.monotonic() - set_at < 20  # far below the sleep's 63 s
             assert pids_with_cmdline("sleep 63") == []
 
             await pilot.press("q")

@@ -35,8 +35,8 @@ def test_sigkill_of_the_console_leaves_no_process_and_the_next_start_shows_inter
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         console.wait_for(lambda s: "EXIT=137" in s, "the shell to see the console die", timeout=10)
-        wait_until(lambda: not console.ours(), "every job process to end after the console died", timeout=5)
-        assert time.monotonic() - killed_at < 5
+        wait_until(lambda: not console.ours(), "every job process to end after the console died", timeout=10)
+        assert time.monotonic() - killed_at < 10  # "within a few seconds", with room for a loaded CI machine
 
         # the next start, on the same state directory, without the job file
         command = shlex.join(["env", f"PLAYDECK_STATE_DIR={console.state}", f"PLAYDECK_CONFIG={tmp_path / 'none.yml'}",

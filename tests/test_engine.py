@@ -104,7 +104,7 @@ def test_timeout_on_a_sleeping_task_ends_as_timeout_with_nothing_left():
     job, took = run(main())
     assert job.status is Status.TIMEOUT
     assert job.last.status is Status.TIMEOUT
-    assert 3.0 <= took < 6.0
+    assert 3.0 <= took < 20.0  # at its deadline, not at the sleep's natural end (41 s); generous for load
     assert "playdeck: stopped (timeout)" in job.last.log.read_text()
     assert_nothing_left(job, "sleep 41")
 
@@ -124,7 +124,7 @@ def test_cancel_running_task_leaves_no_process():
 
     job, sleepers, tree, took = run(main())
     assert job.status is Status.CANCELED
-    assert took < 3.0
+    assert took < 15.0  # long before the sleep's natural end (42 s)
     for pid in sleepers + tree:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
     assert_nothing_left(job, "sleep 42")
@@ -147,7 +147,7 @@ def test_timeout_made_longer_while_running():
     job, still_running, took = run(main())
     assert still_running
     assert job.status is Status.TIMEOUT
-    assert 6.0 <= took < 8.5
+    assert 6.0 <= took < 20.0  # the new deadline, not the old (3 s) nor the sleep's end (43 s)
     assert_nothing_left(job, "sleep 43")
 
 
@@ -163,7 +163,7 @@ def test_timeout_made_shorter_while_running():
 
     job, took = run(main())
     assert job.status is Status.TIMEOUT
-    assert 1.0 <= took < 3.5
+    assert 1.0 <= took < 15.0  # the new deadline, not the old (120 s)
     assert_nothing_left(job, "sleep 44")
 
 
