@@ -65,7 +65,7 @@ def test_console_killed_with_sigkill_leaves_no_process(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    gone_by = time.monotonic() + 5
+    gone_by = time.monotonic() + 10  # "within a few seconds", with room for a loaded CI machine
     while pids_with_cmdline("sleep 51") or pids_with_cmdline("tui.core.supervisor"):
-        assert time.monotonic() < gone_by, "job processes outlived the killed console by 5 s"
+        assert time.monotonic() < gone_by, "job processes outlived the killed console by 10 s"
         time.sleep(0.1)
