@@ -55,3 +55,16 @@ def test_current_play_and_task_follow_the_events():
     assert tracker.hosts["h"].unreachable == 1 and tracker.failed_hosts() == ["h"]
     assert tracker.tasks[-1].message == "Connection refused"
     assert set(tracker.totals().as_dict()) == set(COUNT_NAMES)
+
+
+def test_task_results_are_bounded_and_keep_failures():
+    from tui.core.results import MAX_TASK_RESULTS
+
+    tracker = ResultTracker()
+    for n in range(MAX_TASK_RESULTS * 3):
+        tracker.feed({"event": "runner_on_ok", "event_data": {"host": f"h{n % 7}", "task": f"t{n}", "res": {}}})
+    tracker.feed({"event": "runner_on_failed", "event_data": {"host": "h1", "task": "boom", "res": {"msg": "bad"}}})
+    assert len(tracker.tasks) == MAX_TASK_RESULTS // 2 + 1
+    assert tracker.tasks[-1].outcome == "failed" and tracker.tasks[-1].message == "bad"
+    assert tracker.dropped == MAX_TASK_RESULTS * 3 - MAX_TASK_RESULTS // 2
+    assert sum(c.ok for c in tracker.hosts.values()) == MAX_TASK_RESULTS * 3  # counts are never dropped

@@ -490,7 +490,7 @@ def child(quick: bool) -> list[dict[str, Any]]:
                        f"{what_if['key_max'] * ms:.1f} ms (as run: {got['key_p50'] * ms:.1f} / "
                        f"{got['key_max'] * ms:.1f}); baseline = as run (load {what_if['load']})")},
             {"name": "ingest every event on disk", "value": complete, "unit": "", "baseline": None, "ratio": None,
-             "target": "True", "met": complete,
+             "target": None, "met": complete,
              "notes": (f"two floods: engine counted {got['events']} and {what_if['events']} of {per_job * JOBS}; "
                        f"statuses {sorted(set(statuses))}; "
                        f"events.jsonl lines per job {sorted({e for e, _ in on_disk})} (want {per_job}), output.log "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+MAX_TASK_RESULTS = 2000
 COUNT_NAMES = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
 # playbook_on_stats names -> our names
 _STATS_KEYS = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
@@ -57,6 +58,7 @@ class ResultTracker:
     task: str = ""
     ansible_pid: int | None = None
     has_stats: bool = False
+    dropped: int = 0  # task results not kept in memory (over MAX_TASK_RESULTS)
 
     def _host(self, name: str) -> HostCounts:
         counts = self.hosts.get(name)
@@ -110,8 +112,14 @@ class ResultTracker:
             outcome = "skipped"
         else:  # async_poll and friends carry no recap meaning
             return
+        problem = outcome in ("failed", "unreachable", "ignored")
+        # bounded: a 100,000-task job must not keep 100,000 rows in memory (events.jsonl has them all);
+        # problems are what the results view is for, so they get the larger share
+        if len(self.tasks) >= (MAX_TASK_RESULTS if problem else MAX_TASK_RESULTS // 2):
+            self.dropped += 1
+            return
         self.tasks.append(TaskResult(host, str(data.get("task") or self.task), str(data.get("play") or self.play),
-                                     outcome, failure_message(res) if outcome in ("failed", "unreachable", "ignored") else ""))
+                                     outcome, failure_message(res) if problem else ""))
 
     def _apply_stats(self, data: dict[str, Any]) -> None:
         fresh: dict[str, HostCounts] = {}

@@ -164,7 +164,7 @@ class Supervisor:
     def disk_full(self) -> str | None:
         """A full log disk makes Ansible's callback stall silently, so we look rather than wait for an error."""
         try:
-            stat = os.statvfs(self.config["dir"])
+            stat = os.statvfs(self.config.get("dir") or ".")
         except OSError:
             return None
         free = stat.f_bavail * stat.f_frsize
@@ -285,7 +285,10 @@ def main() -> int:
     threading.Thread(target=sup.watch, name="watch", daemon=True).start()
     threading.Thread(target=sup.read_commands, args=(sys.stdin.buffer,), name="commands", daemon=True).start()
     sup.run()
-    return 0
+    # exit now: the command-reader thread is still blocked reading stdin, and interpreter
+    # shutdown with a thread inside a buffered read aborts (SIGABRT, "_enter_buffered_busy")
+    out.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ class ResultsScreen(ModalScreen[None]):
             yield tasks
             with VerticalScroll(id="message-box"):
                 yield Static(id="task-message")
-            yield Static(Text("↑↓ pick a task · Esc closes · full output: Enter on the grid"), classes="hint")
+            dropped = self.job.results.dropped
+            more = f" · {dropped} more results in {self.job.last.events_log}" if dropped and self.job.last else ""
+            yield Static(Text(f"↑↓ pick a task · Esc closes · full output: Enter on the grid{more}"), classes="hint")
 
     def on_mount(self) -> None:
         hosts = self.query_one("#host-results", DataTable)
