@@ -62,6 +62,8 @@ class PlaydeckApp(App[int]):
         self._added = False
         self._last_second = -1
         self._selected_status: Status | None = None
+        self._bindings_key: object = None
+        self._shown_text: dict[str, str] = {}
         self._requested_theme = theme
         self._quitting = False
 
@@ -148,7 +150,8 @@ class PlaydeckApp(App[int]):
         status = job.status if job is not None else None
         if status is not self._selected_status:
             self._selected_status = status
-            self.refresh_bindings()
+            self._bindings_key = None
+            self._selection_changed()
 
     @staticmethod
     def _clock() -> float:
@@ -177,7 +180,7 @@ class PlaydeckApp(App[int]):
         title = self.query_one("#log-title", Static)
         if job is None:
             log.show(None, [], 0)
-            title.update(Text(" no job selected · n launches one", style="dim"))
+            self._update_if_changed(title, Text(" no job selected · n launches one", style="dim"))
             return
         if job.history and job.tail.total == 0:
             job.tail.total = -1  # loading: asked once
@@ -185,7 +188,8 @@ class PlaydeckApp(App[int]):
         log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
-        title.update(Text(f" {job.name} · {job.status.value} · {follow}{where}", no_wrap=True, overflow="ellipsis"))
+        self._update_if_changed(title, Text(f" {job.name} · {job.status.value} · {follow}{where}", no_wrap=True,
+                                            overflow="ellipsis"))
 
     def _update_status_bar(self) -> None:
         counts: dict[Status, int] = {}
@@ -195,7 +199,14 @@ class PlaydeckApp(App[int]):
         text = Text(" playdeck ", style="bold reverse")
         text.append("  " + (" · ".join(parts) if parts else "no jobs yet: n launches a playbook, a an ad-hoc command"))
         text.append(f"   max {self.engine.max_parallel} at once", style="dim")
-        self.query_one("#status-bar", Static).update(text)
+        self._update_if_changed(self.query_one("#status-bar", Static), text)
+
+    def _update_if_changed(self, widget: Static, text: Text) -> None:
+        """A 4 Hz tick must not redraw what did not change: on a slow link every byte counts."""
+        key = text.plain + repr(text.spans)
+        if self._shown_text.get(widget.id or "") != key:
+            self._shown_text[widget.id or ""] = key
+            widget.update(text)
 
     @property
     def selected_job(self) -> Job | None:
@@ -207,7 +218,12 @@ class PlaydeckApp(App[int]):
     @on(JobGrid.Selected)
     def _selection_changed(self) -> None:
         self._show_log()
-        self.refresh_bindings()
+        job = self.selected_job
+        # the footer rebuilds itself on every refresh_bindings: only when what dims a key changed
+        key = (job.status, job.history, bool(job.results.failed_hosts())) if job is not None else None
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
 
     # -- inventory ----------------------------------------------------------
     @work(exclusive=True, group="inventory", exit_on_error=False)

@@ -114,6 +114,17 @@ def of_attempt(marker: str) -> set[int]:
     return marked(marker) | with_cmdline(control_dir(marker))
 
 
+def nice_session(pid: int, nice: int) -> None:
+    """Lower the CPU weight of `pid`'s session. With kernel autogroup (the default on most
+    distributions) each session is scheduled as one unit and a process's own nice only ranks it
+    inside its session, so a job must be niced per session to leave the console its share."""
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as fh:
+            fh.write(str(nice))
+    except OSError:  # no autogroup here, or not ours: the plain nice value still applies
+        pass
+
+
 def alive(pids: Iterable[int]) -> set[int]:
     return {pid for pid in pids if _stat(pid) is not None}
 

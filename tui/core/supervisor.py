@@ -142,6 +142,10 @@ class Supervisor:
                 if remaining is not None and remaining <= 0:
                     self.reason = "timeout"
                     break
+                nice = int(self.config.get("nice") or 0)
+                if nice:  # Ansible's processes start sessions of their own: keep them all behind the console
+                    for pid in self.tree():
+                        procs.nice_session(pid, nice)
                 full = self.disk_full()
                 if full:
                     self.reason, self.error = "error", full
@@ -276,6 +280,7 @@ def main() -> int:
     nice = int(config.get("nice") or 0)
     if nice:
         os.nice(nice)
+        procs.nice_session(os.getpid(), nice)
     sup = Supervisor(config, out)
     signal.signal(signal.SIGTERM, lambda *_: sup.request_stop("terminated"))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
