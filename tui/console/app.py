@@ -16,6 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -126,6 +127,12 @@ class PlaydeckApp(App[int]):
                 self.bell()
 
     def _tick(self) -> None:
+        try:
+            self._render_state()
+        except NoMatches:  # the screen is being torn down (quitting): nothing left to draw
+            return
+
+    def _render_state(self) -> None:
         grid = self.query_one(JobGrid)
         dirty, self._dirty = self._dirty, set()
         if self._added:
