@@ -41,14 +41,17 @@ def test_sigkill_of_the_console_leaves_no_process_and_the_next_start_shows_inter
         # the next start, on the same state directory, without the job file
         command = shlex.join(["env", f"PLAYDECK_STATE_DIR={console.state}", f"PLAYDECK_CONFIG={tmp_path / 'none.yml'}",
                               "TERM=tmux-256color", sys.executable, "-m", "tui", "-i", str(INVENTORY)])
-        console.tmux("kill-server")
-        console.script = f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 60"
-        console.start()
-        screen = console.wait_for(lambda s: s.count("interrupted") >= 2, "both jobs shown as interrupted", timeout=20)
+        # a fresh tmux server (a new socket): restarting one just killed races its shutdown
+        again = Console(tmp_path, jobfile)
+        assert again.state == console.state
+        again.script = f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 60"
+        again.start()
+        screen = again.wait_for(lambda s: s.count("interrupted") >= 2, "both jobs shown as interrupted", timeout=20)
         assert "crash-a" in screen and "crash-b" in screen
         # the first history row is selected: its log is what it had written before the crash
-        console.wait_for(lambda s: "Run long database migration" in s, "the interrupted job's log", timeout=10)
-        console.press("q")
-        console.wait_for(lambda s: "EXIT=0" in s, "a clean exit", timeout=10)
+        again.wait_for(lambda s: "Run long database migration" in s, "the interrupted job's log", timeout=10)
+        again.press("q")
+        again.wait_for(lambda s: "EXIT=0" in s, "a clean exit", timeout=10)
+        again.close()
     finally:
         console.close()
