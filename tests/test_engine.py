@@ -170,9 +170,11 @@ def test_timeout_made_shorter_while_running():
 def test_timeout_removed_while_running_lets_the_job_finish():
     async def main():
         engine = Engine()
-        job = engine.add(slow("slow", 4, timeout=2))
-        await until(lambda: pids_with_cmdline("sleep 4"), what="the sleep task to start")
-        engine.set_timeout(job, 0)
+        job = engine.add(slow("slow", 5))
+        await until(lambda: job.results.task == "Run long database migration", what="the sleep task to start")
+        engine.set_timeout(job, 2)  # would stop it 2 s from now, well before the 5 s sleep ends...
+        assert job.timeout_remaining() is not None
+        engine.set_timeout(job, 0)  # ...but is removed again
         assert job.timeout_remaining() is None
         await engine.wait_idle()
         return job
