@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.bench.bench_overhead import EXIT_AT_ONCE, INVENTORY, PLAYBOOKS, isolated, loadavg, percentile, row
+from tests.bench.bench_overhead import INVENTORY, PLAYBOOKS, isolated, loadavg, percentile, row
 
 SLOW = PLAYBOOKS / "slow_task.yml"
 TARGET = 1.0  # seconds, absolute
@@ -95,8 +95,7 @@ async def _wait(condition: Callable[[], bool], timeout: float, interval: float =
 
 
 def _is_supervisor(pid: int) -> bool:
-    cmdline = _read(f"/proc/{pid}/cmdline")
-    return b"tui.core.supervisor" in cmdline or EXIT_AT_ONCE.encode() in cmdline
+    return b"tui.core.supervisor" in _read(f"/proc/{pid}/cmdline")
 
 
 async def _gone(needle: str, seconds: int, limit: float = GONE_WAIT) -> tuple[dict[str, float], set[int]]:
@@ -161,8 +160,10 @@ async def playdeck_runs(state: Path, reps: int, first_seconds: int,
         for i in range(reps):
             # cancel: the sleep is running, then the API call
             seconds = first_seconds + i
-            job = None if "cancel" not in kinds else engine.add(spec_for_playbook(SLOW, INVENTORY, name=f"cancel-{i}", limit="db01",
-                                               extra_vars={"slow_seconds": seconds}))
+            job = None
+            if "cancel" in kinds:
+                job = engine.add(spec_for_playbook(SLOW, INVENTORY, name=f"cancel-{i}", limit="db01",
+                                                   extra_vars={"slow_seconds": seconds}))
             needle = f"{MARKER_VAR}={job.last.marker}" if job is not None and job.last is not None else ""
             if job is not None and await sleeping("cancel", i, job, needle, seconds):
                 t0 = time.monotonic()
@@ -305,17 +306,6 @@ def run(quick: bool) -> list[dict[str, Any]]:
         pd = asyncio.run(playdeck_runs(tmp / "state", reps, base))
         rc = runner_runs(tmp, reps, base + 2000, "cancel")
         rt = runner_runs(tmp, reps, base + 4000, "timeout")
-        # diagnosis, not playdeck as shipped: the same cancels with a supervisor that ends by os._exit
-        # right after its end message (see overhead.diag.supervisor_exit_lag)
-        saved = os.environ.get("PLAYDECK_SUPERVISOR_MODULE")
-        os.environ["PLAYDECK_SUPERVISOR_MODULE"] = EXIT_AT_ONCE
-        try:
-            cf = asyncio.run(playdeck_runs(tmp / "state-cf", 3 if quick else 10, base + 6000, kinds=("cancel",)))
-        finally:
-            if saved is None:
-                os.environ.pop("PLAYDECK_SUPERVISOR_MODULE", None)
-            else:
-                os.environ["PLAYDECK_SUPERVISOR_MODULE"] = saved
         load_after = loadavg()
 
     def samples(values: list[float]) -> list[float]:
@@ -340,15 +330,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
     c50, c99, cmax = _stats(pd["cancel"]["all"])
     rows.append(row("cancel.playdeck.p50", c50, "s", baseline=r50,
-                    notes=f"engine.cancel() -> no process with the marker and no sleep left, n={len(pd['cancel']['all'])};"
-                          f" {context}"))
+                    notes=f"engine.cancel() -> no process with the marker and no sleep left, "
+                          f"n={len(pd['cancel']['all'])}; {context}"))
     rows.append(row("cancel.playdeck.p99", c99, "s", baseline=r99, target=TARGET, target_of="value",
                     notes=f"max {cmax or 0:.3f} s; {stages('cancel')}; samples {samples(pd['cancel']['all'])}"))
-    f50, f99, fmax = _stats(cf["cancel"]["all"])
-    rows.append(row("cancel.diag.playdeck_p99_if_supervisor_exits_at_once", f99, "s",
-                    notes=f"counterfactual, not playdeck as shipped: supervisor ended by os._exit after its end "
-                          f"message; n={len(cf['cancel']['all'])}, p50 {f50 or 0:.3f}, max {fmax or 0:.3f} s; "
-                          f"{stages_of(cf, 'cancel')}{'; ' + '; '.join(cf['problems']) if cf['problems'] else ''}"))
     rows.append(row("cancel.runner.p99", r99, "s",
                     notes=f"baseline: ansible-runner run_async + cancel_callback (pexpect_timeout 5 s), cancel -> "
                           f"status reported (processes never all gone: see leftover); p50 {r50 or 0:.3f}, max "
@@ -363,7 +348,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
     rows.append(row("timeout.playdeck.p50", t50, "s", baseline=q50,
                     notes=f"job.deadline -> every process gone; timeout {TIMEOUT:.0f} s set at launch; the sleep "
                           f"was already running at the deadline in {pd['sleep_before_deadline']}/{reps} "
-                          f"(else Ansible was still starting); statuses {sorted(set(pd['statuses'].get('timeout', [])))}"))
+                          f"(else Ansible was still starting); statuses "
+                          f"{sorted(set(pd['statuses'].get('timeout', [])))}"))
     rows.append(row("timeout.playdeck.p99", t99, "s", baseline=q99, target=TARGET, target_of="value",
                     notes=f"max {tmax or 0:.3f} s; {stages('timeout')}; samples {samples(pd['timeout']['all'])}"))
     m50, m99, mmax = _stats(pd["retimed"]["all"])

@@ -935,6 +935,8 @@ def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
 # --- entry points ---------------------------------------------------------------------
 
 def run(quick: bool) -> list[dict[str, Any]]:
+    """Startup, keys under load and console CPU; `quick` takes fewer samples and smaller jobs (about 4 minutes
+    on this machine, full about 12). A bench that fails becomes one row saying why."""
     rows: list[dict[str, Any]] = []
     warm_bytecode()
     with tempfile.TemporaryDirectory(prefix="playdeck-bench-console-") as tmp:

@@ -171,22 +171,7 @@ ONE_TASK = """\
 """
 
 
-# A counterfactual for the diagnosis, not a fix (tui/ is not changed here): the same supervisor,
-# ended with os._exit as soon as main() returns, i.e. right after its "end" message is written.
-# `PLAYDECK_SUPERVISOR_MODULE=tests.bench.bench_overhead` runs it in place of tui.core.supervisor.
-EXIT_AT_ONCE = "tests.bench.bench_overhead"
-
-
-def _supervisor_exiting_at_once() -> None:
-    from tui.core import supervisor
-
-    code = supervisor.main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def supervisor_exit(tmp: Path, env: dict[str, str], reps: int, module: str | None = None) -> list[dict[str, Any]]:
+def supervisor_exit(tmp: Path, env: dict[str, str], reps: int) -> list[dict[str, Any]]:
     """Run the attempt supervisor on its own, as the engine does (stdin kept open), on a one-task playbook.
 
     Per run: time to its "end" message, time from that message to the process's exit, its exit
@@ -210,7 +195,7 @@ def supervisor_exit(tmp: Path, env: dict[str, str], reps: int, module: str | Non
         err_path = directory / "stderr.log"
         with open(err_path, "wb") as err:
             start = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", module or supervisor_module()], stdin=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, "-m", supervisor_module()], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=err, env=run_env, start_new_session=True)
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write((json.dumps(config) + "\n").encode())
@@ -252,14 +237,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 return timed(cmd, env, cwd=tmp, stdin=stdin)
             jobfile = write_job_file(tmp / f"jobs-{kind}-{rep}.yml", work)
             cmd = [playdeck, "run", str(jobfile), "--state-dir", str(state)]
-            if kind != "playdeck+preflight":
+            if kind == "playdeck":
                 cmd.append("--no-preflight")
-            run_env = env
-            if kind == "playdeck+exit-at-once":
-                run_env = dict(env, PLAYDECK_SUPERVISOR_MODULE=EXIT_AT_ONCE)
-            return timed(cmd, run_env, cwd=tmp)
+            return timed(cmd, env, cwd=tmp)
 
-        kinds = ["bare", "playdeck", "playdeck+preflight", "playdeck+exit-at-once"]
+        kinds = ["bare", "playdeck", "playdeck+preflight"]
         samples: dict[str, list[tuple[float, float, int]]] = {k: [] for k in kinds}
         load_before = loadavg()
         # warm the page cache and Ansible's caches so the first measured variant is not penalised
@@ -290,10 +272,6 @@ def run(quick: bool) -> list[dict[str, Any]]:
         rows.append(row("overhead.playdeck_run_preflight_wall", wall["playdeck+preflight"], "s", baseline=base,
                         target=TARGET, notes=f"playdeck run (preflight on, the default); "
                                              f"{note('playdeck+preflight')}"))
-        rows.append(row("overhead.diag.playdeck_run_wall_if_supervisor_exits_at_once", wall["playdeck+exit-at-once"],
-                        "s", baseline=base, notes="counterfactual, not playdeck as shipped: --no-preflight with the "
-                        "supervisor ended by os._exit right after its end message (see supervisor_exit_lag); "
-                        f"{note('playdeck+exit-at-once')}"))
         rows.append(row("overhead.playdeck_run_cpu", cpu["playdeck"], "s", baseline=cpu["bare"],
                         notes="user+sys CPU of the whole tree (wait4), --no-preflight vs bare; "
                               f"extra per job {(cpu['playdeck'] - cpu['bare']) / len(JOBS):.2f} s"))
@@ -323,26 +301,20 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 notes="ansible-playbook --version: Ansible's own startup, paid by both sides"),
         ]
         sup = supervisor_exit(tmp, env, diag_reps)
-        sup_fixed = supervisor_exit(tmp, env, diag_reps, module=EXIT_AT_ONCE)
         t_one = median_time([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(tmp / "one-task.yml")], env,
                             diag_reps)
         codes = sorted({r["rc"] for r in sup})
         errors = sorted({r["stderr"] for r in sup if r["stderr"]})
         rows += [
             row("overhead.diag.supervisor_exit_lag", statistics.median(r["lag"] for r in sup), "s",
-                notes=f"supervisor's 'end' message -> its process gone (delays every job's end); exit status "
+                notes=f"supervisor's 'end' message -> its process gone (delays every job's end, and its cancel; "
+                      f"was 1.0 s with SIGABRT before f38db8e); exit status "
                       f"{codes}{'' if sup and all(r['end_seen'] for r in sup) else ' (no end message!)'}"
                       f"{'; stderr: ' + ' | '.join(errors) if errors else ''}",
                 samples=[round(r["lag"], 3) for r in sup]),
-            row("overhead.diag.supervisor_exit_lag_if_exits_at_once", statistics.median(r["lag"] for r in sup_fixed),
-                "s", notes=f"counterfactual: the same supervisor ended by os._exit after main(); exit status "
-                           f"{sorted({r['rc'] for r in sup_fixed})}"),
             row("overhead.diag.supervisor_one_task", statistics.median(r["to_end"] for r in sup), "s",
                 baseline=t_one, notes="python -m tui.core.supervisor on a one-task playbook, start -> 'end' "
-                                      "message, vs bare ansible-playbook on it"),
+                                      "message, vs bare ansible-playbook on it: the fixed cost of one attempt"),
         ]
     return rows
 
-
-if __name__ == "__main__":
-    _supervisor_exiting_at_once()

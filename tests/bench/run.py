@@ -174,7 +174,8 @@ def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
         target_unit = (row["unit"] or "") if row.get("target_of") == "value" else "x"
         table.add_row(Text(row["name"]), _fmt(row["value"], row["unit"] or ""),
                       _fmt(row["baseline"], row["unit"] or ""), _fmt(row["ratio"]),
-                      "–" if target is None else f"≤ {_fmt(target, target_unit)}", met_text, Text(str(row["notes"] or "")))
+                      "–" if target is None else f"≤ {_fmt(target, target_unit)}", met_text,
+                      Text(str(row["notes"] or "")))
     console.print(table)
     machine = info["machine"]
     console.print(Text(
