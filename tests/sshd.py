@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
+from tests.conftest import _read  # one /proc reader for every test and bench
 
 SSHD = "/usr/sbin/sshd"  # sshd refuses to re-exec itself unless started by absolute path
 SSH_KEYGEN = "ssh-keygen"
@@ -57,14 +58,6 @@ def control_name(port: int, user: str, host: str = HOST) -> str:
     """
     import hashlib
     return hashlib.sha1(f"{host}-{port}-{user}".encode()).hexdigest()[:10]
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
 
 
 def _ppid_map() -> dict[int, list[int]]:

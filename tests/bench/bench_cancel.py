@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tests.bench.bench_overhead import INVENTORY, PLAYBOOKS, isolated, loadavg, percentile, row
+from tests.conftest import _read, _live  # one /proc reader for every test and bench
 
 SLOW = PLAYBOOKS / "slow_task.yml"
 TARGET = 1.0  # seconds, absolute
@@ -40,19 +41,6 @@ BENCH_VAR = "PLAYDECK_BENCH_MARK"
 
 
 # -- the process table, read directly (independent of tui.core.procs) ---------
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
-
-
-def _live(pid: str) -> bool:
-    stat = _read(f"/proc/{pid}/stat")
-    return bool(stat) and stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
-
 
 def scan(env_needle: str, sleep_seconds: int) -> tuple[set[int], set[int]]:
     """(live pids whose environment holds exactly `env_needle`, live `sleep <sleep_seconds>` pids)."""

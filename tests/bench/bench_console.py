@@ -96,6 +96,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
+from tests.conftest import _read  # one /proc reader for every test and bench
 
 
 class Help(ModalScreen):
@@ -121,14 +122,6 @@ Minimal().run()
 
 
 # --- /proc -------------------------------------------------------------------
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
-
 
 def proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat from field 3 (state) on; None once the process is gone."""
