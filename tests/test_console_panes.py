@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from tests.conftest import INVENTORY, PLAYBOOKS, run
+from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
 from tests.test_console_keys import wait
 from tui.console.app import PlaydeckApp
 from tui.console.config import Config, remembered
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.screens.help import HelpScreen
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
+from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
 from tui.core.spec import JobSpec, Status
 
@@ -127,5 +128,35 @@ def test_console_answers_keys_while_a_5000_host_inventory_loads(tmp_path):
             await pilot.press("escape")
             await wait(pilot, lambda: pane.inventory is not None, timeout=120, what="the big inventory")
             assert len(pane.inventory.hosts) == 5000
+
+    run(main())
+
+
+def test_grid_redraws_only_what_changed_and_recolours_on_theme_change():
+    """DataTable throws away its whole render cache on every update_cell: a 4 Hz tick must not call it
+    for cells that show the same thing, and a theme change must still repaint the status colours."""
+    spec = JobSpec(name="quick", inventory=INVENTORY, playbook=TEST_PLAYBOOKS / "load_one_debug.yml", limit="web01")
+
+    async def main():
+        app = PlaydeckApp(specs=[spec], inventory=INVENTORY, theme="playdeck-dark")
+        async with app.run_test(size=(100, 30)) as pilot:
+            job = app.engine.jobs[0]
+            grid = app.query_one(JobGrid)
+            await wait(pilot, lambda: job.status.finished, timeout=60, what="the job")
+            await pilot.pause(0.6)  # the tick after the end has drawn the final row
+            before = grid._update_count
+            for _ in range(5):
+                app._render_state()
+                app._last_second = -1  # as if a second had passed: the clocks are looked at too
+            assert grid._update_count == before
+            dark = grid.get_cell(str(job.id), "status").style
+            app.theme = "playdeck-light"
+            await pilot.pause(0.1)
+            assert grid._update_count > before
+            light = grid.get_cell(str(job.id), "status").style
+            assert grid.get_cell(str(job.id), "status").plain == job.status.value
+            assert str(dark) != str(light)
+            await pilot.press("q")
+        return app
 
     run(main())

@@ -201,6 +201,20 @@ def test_property_no_controls_survive_and_idempotent(text: str) -> None:
     assert strip_sgr(text) == strip_sgr(out)
 
 
+ansible_like = st.lists(st.one_of(
+    st.sampled_from(["\x1b[0;32m", "\x1b[0m", "\x1b[1;31m", "\x1b[", "\r\n", "\r", "\n", "\x1b]0;x\x07", "\x9b"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
+)).map("".join)
+
+
+@settings(max_examples=500)
+@given(st.one_of(hostile_text, ansible_like))
+def test_property_fast_path_agrees_with_the_general_rule(text: str) -> None:
+    import tui.core.sanitize as impl
+    general = impl._SLOW.sub(impl._visible, text)  # what sanitize() did before it had a fast path
+    assert sanitize(text) == general
+
+
 @settings(max_examples=300)
 @given(hostile_text)
 def test_property_nothing_printable_is_dropped(text: str) -> None:

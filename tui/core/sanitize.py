@@ -86,6 +86,11 @@ def sanitize(text: str) -> str:
     """
     if _BAD.search(text) is None:
         return text
+    # Ansible's usual line: SGR colours and pty \r\n endings, nothing else. Checking that with
+    # three passes in C is about twice as fast as the per-match callback of the general case.
+    usual = text.replace("\r\n", "\n")
+    if _BAD.search(_SGR.sub("", usual)) is None:
+        return usual
     return _SLOW.sub(_visible, text)
 
 

@@ -44,6 +44,11 @@ def plain(value: object) -> Text:
     return Text(strip_sgr(str(value)), no_wrap=True, overflow="ellipsis")
 
 
+def _look(cell: Text) -> tuple[object, ...]:
+    """Everything about a cell that reaches the screen."""
+    return cell.plain, str(cell.style), tuple(cell.spans)
+
+
 class JobGrid(DataTable[Text]):
     BINDINGS = [
         Binding("enter", "app.focus_log", "Log", id="focus-log", show=False),
@@ -66,10 +71,19 @@ class JobGrid(DataTable[Text]):
         self.sort_index = 0
         self.selected_id: int | None = None
         self._shown: list[int] = []
+        # what each cell shows now: DataTable drops its whole render cache on any update_cell,
+        # so a cell is only handed over when what it shows really changed
+        self._drawn: dict[tuple[str, str], tuple[object, ...]] = {}
 
     def on_mount(self) -> None:
         for key, header in COLUMNS:
             self.add_column(Text(header), key=key, width=WIDTHS.get(key))
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+
+    def _restyle(self) -> None:
+        """Status colours come from the theme: repaint every row in the new one."""
+        for job in self.jobs:
+            self.update_job(job)
 
     # -- what is shown ------------------------------------------------------
     def visible_jobs(self) -> list[Job]:
@@ -90,8 +104,13 @@ class JobGrid(DataTable[Text]):
                 self.update_job(job)
             return
         self.clear()
+        self._drawn.clear()
         for job in jobs:
-            self.add_row(*self._cells(job), key=str(job.id))
+            cells = self._cells(job)
+            row = str(job.id)
+            self.add_row(*cells, key=row)
+            for (key, _), cell in zip(COLUMNS, cells):
+                self._drawn[row, key] = _look(cell)
         self._shown = ids
         if self.selected_id in ids:
             self.move_cursor(row=ids.index(self.selected_id), animate=False)
@@ -105,15 +124,22 @@ class JobGrid(DataTable[Text]):
     def update_job(self, job: Job) -> None:
         if job.id not in self._shown:
             return
+        row = str(job.id)
         for (key, _), cell in zip(COLUMNS, self._cells(job)):
-            self.update_cell(str(job.id), key, cell)
+            self._set(row, key, cell)
+
+    def _set(self, row: str, key: str, cell: Text) -> None:
+        look = _look(cell)
+        if self._drawn.get((row, key)) != look:
+            self._drawn[row, key] = look
+            self.update_cell(row, key, cell)
 
     def tick_clocks(self) -> None:
         """Elapsed and time-left move every second for running jobs; nothing else needs touching."""
         for job in self.jobs:
             if job.status is Status.RUNNING and job.id in self._shown:
-                self.update_cell(str(job.id), "elapsed", plain(format_duration(job.elapsed())))
-                self.update_cell(str(job.id), "timeout", plain(format_duration(job.timeout_remaining())))
+                self._set(str(job.id), "elapsed", plain(format_duration(job.elapsed())))
+                self._set(str(job.id), "timeout", plain(format_duration(job.timeout_remaining())))
 
     def _status_style(self, status: Status) -> Style:
         theme = self.app.current_theme
