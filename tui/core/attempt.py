@@ -67,6 +67,9 @@ def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str
         "suppress_env_files": True,  # env/ files would be re-read, and may hold secrets
         "suppress_output_file": True,  # we write output.log ourselves
         "rotate_artifacts": 0,
+        # facts stay in memory, as with plain ansible-playbook: ansible-runner's default jsonfile
+        # cache writes every host's facts to disk on every run, which nothing here reads
+        "fact_cache_type": "memory",
         "envvars": {
             # Ansible calls a malformed inventory "no hosts matched" and succeeds; make it an error
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",

@@ -208,6 +208,8 @@ class Supervisor:
     def run(self) -> None:
         import ansible_runner  # imported here: it is slow to import and only this process needs it
 
+        _no_close_delay()
+
         status, rc, error = "error", None, None
         # ssh ControlPersist sockets: a private dir of this attempt's own (a shared one would let
         # one job's master serve another), named so the console can find its masters if we die
@@ -256,6 +258,29 @@ class Supervisor:
         _reap()
         self.emit({"t": "end", "status": status, "rc": rc, "reason": reason, "error": error,
                    "leftover": sorted(leftover)})
+
+
+def _no_close_delay() -> None:
+    """Drop the 0.1 s sleep ptyprocess takes in close() "to let the kernel update the status".
+
+    ansible-runner closes the pty only after `isalive()` has reaped ansible-playbook, so the
+    status is already known and the sleep only delays every attempt's end (measured: 0.1 s of
+    the 0.2 s between the last event and ansible_runner.run returning).
+    """
+    import pexpect.pty_spawn
+
+    spawn = pexpect.pty_spawn.spawn
+    original = spawn._spawnpty
+    if getattr(original, "_playdeck", False):
+        return
+
+    def spawnpty(self: Any, args: Any, **kwargs: Any) -> Any:
+        proc = original(self, args, **kwargs)
+        proc.delayafterclose = 0.0
+        return proc
+
+    spawnpty._playdeck = True  # type: ignore[attr-defined]
+    spawn._spawnpty = spawnpty  # type: ignore[method-assign]
 
 
 def _reap() -> None:
