@@ -76,6 +76,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from tests.conftest import _read  # one /proc reader for every test and bench
+
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "sample_inventory" / "hosts.yml"
 PLAYBOOKS = ROOT / "sample_playbooks"
@@ -96,7 +98,6 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
-from tests.conftest import _read  # one /proc reader for every test and bench
 
 
 class Help(ModalScreen):
