@@ -160,3 +160,32 @@ def test_grid_redraws_only_what_changed_and_recolours_on_theme_change():
         return app
 
     run(main())
+
+
+def test_a_growing_log_asks_for_no_layout_of_the_screen():
+    """Assigning virtual_size lays out (and repaints) every pane; a log that grows must only move its scrollbar."""
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield LogView()
+
+    async def main():
+        app = One()
+        async with app.run_test(size=(60, 12)) as pilot:
+            log = app.query_one(LogView)
+            lines = [f"line {n}" for n in range(50)]
+            log.show("job", lines[:30], 30)
+            await pilot.pause(0.1)
+            assert log.show_vertical_scrollbar and log.scroll_y == log.max_scroll_y
+            layouts = []
+            app.screen._refresh_layout = lambda *a, **k: layouts.append(1)  # type: ignore[method-assign]
+            log.show("job", lines, 50)
+            assert not app.screen._layout_required
+            await pilot.pause(0.1)
+            assert layouts == []
+            assert log.virtual_size.height == 50 and log.vertical_scrollbar.window_virtual_size == 50
+            assert log.scroll_y == log.max_scroll_y == 50 - log.scrollable_content_region.height
+        return app
+
+    run(main())

@@ -61,9 +61,26 @@ class LogView(ScrollView, can_focus=True):
         self._first = first
         for line in self._lines[-200:]:
             self._width = max(self._width, min(len(line), 10_000))
-        self.virtual_size = Size(self._width, len(self._lines))
+        self._set_virtual_size(Size(self._width, len(self._lines)))
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow the scrollable area without a layout pass of the whole screen.
+
+        Assigning `virtual_size` asks for a layout, which repaints every pane: measured,
+        that made up most of the console's CPU while a job streams. Only the scrollbars
+        depend on it, so update those (`_scroll_update` is what a layout would call here;
+        it asks for a layout itself if a scrollbar appears or disappears).
+        """
+        if size == self.virtual_size:
+            return
+        if not self.container_size:  # not laid out yet: let the first layout take it
+            self.virtual_size = size
+            return
+        self.set_reactive(LogView.virtual_size, size)
+        self._scroll_update(size)
         self.refresh()
 
     @property
