@@ -45,7 +45,7 @@ async def wait(pilot, condition, timeout: float = 30.0, what: str = "condition")
 def row_text(app: PlaydeckApp, name: str) -> str:
     grid = app.query_one(JobGrid)
     job = app.engine.get(name)
-    return " ".join(cell.plain for cell in grid.get_row(str(job.id)))
+    return " ".join(cell.plain for cell in grid.row_cells(job.id))
 
 
 SLOW_PAIR = """\
