@@ -213,7 +213,7 @@ class PlaydeckApp(App[int]):
         key = text.plain + repr(text.spans)
         if self._shown_text.get(widget.id or "") != key:
             self._shown_text[widget.id or ""] = key
-            widget.update(text)
+            widget.update(text, layout=False)  # one-line bars (CSS height 1): a layout would repaint every pane
 
     @property
     def selected_job(self) -> Job | None:
