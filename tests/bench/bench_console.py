@@ -641,12 +641,13 @@ def _title_name(match: re.Match[bytes]) -> str:
 
 
 def _current_title(console: Console, timeout: float = 30) -> str:
-    """The job named by the last log title drawn."""
-    found = console.proc.wait_for(TITLE, max(0, console.proc.offset - 20000), timeout)
+    """The job named by the last log title drawn (the title is only redrawn when it changes,
+    so it can be far back in the output)."""
+    found = console.proc.wait_for(TITLE, 0, timeout)
     if found is None:
         raise RuntimeError("no log title on screen")
     last = None
-    for m in TITLE.finditer(console.proc.snapshot(console.proc.offset - 20000)):
+    for m in TITLE.finditer(console.proc.snapshot(0)):
         last = m
     return _title_name(last or found[1])
 

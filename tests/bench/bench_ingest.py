@@ -325,13 +325,13 @@ async def _drive(app: Any, go: Path, jobs: int, done: asyncio.Event, ticker: Any
                 await asyncio.sleep(KEY_EVERY)
                 if done.is_set() or not first():
                     continue
-                before = grid.cursor_row
+                before = grid.cursor
                 key = "j" if before < grid.row_count - 1 else "k"
                 start = time.perf_counter()
                 press = asyncio.create_task(pilot.press(key))
-                while grid.cursor_row == before and time.perf_counter() - start < 10:
+                while grid.cursor == before and time.perf_counter() - start < 10:
                     await asyncio.sleep(0.002)
-                if grid.cursor_row == before:
+                if grid.cursor == before:
                     key_timeouts += 1
                 else:
                     keys.append(time.perf_counter() - start)

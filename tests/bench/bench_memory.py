@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui.core.results import MAX_TASK_RESULTS
 from tests.bench.bench_ingest import (CHATTY, INVENTORY, REPLAY_MODULE, child_rows, count_lines, loadavg, main_for,
                                       proc_status_kb)
 
@@ -150,8 +151,8 @@ def child(quick: bool) -> list[dict[str, Any]]:
         rss, base = _mb(got["rss"]), _mb(got["base_rss"])
         all_ok = all(s == "successful" for s in got["statuses"])
         kept_mb = got["task_results"] * got["per_result"] / 2**20
-        where = (f"engine keeps {got['task_results']:,} TaskResult objects (ResultTracker.tasks, one per runner_on_* "
-                 f"event, never bounded), about {got['per_result']:.0f} B each = {kept_mb:.0f} MB; log tails "
+        where = (f"engine keeps {got['task_results']:,} TaskResult objects (ResultTracker.tasks, at most "
+                 f"{MAX_TASK_RESULTS:,} per attempt, failures first), about {got['per_result']:.0f} B each = {kept_mb:.0f} MB; log tails "
                  f"{got['tail_lines']:,} lines, {got['tail_bytes'] / 2**20:.1f} MB")
         ok_disk = good == JOBS and all_ok
         return [
