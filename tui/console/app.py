@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from tui.console.commands import BY_ACTION, COMMANDS, app_bindings, key_label
 from tui.console.config import Config, remember, remembered
@@ -31,6 +31,7 @@ from tui.console.screens.timeout import TimeoutDialog
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
+from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.engine import Engine, EngineError, Job
@@ -83,7 +84,7 @@ class PlaydeckApp(App[int]):
                 yield Static(id="log-title")
                 yield LogView(id="log")
                 yield Input(placeholder="search the log (Enter: next older match, Esc: close)", id="log-search")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar(id="footer")
 
     def on_mount(self) -> None:
         themes, problems = load_themes()
@@ -155,9 +156,8 @@ class PlaydeckApp(App[int]):
         self._update_status_bar()
         job = self.selected_job
         status = job.status if job is not None else None
-        if status is not self._selected_status:
+        if status is not self._selected_status:  # the selected job moved on: keys may (un)dim
             self._selected_status = status
-            self._bindings_key = None
             self._selection_changed()
 
     @staticmethod
@@ -226,7 +226,7 @@ class PlaydeckApp(App[int]):
     def _selection_changed(self) -> None:
         self._show_log()
         job = self.selected_job
-        # the footer rebuilds itself on every refresh_bindings: only when what dims a key changed
+        # refresh_bindings re-checks every binding: only when what dims a key changed
         key = (job.status, job.history, bool(job.results.failed_hosts())) if job is not None else None
         if key != self._bindings_key:
             self._bindings_key = key

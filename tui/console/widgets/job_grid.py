@@ -118,6 +118,7 @@ class JobGrid(ScrollView, can_focus=True):
         self._strips: dict[tuple[object, ...], Strip] = {}
         self._header: Strip | None = None
         self._styles_key: tuple[object, ...] = ()
+        self._base = Style()
         self._width = sum(WIDTHS[k] + 2 * PAD for k in KEYS)
 
     def on_mount(self) -> None:
@@ -231,30 +232,33 @@ class JobGrid(ScrollView, can_focus=True):
         ]
 
     # -- rendering ----------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style  # it walks every ancestor: once per frame, not once per line
+        self._check_styles()
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         scroll_x = round(self.scroll_x)
-        self._check_styles()
         if y == 0:
             if self._header is None:
                 self._header = self._strip([Text(h) for _, h in COLUMNS], self.get_component_rich_style(
                     "job-grid--header"))
-            return self._header.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+            return self._header.crop_extend(scroll_x, scroll_x + width, self._base)
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < len(self._shown):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         job_id = self._shown[index]
         on_cursor = index == self.cursor
         key = (job_id, on_cursor, self._looks[job_id])
         strip = self._strips.get(key)
         if strip is None:
-            style = self.rich_style + self.get_component_rich_style("job-grid--cursor") if on_cursor \
-                else self.rich_style
+            style = self._base + self.get_component_rich_style("job-grid--cursor") if on_cursor else self._base
             strip = self._strip(self._cells[job_id], style)
             if len(self._strips) >= ROW_CACHE:
                 self._strips.clear()
             self._strips[key] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return strip.crop_extend(scroll_x, scroll_x + width, self._base)
 
     def _strip(self, cells: list[Text], style: Style) -> Strip:
         line = Text(no_wrap=True, end="")

@@ -14,7 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -45,6 +45,7 @@ class LogView(ScrollView, can_focus=True):
         self._width = 0
         self._cache: OrderedDict[int, Strip] = OrderedDict()
         self.source: object = None
+        self._base = Style()
 
     # -- feeding ------------------------------------------------------------
     def show(self, source: object, lines: Sequence[str], total: int) -> None:
@@ -122,14 +123,22 @@ class LogView(ScrollView, can_focus=True):
         self.refresh()
 
     # -- rendering ----------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # rich_style walks every ancestor: once per frame, not once per line
+        base = self.rich_style
+        if base != self._base:
+            self._base = base
+            self._cache.clear()  # cached lines carry the old background (focus tint, theme)
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
         if index >= len(self._lines):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         strip = self._strip(index)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return strip.crop_extend(scroll_x, scroll_x + width, self._base)
 
     def _strip(self, index: int) -> Strip:
         key = self._first + index
@@ -141,7 +150,7 @@ class LogView(ScrollView, can_focus=True):
         if self.search:
             text.highlight_words([self.search], style=Style(reverse=True), case_sensitive=False)
         segments = list(text.render(self.app.console))
-        strip = Strip(Segment.apply_style(segments, self.rich_style), text.cell_len)
+        strip = Strip(Segment.apply_style(segments, self._base), text.cell_len)
         self._cache[key] = strip
         if len(self._cache) > CACHE_LINES:
             self._cache.popitem(last=False)
