@@ -80,8 +80,7 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
 
             await pilot.press("c")
             await wait(pilot, lambda: a.status is Status.CANCELED, what="cancel")
-            await pilot.pause(0.3)
-            assert "canceled" in row_text(app, "long-a")
+            await wait(pilot, lambda: "canceled" in row_text(app, "long-a"), what="the canceled row")
             assert pids_with_cmdline("sleep 63") == [] and pids_with_cmdline("sleep 64")
             assert b.status is Status.RUNNING
             assert app.check_action("retry_job", ()) is True and app.check_action("cancel_job", ()) is None
@@ -133,7 +132,6 @@ def test_failed_hosts_results_log_filter_and_help(tmp_path):
         async with app.run_test(size=(100, 30)) as pilot:
             failing, health = app.engine.jobs
             await wait(pilot, lambda: failing.status.finished and health.status.finished, timeout=60, what="both jobs")
-            await pilot.pause(0.4)
             assert failing.status is Status.FAILED
             assert app.check_action("retry_failed", ()) is True
 
@@ -217,8 +215,8 @@ def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
             assert adhoc.status is Status.SUCCESSFUL, adhoc.message
             assert adhoc.spec.module == "ansible.builtin.command" and adhoc.spec.limit == "cache"
             assert any("hello-adhoc" in line for line in adhoc.tail.lines)
-            await pilot.pause(0.4)
-            assert pane.marks.get("cache01") in ("ok", "changed")  # latest result marked in the tree
+            await wait(pilot, lambda: pane.marks.get("cache01") in ("ok", "changed"),  # latest result marked in the tree
+                       what="the host's mark")
         return app
 
     run(main())

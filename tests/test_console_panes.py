@@ -28,7 +28,7 @@ def test_log_follows_pauses_when_scrolled_up_and_searches():
             job = app.engine.jobs[0]
             log = app.query_one(LogView)
             await wait(pilot, lambda: job.status.finished, timeout=60, what="the chatty job")
-            await pilot.pause(0.4)
+            await wait(pilot, lambda: log.line_count == len(job.tail.lines), what="the log's last lines")
             assert job.status is Status.SUCCESSFUL
             assert log.line_count > 200 and log.follow
             assert log.scroll_y == log.max_scroll_y  # following: at the bottom
@@ -143,7 +143,7 @@ def test_grid_repaints_only_what_changed_and_recolours_on_theme_change():
             job = app.engine.jobs[0]
             grid = app.query_one(JobGrid)
             await wait(pilot, lambda: job.status.finished, timeout=60, what="the job")
-            await pilot.pause(0.6)  # the tick after the end has drawn the final row
+            await wait(pilot, lambda: grid.row_cells(job.id)[1].plain == job.status.value, what="the final row")
             before = grid.updates
             assert before > 0  # queued -> running -> successful were each drawn
             for _ in range(5):
@@ -213,6 +213,30 @@ def test_footer_dims_the_keys_that_do_not_apply_to_the_selected_job():
             second = dimmed(bar)
             assert second["Fail"] and not second["Retry"]
             assert "Cancel" in bar.render().plain and "Quit" in bar.render().plain
+            await pilot.press("q")
+        return app
+
+    run(main())
+
+
+def test_refresh_slows_down_over_the_cpu_budget_and_recovers():
+    """Under a flood the frame rate is what bounds the console's CPU; keys are answered regardless."""
+    import time as clock
+
+    from tui.console import app as console
+
+    async def main():
+        app = PlaydeckApp(inventory=INVENTORY)
+        async with app.run_test(size=(100, 30)) as pilot:
+            assert app.refresh_interval == console.REFRESH_SECONDS
+            for _ in range(6):  # judged once a second: pretend each second cost 10 % of a core
+                app._governed_at = (clock.monotonic() - 1.0, clock.process_time() - 0.10)
+                app._govern()
+            assert app.refresh_interval == console.SLOWEST_REFRESH
+            for _ in range(6):  # and then almost nothing
+                app._governed_at = (clock.monotonic() - 1.0, clock.process_time())
+                app._govern()
+            assert app.refresh_interval == console.REFRESH_SECONDS
             await pilot.press("q")
         return app
 

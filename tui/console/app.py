@@ -40,7 +40,9 @@ from tui.core.inventory import InventoryError, load_inventory
 from tui.core.sanitize import sanitize
 from tui.core.spec import JobSpec, Status
 
-REFRESH_SECONDS = 0.25
+REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CPU budget
+SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
+CPU_BUDGET = 0.03  # of one core: on a saturated bastion every cycle the console takes, the jobs lose
 ALERT = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
 
 
@@ -63,6 +65,8 @@ class PlaydeckApp(App[int]):
         self._dirty: set[int] = set()
         self._added = False
         self._last_second = -1
+        self.refresh_interval = REFRESH_SECONDS
+        self._governed_at: tuple[float, float] | None = None  # (wall, process CPU) when last judged
         self._selected_status: Status | None = None
         self._bindings_key: object = None
         self._shown_text: dict[str, str] = {}
@@ -111,8 +115,7 @@ class PlaydeckApp(App[int]):
         grid.focus()
         self._load_inventory()
         self._load_history()
-        self.set_interval(REFRESH_SECONDS, self._tick)
-        self._tick()
+        self._frame()
 
     # -- state in, screen out -----------------------------------------------
     def _on_engine_change(self, job: Job, what: str) -> None:
@@ -132,6 +135,33 @@ class PlaydeckApp(App[int]):
             self._render_state()
         except NoMatches:  # the screen is being torn down (quitting): nothing left to draw
             return
+
+    def _frame(self) -> None:
+        """The refresh loop: draw, judge the CPU spent, come back after the current interval."""
+        self._tick()
+        self._govern()
+        self.set_timer(self.refresh_interval, self._frame)
+
+    def _govern(self) -> None:
+        """Draw less often while the console spends more than its CPU budget, and speed up again after.
+
+        Drawing a streaming log costs the same per frame whatever arrived, so under a
+        flood of output the frame rate is what bounds the console's CPU; keys are
+        answered at once either way (they redraw what they change themselves).
+        """
+        wall, cpu = time.monotonic(), time.process_time()
+        if self._governed_at is None:
+            self._governed_at = (wall, cpu)
+            return
+        elapsed = wall - self._governed_at[0]
+        if elapsed < 1.0:
+            return
+        share = (cpu - self._governed_at[1]) / elapsed
+        self._governed_at = (wall, cpu)
+        if share > CPU_BUDGET:
+            self.refresh_interval = min(SLOWEST_REFRESH, self.refresh_interval * 1.5)
+        elif share < CPU_BUDGET / 2:
+            self.refresh_interval = max(REFRESH_SECONDS, self.refresh_interval / 1.5)
 
     def _render_state(self) -> None:
         grid = self.query_one(JobGrid)
