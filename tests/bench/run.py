@@ -1,6 +1,7 @@
 """The one command that runs the benchmark suite.
 
-    python -m tests.bench.run [--quick] [--only NAME ...] [--json FILE]
+    python -m tests.bench.run [--quick] [--only NAME ...] [--json FILE] [--markdown]
+    python -m tests.bench.run --from-json FILE --markdown   # the table of an earlier run, for the README
 
 Every `tests/bench/bench_*.py` module present is imported (found with pkgutil) and
 its `run(quick) -> list[dict]` called. Each row is
@@ -156,6 +157,16 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip() if unit else text
 
 
+def _target(row: dict[str, Any]) -> str:
+    target = row["target"]
+    if target is None:
+        return "–"
+    if isinstance(target, str):  # a module's own wording, e.g. "<= 1 s"
+        return target.replace("<=", "≤")
+    unit = (row["unit"] or "") if row.get("target_of") == "value" else "x"
+    return f"≤ {_fmt(target, unit)}"
+
+
 def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -170,11 +181,8 @@ def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     for row in rows:
         met = row["met"]
         met_text = Text(_fmt(met), style="green" if met else ("red" if met is False else ""))
-        target = row["target"]
-        target_unit = (row["unit"] or "") if row.get("target_of") == "value" else "x"
         table.add_row(Text(row["name"]), _fmt(row["value"], row["unit"] or ""),
-                      _fmt(row["baseline"], row["unit"] or ""), _fmt(row["ratio"]),
-                      "–" if target is None else f"≤ {_fmt(target, target_unit)}", met_text,
+                      _fmt(row["baseline"], row["unit"] or ""), _fmt(row["ratio"]), _target(row), met_text,
                       Text(str(row["notes"] or "")))
     console.print(table)
     machine = info["machine"]
@@ -188,13 +196,38 @@ def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
                            style="dim"))
 
 
+def markdown_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    """The rows with a target or a baseline, as the README shows them."""
+    out = ["| measure | value | baseline | ratio | target | met |", "|---|---:|---:|---:|---:|:---:|"]
+    for row in rows:
+        if row["target"] is None and row["baseline"] is None:
+            continue
+        unit = row["unit"] or ""
+        target = _target(row)
+        out.append(f"| {row['name']} | {_fmt(row['value'], unit)} | {_fmt(row['baseline'], unit)} | "
+                   f"{_fmt(row['ratio'])} | {target} | {_fmt(row['met'])} |")
+    machine = info["machine"]
+    out.append("")
+    out.append(f"{info['date']}, {'quick' if info['quick'] else 'full'} run, {machine['nproc']} cores, "
+               f"load {info['loadavg_before']} -> {info['loadavg_after']}, Python {machine['python']}, "
+               f"ansible-core {machine['versions']['ansible-core']}, ansible-runner "
+               f"{machine['versions']['ansible-runner']}, Textual {machine['versions']['textual']}, git {machine['git']}.")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a first look")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these modules (e.g. overhead cancel)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="FILE",
                         help=f"where to write rows and machine info (default {DEFAULT_JSON})")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown, for the README")
+    parser.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier run; run nothing")
     args = parser.parse_args(argv)
+    if args.from_json:
+        earlier = json.loads(args.from_json.read_text(encoding="utf-8"))
+        print(markdown_table(earlier["rows"], earlier) if args.markdown else json.dumps(earlier["rows"], indent=2))
+        return 0
 
     available = discover()
     wanted = available
@@ -222,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {short} done in {module_info['seconds']} s", file=sys.stderr, flush=True)
     info["loadavg_after"] = loadavg()
     print_table(rows, info)
+    if args.markdown:
+        print(markdown_table(rows, info))
     try:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**info, "rows": rows}, indent=2, default=str) + "\n", encoding="utf-8")
