@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -104,15 +105,19 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
     return specs, None
 
 
-def _preflight(specs: list[JobSpec], source: Path) -> None:
-    """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects."""
-    import asyncio  # noqa: PLC0415
+def _preflight(specs: list[JobSpec], source: Path) -> Callable[[], None]:
+    """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects.
+    Starts the check; the returned call raises InputError once the answer says so."""
+    from tui.core.preflight import start_check  # noqa: PLC0415
 
-    from tui.core.preflight import check_targets  # noqa: PLC0415
+    answer = start_check(specs)
 
-    found = asyncio.run(check_targets(specs))
-    if found:
-        raise InputError([Problem(source, None, f"job {name!r}", why) for name, why in found.items()])
+    def verdict() -> None:
+        found = answer()
+        if found:
+            raise InputError([Problem(source, None, f"job {name!r}", why) for name, why in found.items()])
+
+    return verdict
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -122,14 +127,16 @@ def cmd_run(argv: list[str]) -> int:
         return EXIT_INVALID
     try:
         specs, file_parallel = _specs_from_args(args)
-        if not args.no_preflight:
-            _preflight(specs, Path(args.targets[0]).expanduser().resolve())
+        verdict = None if args.no_preflight else _preflight(specs, Path(args.targets[0]).expanduser().resolve())
+        from tui.headless import run_headless  # rich and asyncio, imported while the check runs
+
+        if verdict is not None:
+            verdict()
     except InputError as exc:
         print("playdeck: invalid input, nothing was run:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_INVALID
-    from tui.headless import run_headless  # rich and asyncio only once there is something to run
 
     return run_headless(specs, args.max_parallel or file_parallel or 4, args.json, args.state_dir)
 

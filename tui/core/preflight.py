@@ -9,40 +9,48 @@ inventory scripts never touch the caller's process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tui.core.spec import JobSpec
 
 TIMEOUT = 120.0
 
 
-async def check_targets(specs: Iterable[JobSpec]) -> dict[str, str]:
-    """Job name -> what is wrong with its inventory or limit; empty when all is well."""
+def start_check(specs: Iterable[JobSpec]) -> Callable[[], dict[str, str]]:
+    """Start checking now; the returned call waits for the answer: job name -> what is wrong with
+    its inventory or limit, empty when all is well.
+
+    Started early, the check (most of it is importing Ansible) overlaps the caller's own start-up.
+    """
     specs = list(specs)
     request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")} for s in specs]
     env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
     env.pop("ANSIBLE_FORCE_COLOR", None)
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.core.preflight", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), TIMEOUT)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return {s.name: f"checking inventory {s.inventory} took over {TIMEOUT:.0f}s" for s in specs}
-    try:
-        return json.loads(out)
-    except ValueError:
-        detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return {s.name: f"could not check the inventory: {detail[0]}" for s in specs}
+    proc = subprocess.Popen([sys.executable, "-m", "tui.core.preflight"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    data = json.dumps(request).encode()
+
+    def answer() -> dict[str, str]:
+        try:
+            out, err = proc.communicate(data, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return {s.name: f"checking inventory {s.inventory} took over {TIMEOUT:.0f}s" for s in specs}
+        try:
+            return json.loads(out)
+        except ValueError:
+            detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            return {s.name: f"could not check the inventory: {detail[0]}" for s in specs}
+
+    return answer
 
 
 def _why(noise: str) -> str:
