@@ -3,7 +3,7 @@
 Same playbooks, same limits, same extra vars, same parallelism (4), local hosts
 only (never ghost01). The bare runs send Ansible's output to /dev/null; playdeck
 writes its logs as it always does. Variants are run in a rotating order and
-repeated (3 reps full, 1 quick); medians are compared. Target: playdeck's wall
+repeated (5 reps full, 1 quick); medians are compared. Target: playdeck's wall
 time <= 1.05 x the bare one.
 
 Also measured in the same run, to explain a miss: CPU time of each variant
@@ -222,7 +222,7 @@ def supervisor_exit(tmp: Path, env: dict[str, str], reps: int) -> list[dict[str,
 # -- the benchmark --------------------------------------------------------------
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     rows: list[dict[str, Any]] = []
     with isolated("overhead") as (tmp, env):
         env.update(ANSIBLE_ENV)  # the bare runs get what playdeck gives Ansible; harmless for playdeck
