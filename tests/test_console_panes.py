@@ -241,3 +241,23 @@ def test_refresh_slows_down_over_the_cpu_budget_and_recovers():
         return app
 
     run(main())
+
+
+def test_switching_to_a_job_with_as_many_lines_shows_its_own_log():
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield LogView()
+
+    async def main():
+        app = One()
+        async with app.run_test(size=(60, 12)) as pilot:
+            log = app.query_one(LogView)
+            log.show("job-a", ["a1", "a2", "a3"], 3)
+            log.show("job-b", ["b1", "b2", "b3"], 3)
+            await pilot.pause(0.05)
+            assert log.plain_lines() == ["b1", "b2", "b3"]
+        return app
+
+    run(main())

@@ -50,14 +50,15 @@ class LogView(ScrollView, can_focus=True):
     # -- feeding ------------------------------------------------------------
     def show(self, source: object, lines: Sequence[str], total: int) -> None:
         """Show `lines`, the last of `total` lines ever written by `source` (a job)."""
-        if source is not self.source:
+        switched = source is not self.source
+        if switched:
             self.source = source
             self._cache.clear()
             self._width = 0
             self.follow = True
         first = total - len(lines)
-        if first == self._first and len(lines) == len(self._lines) and source is self.source and self._lines:
-            return
+        if not switched and first == self._first and len(lines) == len(self._lines) and self._lines:
+            return  # nothing new (a switch to a job with as many lines must still show its own)
         self._lines = list(lines)
         self._first = first
         for line in self._lines[-200:]:
