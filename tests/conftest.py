@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -69,3 +70,24 @@ def pids_with_cmdline(needle: str) -> list[int]:
     want = needle.encode()
     return [int(p) for p in os.listdir("/proc")
             if p.isdigit() and want in _read(f"/proc/{p}/cmdline").replace(b"\0", b" ") and _live(p)]
+
+
+def end_leftovers(find: Callable[[], list[int]], wait: float = 15.0,
+                  note: Callable[[int, signal.Signals], None] | None = None) -> None:
+    """Give what `find()` returns `wait` seconds to end by itself (supervisors stop their jobs when
+    the console dies); then SIGTERM and SIGKILL, by pid, whatever is left. `note(pid, signal)` is
+    told of each before it is sent."""
+    deadline = time.monotonic() + wait
+    while find() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = find()
+        for pid in left:
+            if note is not None:
+                note(pid, sig)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if left:
+            time.sleep(1)

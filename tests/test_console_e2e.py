@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import INVENTORY, ROOT, pids_with_cmdline, pids_with_env, playbook
+from tests.conftest import INVENTORY, ROOT, end_leftovers, pids_with_cmdline, pids_with_env, playbook
 
 STATUSES = ("queued", "running", "waiting", "successful", "failed", "timeout", "canceled", "error")
 SLEEP_A, SLEEP_B = "sleep 61", "sleep 62"  # unique to this test, so /proc tells the two jobs apart
@@ -98,18 +97,7 @@ class Console:
         self.tmux("kill-server")
         if self.socket_path is not None and self.socket_path.name == self.socket:
             self.socket_path.unlink(missing_ok=True)  # tmux leaves its socket file behind
-        deadline = time.monotonic() + 15
-        while self.ours() and time.monotonic() < deadline:  # supervisors stop their jobs when the console dies
-            time.sleep(0.2)
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # only after a failure: what is left is ours, by pid
-            left = self.ours()
-            for pid in left:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            if left:
-                time.sleep(1)
+        end_leftovers(self.ours)  # only after a failure is anything left: it is ours, ended by pid
 
 
 def status_of(screen: str, job: str) -> str | None:

@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, pids_with_env
+from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, end_leftovers, pids_with_env
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -161,18 +160,7 @@ class Terminal:
         self.tmux("kill-server")
         if self.socket_path is not None and self.socket_path.name == self.socket:
             self.socket_path.unlink(missing_ok=True)
-        deadline = time.monotonic() + 15
-        while pids_with_env(self.marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # only after a failure: what is left is ours, by pid
-            left = pids_with_env(self.marker)
-            for pid in left:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            if left:
-                time.sleep(1)
+        end_leftovers(lambda: pids_with_env(self.marker))  # only after a failure is anything left
 
 
 def status_of(screen: str, job: str) -> str | None:

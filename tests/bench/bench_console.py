@@ -76,7 +76,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.conftest import _read  # one /proc reader for every test and bench
+from tests.conftest import _read, end_leftovers  # one /proc reader for every test and bench
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "sample_inventory" / "hosts.yml"
@@ -379,19 +379,8 @@ class Console:
         if status is None:
             self.leftover.append(f"console {self.pid} did not exit after q/y: killed")
         self.proc.close()
-        deadline = time.monotonic() + 15
-        while self.ours() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            left = self.ours()
-            for pid in left:
-                self.leftover.append(f"{pid} {cmdline(pid)[:80]} ({signal.Signals(sig).name})")
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            if left:
-                time.sleep(1)
+        end_leftovers(self.ours, note=lambda pid, sig: self.leftover.append(
+            f"{pid} {cmdline(pid)[:80]} ({signal.Signals(sig).name})"))
         return status
 
 
