@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.app import App, ComposeResult
 from textual.widgets import Input
 
 from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
@@ -14,6 +15,13 @@ from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
 from tui.core.spec import JobSpec, Status
+
+
+class LogOnly(App):
+    """Just a log view, for what it does on its own."""
+
+    def compose(self) -> ComposeResult:
+        yield LogView()
 
 
 def test_log_follows_pauses_when_scrolled_up_and_searches():
@@ -164,14 +172,8 @@ def test_grid_repaints_only_what_changed_and_recolours_on_theme_change():
 
 def test_a_growing_log_asks_for_no_layout_of_the_screen():
     """Assigning virtual_size lays out (and repaints) every pane; a log that grows must only move its scrollbar."""
-    from textual.app import App
-
-    class One(App):
-        def compose(self):
-            yield LogView()
-
     async def main():
-        app = One()
+        app = LogOnly()
         async with app.run_test(size=(60, 12)) as pilot:
             log = app.query_one(LogView)
             lines = [f"line {n}" for n in range(50)]
@@ -244,14 +246,8 @@ def test_refresh_slows_down_over_the_cpu_budget_and_recovers():
 
 
 def test_switching_to_a_job_with_as_many_lines_shows_its_own_log():
-    from textual.app import App
-
-    class One(App):
-        def compose(self):
-            yield LogView()
-
     async def main():
-        app = One()
+        app = LogOnly()
         async with app.run_test(size=(60, 12)) as pilot:
             log = app.query_one(LogView)
             log.show("job-a", ["a1", "a2", "a3"], 3)
