@@ -168,12 +168,7 @@ class ReplaySupervisor(supervisor.Supervisor):
             status, rc, error = "error", None, f"cannot write the attempt's files: {exc.strerror or exc}"
         except Exception as exc:  # noqa: BLE001 - a broken recording ends the job visibly
             status, rc, error = "error", None, f"replay failed: {type(exc).__name__}: {exc}"
-        self.runner_done.set()
-        with self.cond:
-            self.cond.notify_all()
-            reason = self.reason
-        if reason is not None:
-            self.stopped.wait(self.grace + 10)
+        self.runner_returned()
         self.finish(status, rc, error, set())
 
     def replay(self, events: Iterator[dict[str, Any]], rate: float) -> bool:

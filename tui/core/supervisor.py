@@ -264,15 +264,19 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - whatever happened, the job must end visibly
             error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
+        self.runner_returned()
+        leftover = procs.terminate(self.tree, self.grace)  # async tasks, ssh masters, anything else
+        shutil.rmtree(control_dir, ignore_errors=True)
+        self.finish(status, rc, error, leftover)
+
+    def runner_returned(self) -> None:
+        """Tell the watcher, and if a stop is under way, let it finish its kill before we report."""
         self.runner_done.set()
         with self.cond:
             self.cond.notify_all()
             reason = self.reason
         if reason is not None:
             self.stopped.wait(self.grace + 10)
-        leftover = procs.terminate(self.tree, self.grace)  # async tasks, ssh masters, anything else
-        shutil.rmtree(control_dir, ignore_errors=True)
-        self.finish(status, rc, error, leftover)
 
     def finish(self, status: str, rc: int | None, error: str | None, leftover: set[int]) -> None:
         with self.cond:
