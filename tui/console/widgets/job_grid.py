@@ -126,11 +126,10 @@ class JobGrid(ScrollView, can_focus=True):
         self.virtual_size = Size(self._width, 1)
 
     def _restyle(self) -> None:
-        """Status colours come from the theme: recolour every row in the new one."""
+        """Status colours come from the theme: recolour every row in the new one (the cached
+        strips of the old theme go in _check_styles)."""
         for job in self.jobs:
             self.update_job(job)
-        self._strips.clear()
-        self._header = None
         self.refresh()
 
     # -- what is shown ------------------------------------------------------
