@@ -89,8 +89,18 @@ def test_ctrl_c_cancels_every_job_and_leaves_no_process(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    assert proc.returncode == 130  # 128 + SIGINT, what a shell expects of Ctrl-C
     assert "interrupted, canceling every job" in stderr
     (job,) = json.loads(summary.read_text())["jobs"]
     assert job["status"] == "canceled"
     assert pids_with_cmdline("sleep 47") == []
+
+
+def test_help_names_the_headless_command_and_run_help_its_signals():
+    console = playdeck("--help")
+    assert console.returncode == 0
+    assert "playdeck run JOBFILE" in console.stdout and "playdeck run --help" in console.stdout
+    headless = playdeck("run", "--help")
+    assert headless.returncode == 0
+    text = " ".join(headless.stdout.split())
+    assert "130" in text and "143" in text and "129" in text and "nohup" in text

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -13,16 +15,62 @@ from tui import __version__
 from tui.core.durations import DurationError, parse_duration
 from tui.core.engine import spec_for_playbook
 from tui.core.jobfile import InputError, Problem, load_job_file, playbook_problem
+from tui.core.paths import check_writable
+from tui.core.paths import state_dir as default_state_dir
+from tui.core.sanitize import strip_sgr
 from tui.core.spec import JobSpec
 
+if TYPE_CHECKING:
+    from tui.core.preflight import Check
+
 EXIT_INVALID = 2
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _err(text: str) -> None:
+    """One line on stderr, as plain text (it may quote a job file); a dead stderr is not an error."""
+    try:
+        print(strip_sgr(text), file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _state_dir_problem(path: Path | None) -> str | None:
+    """A state dir that cannot be written, as one line naming it; None when it can."""
+    path = (path.expanduser() if path is not None else default_state_dir()).absolute()
+    why = check_writable(path)
+    return None if why is None else f"playdeck: state dir {path} {why}"
+
+
+class Interrupted(Exception):
+    """A signal arrived while `playdeck run` was still checking its input."""
+
+    def __init__(self, signo: int):
+        super().__init__(signo)
+        self.signo = signo
+
+
+def _raise_interrupted(signo: int, _frame: object) -> None:
+    raise Interrupted(signo)
+
+
+def _catch_interrupts() -> None:
+    """Until the run starts, SIGINT/SIGTERM/SIGHUP end the checks (and what they started) cleanly;
+    a SIGHUP that nohup set to be ignored stays ignored."""
+    for sig in INTERRUPT_SIGNALS:
+        if sig is signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+            continue
+        signal.signal(sig, _raise_interrupted)
 
 
 def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playdeck run",
         description="Run a job file, or playbooks against an inventory, without the console. "
-                    "Exit status: 0 when every job succeeds, 1 when any does not, 2 on invalid input.",
+                    "Exit status: 0 when every job succeeds, 1 when any does not, 2 on invalid input "
+                    "(or a state dir or --json file that cannot be written). SIGINT (Ctrl-C), SIGTERM and "
+                    "SIGHUP cancel every job, still write --json, and exit 128+signal: 130, 143 and 129. "
+                    "A SIGHUP ignored at start (nohup) stays ignored.",
     )
     parser.add_argument("targets", nargs="+", metavar="JOBFILE|PLAYBOOK",
                         help="one job file, or one or more playbooks (one job each, needs -i)")
@@ -105,48 +153,68 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
     return specs, None
 
 
-def _preflight(specs: list[JobSpec], source: Path) -> Callable[[], None]:
+def _preflight(specs: list[JobSpec], source: Path) -> tuple[Check, Callable[[], None]]:
     """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects.
     Starts the check; the returned call raises InputError once the answer says so."""
     from tui.core.preflight import start_check  # noqa: PLC0415
 
-    answer = start_check(specs)
+    check = start_check(specs)
 
     def verdict() -> None:
-        found = answer()
+        found = check()
         if found:
             raise InputError([Problem(source, None, f"job {name!r}", why) for name, why in found.items()])
 
-    return verdict
+    return check, verdict
 
 
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     if args.max_parallel is not None and args.max_parallel < 1:
-        print("playdeck: --max-parallel must be at least 1", file=sys.stderr)
+        _err("playdeck: --max-parallel must be at least 1")
         return EXIT_INVALID
+    check: Check | None = None
+    _catch_interrupts()
     try:
         specs, file_parallel = _specs_from_args(args)
-        verdict = None if args.no_preflight else _preflight(specs, Path(args.targets[0]).expanduser().resolve())
-        from tui.headless import run_headless  # rich and asyncio, imported while the check runs
+        problem = _state_dir_problem(args.state_dir)
+        if problem is not None:
+            _err(problem + ", nothing was run")
+            return EXIT_INVALID
+        verdict = None
+        if not args.no_preflight:
+            check, verdict = _preflight(specs, Path(args.targets[0]).expanduser().resolve())
+        from tui.headless import Interrupt, latch_signals, run_headless  # rich and asyncio, while the check runs
 
         if verdict is not None:
             verdict()
+        interrupt = Interrupt()
+        latch_signals(interrupt)  # from here a signal cancels the jobs: the loop takes it over
     except InputError as exc:
-        print("playdeck: invalid input, nothing was run:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _err("playdeck: invalid input, nothing was run:")
+        for item in exc.problems:
+            _err(f"  {item}")
         return EXIT_INVALID
+    except Interrupted as exc:
+        if check is not None:
+            check.stop()
+        _err(f"playdeck: {signal.Signals(exc.signo).name} while checking the input, nothing was run")
+        return 128 + exc.signo
 
-    return run_headless(specs, args.max_parallel or file_parallel or 4, args.json, args.state_dir)
+    return run_headless(specs, args.max_parallel or file_parallel or 4, args.json, args.state_dir, interrupt)
 
 
 def _console_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playdeck",
-        description="The playdeck console. With a job file it starts those jobs; with no arguments, "
-                    "run from the repository (or with --demo, from anywhere), it opens the sample "
-                    "inventory and playbooks. `playdeck run --help` for the headless command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "The playdeck console. With a job file it starts those jobs; with no arguments, run from the "
+            "repository (or with --demo, from anywhere), it opens the sample inventory and playbooks.", 79),
+        epilog="headless command (no console; for scripts, CI and cron):\n"
+               "  playdeck run JOBFILE [--json FILE]\n"
+               "  playdeck run PLAYBOOK... -i INVENTORY [-l LIMIT] [--json FILE]\n"
+               "see `playdeck run --help` for its options and exit statuses.",
     )
     parser.add_argument("jobfile", nargs="?", type=Path, help="a job file whose jobs start at once")
     parser.add_argument("-i", "--inventory", type=Path, help="inventory for the inventory pane and launches")
@@ -159,27 +227,28 @@ def _console_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_console(argv: list[str]) -> int:
+def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) -> int:
+    """The console. `app_class` and `headless` are for tests: the same path, without a terminal."""
     from tui.samples import sample_inventory, sample_playbooks  # noqa: PLC0415
 
     args = _console_parser().parse_args(argv)
     if args.max_parallel is not None and args.max_parallel < 1:
-        print("playdeck: --max-parallel must be at least 1", file=sys.stderr)
+        _err("playdeck: --max-parallel must be at least 1")
         return EXIT_INVALID
     specs: list[JobSpec] = []
     inventory = args.inventory.expanduser().resolve() if args.inventory else None
     playbook_dirs: list[Path] = []
     max_parallel = args.max_parallel
     if inventory is not None and not inventory.exists():
-        print(f"playdeck: {inventory}: inventory does not exist", file=sys.stderr)
+        _err(f"playdeck: {inventory}: inventory does not exist")
         return EXIT_INVALID
     if args.jobfile is not None:
         try:
             job_file = load_job_file(args.jobfile)
         except InputError as exc:
-            print("playdeck: invalid job file, nothing was started:", file=sys.stderr)
+            _err("playdeck: invalid job file, nothing was started:")
             for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
+                _err(f"  {problem}")
             return EXIT_INVALID
         specs = job_file.jobs
         max_parallel = max_parallel or job_file.max_parallel
@@ -188,24 +257,33 @@ def cmd_console(argv: list[str]) -> int:
     elif args.demo or inventory is None:
         found = sample_inventory(prefer_cwd=not args.demo)
         if found is None:
-            print("playdeck: no inventory: give a job file, -i INVENTORY, or --demo", file=sys.stderr)
+            _err("playdeck: no inventory: give a job file, -i INVENTORY, or --demo")
             return EXIT_INVALID
         inventory = inventory or found
         playbook_dirs.append(sample_playbooks(prefer_cwd=not args.demo) or found.parent)
     if args.playbooks:
         playbook_dirs.insert(0, args.playbooks.expanduser().resolve())
+    problem = _state_dir_problem(args.state_dir)
+    if problem is not None:
+        _err(problem + ", the console was not started")
+        return EXIT_INVALID
 
     from tui.console.config import load_config  # noqa: PLC0415 - Textual loads only for the console
 
     config = load_config()
     if config.playbook_dir:
         playbook_dirs.append(config.playbook_dir)
-    from tui.console.app import PlaydeckApp  # noqa: PLC0415
+    if app_class is None:
+        from tui.console.app import PlaydeckApp as app_class  # noqa: PLC0415, N813
 
-    app = PlaydeckApp(specs=specs, inventory=inventory, playbook_dirs=playbook_dirs,
+    app = app_class(specs=specs, inventory=inventory, playbook_dirs=playbook_dirs,
                       max_parallel=max_parallel or config.max_parallel or 4, config=config,
                       theme=args.theme, state_dir=args.state_dir)
-    return app.run() or 0
+    result = app.run(headless=headless)
+    # an unhandled exception ends the app with return_code 1 and a None result: never exit 0 for a crash
+    if app.return_code:
+        return app.return_code
+    return result if isinstance(result, int) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

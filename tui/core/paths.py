@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -27,3 +28,26 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path
+
+
+def check_writable(path: Path) -> str | None:
+    """Why playdeck cannot keep its state in `path`, or None when it can.
+
+    Checked before anything runs so an unusable state dir is one clear line, not a
+    traceback from deep inside a job: the dir is created (private) and a file is made
+    and removed in it. Tests run as root, which ignores permission bits, so they use a
+    regular file where the directory should be, which fails for root too.
+    """
+    try:
+        for part in (path, *path.parents):
+            if part.exists() or part.is_symlink():
+                if not part.is_dir():
+                    return "is not a directory" if part == path else f"{part} is not a directory"
+                break
+        ensure_private_dir(path)
+        fd, probe = tempfile.mkstemp(prefix=".playdeck-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot be written: {exc.strerror or exc}"
+    return None

@@ -14,35 +14,37 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
+from tui.core import procs
 from tui.core.spec import JobSpec
 
 TIMEOUT = 120.0
 
 
-def start_check(specs: Iterable[JobSpec]) -> Callable[[], dict[str, str]]:
-    """Start checking now; the returned call waits for the answer: job name -> what is wrong with
-    its inventory or limit, empty when all is well.
+class Check:
+    """A running check: call it for the answer; `stop()` ends it and everything it started."""
 
-    Started early, the check (most of it is importing Ansible) overlaps the caller's own start-up.
-    """
-    specs = list(specs)
-    request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")} for s in specs]
-    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_FORCE_COLOR", None)
-    package_root = str(Path(__file__).resolve().parent.parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "tui.core.preflight"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    data = json.dumps(request).encode()
+    def __init__(self, specs: list[JobSpec]):
+        self.specs = specs
+        request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")}
+                   for s in specs]
+        env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
+        env.pop("ANSIBLE_FORCE_COLOR", None)
+        package_root = str(Path(__file__).resolve().parent.parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        # a session of its own: the check and any inventory script it runs are found, and ended, as one
+        self.proc = subprocess.Popen([sys.executable, "-m", "tui.core.preflight"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                     start_new_session=True)
+        self.data = json.dumps(request).encode()
 
-    def answer() -> dict[str, str]:
+    def __call__(self) -> dict[str, str]:
+        specs = self.specs
         try:
-            out, err = proc.communicate(data, timeout=TIMEOUT)
+            out, err = self.proc.communicate(self.data, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self.stop()
             return {s.name: f"checking inventory {s.inventory} took over {TIMEOUT:.0f}s" for s in specs}
         try:
             return json.loads(out)
@@ -50,7 +52,57 @@ def start_check(specs: Iterable[JobSpec]) -> Callable[[], dict[str, str]]:
             detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             return {s.name: f"could not check the inventory: {detail[0]}" for s in specs}
 
-    return answer
+    def started(self) -> set[int]:
+        """Every live process of the check: its session (inventory scripts that outlived the worker
+        are re-parented away but keep it) and its descendants (one that started a session of its own)."""
+        sid = self.proc.pid
+        found = procs.descendants(sid) | _in_session(sid)
+        if procs.alive([sid]):
+            found.add(sid)
+        return found
+
+    def stop(self) -> set[int]:
+        """End the check and all it started (SIGTERM, then SIGKILL); what could not be ended."""
+        left = procs.terminate(self.started, grace=0.5)
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        self.proc.wait()  # reap it; its pipes close with it
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        return left
+
+
+def _in_session(sid: int) -> set[int]:
+    """Live processes whose session id is `sid`."""
+    found: set[int] = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2:].split()
+        # state, ppid, pgrp, session
+        if len(fields) > 3 and fields[0] not in (b"Z", b"X") and int(fields[3]) == sid:
+            found.add(int(name))
+    return found
+
+
+def start_check(specs: Iterable[JobSpec]) -> Check:
+    """Start checking now; calling the result waits for the answer: job name -> what is wrong with
+    its inventory or limit, empty when all is well.
+
+    Started early, the check (most of it is importing Ansible) overlaps the caller's own start-up.
+    """
+    return Check(list(specs))
 
 
 def _why(noise: str) -> str:
