@@ -9,13 +9,19 @@ import pytest
 from rich.color import Color as RichColor, ColorSystem
 from rich.color_triplet import ColorTriplet
 from rich._palettes import EIGHT_BIT_PALETTE
+from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.widgets import Static
 
+from tests.conftest import INVENTORY, until
 from tui.console import themes
+from tui.console.app import PlaydeckApp
 from tui.console.themes import (DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, ThemeError,
                                 load_theme_file, load_themes, theme_dirs)
+from tui.console.widgets.job_grid import JobGrid
+from tui.console.widgets.log_view import LogView
+from tui.core.spec import JobSpec, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "themes"
@@ -230,3 +236,124 @@ def test_shipped_colours_are_xterm_256_entries():
         values += [v for k, v in theme.variables.items() if not k.endswith("-style")]
         for value in values:
             assert value.lower() in palette, (theme.name, value)
+
+
+# --- what the grid really draws: Textual's derived variables, at 256 colours ---
+
+THEME_NAMES = ("playdeck-dark", "playdeck-light", "playdeck-high-contrast")
+CURSOR_PAIRS = {  # (foreground, background) variables of the grid's selected row, as JobGrid's CSS uses them
+    "focused": ("block-cursor-foreground", "block-cursor-background"),
+    "blurred": ("block-cursor-blurred-foreground", "block-cursor-blurred-background"),
+}
+NO_COLOUR_ATTRIBUTES = {"bold", "reverse", "b", "underline", "u"}
+
+
+def textual_variables() -> dict[str, dict[str, str]]:
+    """Each shipped theme's CSS variables as Textual derives them in a running app."""
+    async def scenario() -> dict[str, dict[str, str]]:
+        app = StatusAppWithDefaults()
+        for theme in shipped().values():
+            app.register_theme(theme)
+        app.theme = DEFAULT_THEME
+        found = {}
+        async with app.run_test(size=(40, 5)) as pilot:
+            for name in THEME_NAMES:
+                app.theme = name
+                await pilot.pause()
+                found[name] = dict(app.get_css_variables())
+        return found
+
+    return asyncio.run(scenario())
+
+
+def solid(colour: str, under: Color) -> Color:
+    """A variable's colour as the terminal shows it: any alpha blended over what is beneath."""
+    return under + Color.parse(colour)
+
+
+def at_256(colour: Color) -> Color:
+    return as_256(colour.hex)
+
+
+def test_selected_row_normal_rows_and_status_words_are_readable_at_256_colours():
+    """JobGrid's rows are drawn on $surface; the selected row in the block-cursor colours, its
+    status word in the cursor's foreground. Every pair, after Rich reduces it to 256 colours."""
+    problems = []
+    for name, v in textual_variables().items():
+        grid = Color.parse(v["surface"])
+        for state, (fg_key, bg_key) in CURSOR_PAIRS.items():
+            ground = solid(v[bg_key], grid)
+            ratio = contrast(at_256(solid(v[fg_key], ground)), at_256(ground))
+            if ratio < 4.5:
+                problems.append(f"{name}: selected row ({state}) {v[fg_key]} on {v[bg_key]}: {ratio:.2f}")
+        ratio = contrast(at_256(solid(v["foreground"], grid)), at_256(grid))
+        if ratio < 4.5:
+            problems.append(f"{name}: row text {v['foreground']} on {v['surface']}: {ratio:.2f}")
+        for key in STATUS_KEYS:
+            ratio = contrast(at_256(solid(v[key], grid)), at_256(grid))
+            if ratio < 3:  # bold status words: 3:1 is the floor for large/bold text
+                problems.append(f"{name}: {key} {v[key]} on {v['surface']}: {ratio:.2f}")
+    assert not problems, "\n".join(problems)
+
+
+def test_selected_row_keeps_an_attribute_without_colour():
+    """Under NO_COLOR Textual turns every colour to grey: the selected row must also be bold or
+    reversed, focused and blurred, or it is lost among the others."""
+    for name, v in textual_variables().items():
+        for state in ("", "blurred-"):
+            style = set(v.get(f"block-cursor-{state}text-style", "none").split())
+            assert style & NO_COLOUR_ATTRIBUTES, (name, state or "focused", style)
+
+
+def row_segments(app, widget, row: int) -> list[tuple[str, Style]]:
+    """What the terminal gets for line `row` of `widget`: the composed screen, the app's filters
+    applied (NO_COLOR's monochrome among them), blank cells dropped."""
+    strips = app.screen._compositor.render_strips()
+    region = widget.region
+    segments = list(strips[region.y + row].crop(region.x, region.right))
+    for line_filter in app._filters:
+        segments = line_filter.apply(segments, app.background_colors[1] if hasattr(app, "background_colors")
+                                     else None)
+    return [(s.text, s.style or Style()) for s in segments if s.text.strip()]
+
+
+def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
+    """Two real jobs (one successful, one failed); for each theme, with the grid focused and not:
+    every character of the selected row >= 4.5:1, the other row's text >= 4.5:1 and its status
+    word >= 3:1, measured on the colours the console sends, reduced to 256 colours."""
+    specs = [JobSpec(name="pinged", inventory=INVENTORY, module="ansible.builtin.ping", limit="web01"),
+             JobSpec(name="broken", inventory=INVENTORY, module="ansible.builtin.command", module_args="false",
+                     limit="web01")]
+
+    async def scenario() -> list[str]:
+        app = PlaydeckApp(specs=specs, inventory=INVENTORY)
+        problems: list[str] = []
+        async with app.run_test(size=(100, 24)) as pilot:
+            await until(lambda: all(j.status.finished for j in app.engine.jobs), 60, "both jobs to end")
+            assert [j.status for j in app.engine.jobs] == [Status.SUCCESSFUL, Status.FAILED]
+            grid = app.query_one(JobGrid)
+            app._tick()
+            for name in THEME_NAMES:
+                app.theme = name
+                for state in ("focused", "blurred"):
+                    (grid if state == "focused" else app.query_one(LogView)).focus()
+                    await pilot.pause(0.2)
+                    assert grid.has_focus is (state == "focused")
+                    for index, job in enumerate(app.engine.jobs):
+                        selected = index == grid.cursor
+                        for text, style in row_segments(app, grid, 1 + index):
+                            fg, bg = style.color, style.bgcolor
+                            assert fg is not None and bg is not None, (name, text, style)
+                            ratio = contrast(Color(*fg.downgrade(ColorSystem.EIGHT_BIT).get_truecolor()),
+                                             Color(*bg.downgrade(ColorSystem.EIGHT_BIT).get_truecolor()))
+                            status_word = text.strip() in {s.value for s in Status}
+                            need = 4.5 if selected or not status_word else 3.0
+                            if ratio < need:
+                                where = "selected row" if selected else "row"
+                                problems.append(f"{name} ({state}), {where} of {job.name}: {text.strip()!r} "
+                                                f"{fg.triplet.hex} on {bg.triplet.hex}: {ratio:.2f} < {need}")
+            await pilot.press("q")
+        return problems
+
+    problems = asyncio.run(scenario())
+    assert not problems, "\n".join(problems)

@@ -36,7 +36,7 @@ FALLBACK_THEME = Theme(  # keep in step with themes/playdeck-dark.yml (a test co
     variables={
         "block-cursor-foreground": "#1c1c1c", "block-cursor-background": "#5fafff",
         "block-cursor-text-style": "bold", "block-cursor-blurred-foreground": "#d0d0d0",
-        "block-cursor-blurred-background": "#3a3a3a", "footer-key-foreground": "#ffaf5f",
+        "block-cursor-blurred-background": "#3a3a3a", "block-cursor-blurred-text-style": "bold", "footer-key-foreground": "#ffaf5f",
         "input-selection-foreground": "#ffffff", "input-selection-background": "#005f87",
         "border-blurred": "#6c6c6c", "status-queued": "#5f87ff", "status-running": "#5fd7ff",
         "status-waiting": "#ffd75f", "status-successful": "#5fd75f", "status-failed": "#ff5f5f",
