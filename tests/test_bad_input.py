@@ -120,3 +120,72 @@ def test_log_disk_full_mid_run_ends_that_job_as_error_and_the_engine_goes_on(tin
     record = json.loads(next((tiny_disk / "state" / "runs").glob("*/after/job.json")).read_text())
     assert record["status"] == "successful"
     assert os.path.getsize(after.last.log) > 0
+
+
+# --- the ssh control socket directory: a predictable name must not be someone else's -------------
+
+@pytest.fixture
+def runtime_dir(monkeypatch):
+    """A short private XDG_RUNTIME_DIR (socket paths must stay short, pytest's tmp_path is long)."""
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="pdrt", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", path)
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_control_dir_lives_in_a_private_per_user_directory(runtime_dir):
+    import shutil
+    import stat
+    from tui.core import procs
+
+    path = Path(procs.control_dir("attempt-1"))
+    base = runtime_dir / "playdeck"
+    assert path.parent == base and path.name.startswith("pd-cp-")
+    assert path == Path(procs.control_dir("attempt-1"))  # derivable again, by the console after a crash
+    info = base.lstat()
+    assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+    # the supervisor's contract: remove, then make the attempt's own dir
+    shutil.rmtree(path, ignore_errors=True)
+    os.mkdir(path, 0o700)
+    # room for ssh's socket name and the temporary suffix it binds first (AF_UNIX: 107 bytes)
+    assert len(str(path)) + 1 + 40 + 17 <= 107
+
+
+@pytest.mark.parametrize("attack", ["symlink", "foreign owner", "group writable", "a file"])
+def test_control_dir_refuses_a_base_someone_else_prepared(runtime_dir, tmp_path, attack):
+    from tui.core import procs
+
+    base = runtime_dir / "playdeck"
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    if attack == "symlink":
+        base.symlink_to(target)
+    elif attack == "a file":
+        base.write_text("")
+    else:
+        base.mkdir(0o700)
+        if attack == "foreign owner":
+            if os.getuid() != 0:
+                pytest.skip("only root can give a directory away")
+            os.chown(base, 65534, 65534)
+        else:
+            base.chmod(0o770)
+    with pytest.raises(procs.UnsafeDirError) as raised:
+        procs.control_dir("attempt-1")
+    assert str(base) in str(raised.value) and "refusing" in str(raised.value)
+    assert list(target.iterdir()) == []
+    # finding an attempt's processes never fails on it
+    assert procs.of_attempt("attempt-1") == set()
+
+
+def test_control_base_falls_back_to_a_short_path_when_tmpdir_is_long(monkeypatch, tmp_path):
+    from tui.core import procs
+
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / ("x" * 80)))
+    (tmp_path / ("x" * 80)).mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches TMPDIR
+    assert procs.control_base() == f"/tmp/playdeck-{os.getuid()}"

@@ -104,3 +104,16 @@ def test_help_names_the_headless_command_and_run_help_its_signals():
     assert headless.returncode == 0
     text = " ".join(headless.stdout.split())
     assert "130" in text and "143" in text and "129" in text and "nohup" in text
+
+
+def test_a_console_crash_never_exits_0(tmp_path):
+    """Textual ends an app that raised with return_code 1 but run() returns None: that was exit 0."""
+    from tui.cli import cmd_console
+    from tui.console.app import PlaydeckApp
+
+    class Crashing(PlaydeckApp):
+        def on_mount(self) -> None:
+            raise RuntimeError("boom at mount")
+
+    status = cmd_console(["--demo", "--state-dir", str(tmp_path / "state")], app_class=Crashing, headless=True)
+    assert status == 1

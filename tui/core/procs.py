@@ -13,6 +13,8 @@ import ctypes
 import hashlib
 import os
 import signal
+import stat
+import tempfile
 import time
 from typing import Callable, Iterable
 
@@ -96,11 +98,83 @@ def marked(marker: str) -> set[int]:
     return _where("environ", lambda env: needle in b"\0" + env)
 
 
+# AF_UNIX socket paths hold 107 bytes. Below the control dir, ssh's socket is Ansible's 10-hex
+# name (or up to 40 for a `%C`-style control_path), plus ".<16 random>" while the master binds it.
+SOCKET_PATH_MAX = 107
+SOCKET_NAME_ROOM = 1 + 40 + 17
+CONTROL_PREFIX = "pd-cp-"
+
+
+class UnsafeDirError(OSError):
+    """A directory for private sockets that someone else could control: refused, never used."""
+
+
+def _runtime_base() -> str | None:
+    """`$XDG_RUNTIME_DIR/playdeck`, when that runtime dir is a real directory of ours."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime or not os.path.isabs(runtime):
+        return None
+    try:
+        st = os.lstat(runtime)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return None
+    return os.path.join(runtime, "playdeck")
+
+
+def control_base() -> str:
+    """The per-user private directory that holds every attempt's control dir (not created here).
+
+    `$XDG_RUNTIME_DIR/playdeck` if usable, else `<tempdir>/playdeck-<uid>`, else `/tmp/playdeck-<uid>`:
+    the first short enough for ssh's socket paths below it. Derived only from the environment, so
+    the console computes the same path as a supervisor that has died.
+    """
+    uid = os.getuid()
+    for base in (_runtime_base(), os.path.join(tempfile.gettempdir(), f"playdeck-{uid}")):
+        if base and len(base) + 1 + len(CONTROL_PREFIX) + 12 + SOCKET_NAME_ROOM <= SOCKET_PATH_MAX:
+            return base
+    return f"/tmp/playdeck-{uid}"
+
+
+def private_control_base() -> str:
+    """`control_base()`, created 0700 and verified: a real directory (not a symlink), ours, 0700.
+
+    Its name is predictable, so another local user may have made it first (to read our sockets,
+    or to point it elsewhere): then it is refused, with the reason, and nothing is put in it.
+    """
+    base = control_base()
+    try:
+        os.mkdir(base, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(base)
+    why = None
+    if stat.S_ISLNK(st.st_mode):
+        why = "is a symlink"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "is not a directory"
+    elif st.st_uid != os.getuid():
+        why = f"belongs to uid {st.st_uid}, not to us (uid {os.getuid()})"
+    elif stat.S_IMODE(st.st_mode) != 0o700:
+        why = f"has mode {stat.S_IMODE(st.st_mode):04o}, not 0700"
+    if why is not None:
+        raise UnsafeDirError(f"refusing the ssh control socket directory {base}: it {why}; "
+                             "remove it, or set XDG_RUNTIME_DIR or TMPDIR to a private directory")
+    return base
+
+
+def _control_name(marker: str) -> str:
+    return CONTROL_PREFIX + hashlib.sha1(marker.encode()).hexdigest()[:12]
+
+
 def control_dir(marker: str) -> str:
-    """The attempt's ssh ControlPath directory: short (socket paths are limited to ~100 bytes) and
-    derived from the marker, because an ssh master rewrites its environment with its process title
-    and can then only be found by the socket path on its command line."""
-    return os.path.join("/tmp", "pd-cp-" + hashlib.sha1(marker.encode()).hexdigest()[:12])
+    """The attempt's ssh ControlPath directory, in the private per-user base (made and checked here;
+    raises UnsafeDirError if the base is not safe). Short (socket paths are limited to ~107 bytes)
+    and derived from the marker, because an ssh master rewrites its environment with its process
+    title and can then only be found by the socket path on its command line. The caller creates
+    (and removes) the directory itself."""
+    return os.path.join(private_control_base(), _control_name(marker))
 
 
 def with_cmdline(needle: str) -> set[int]:
@@ -111,7 +185,8 @@ def with_cmdline(needle: str) -> set[int]:
 
 def of_attempt(marker: str) -> set[int]:
     """Everything an attempt left, found from outside it: by marker, or by its ssh control dir."""
-    return marked(marker) | with_cmdline(control_dir(marker))
+    # only a name to look for: never creates or refuses anything, so ending processes cannot fail
+    return marked(marker) | with_cmdline(os.path.join(control_base(), _control_name(marker)))
 
 
 def nice_session(pid: int, nice: int) -> None:
