@@ -1,7 +1,13 @@
 """The inventory pane: groups and hosts as a tree, a filter, and the selection for the next launch.
 
-Hosts are added to a group's node only when it is first expanded, so a
-5,000-host inventory costs a handful of nodes until someone looks inside.
+A small inventory (up to EXPAND_ALL hosts) opens with every group expanded, so its
+hosts are on screen at once. In a bigger one, hosts are added to a group's node only
+when it is first expanded, so a 5,000-host inventory costs a handful of nodes until
+someone looks inside.
+
+Host and group names come from the inventory, which anyone who can write a file or an
+inventory script controls: every name is shown through `strip_sgr`, inside `Text`.
+The tree keeps the real names in node data, so a selection still targets them.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ MARKS = {  # latest result of a host across jobs: a symbol that reads without co
     "ok": ("✓", "success"), "changed": ("~", "warning"), "failed": ("✗", "error"), "unreachable": ("!", "error"),
 }
 FILTER_CAP = 500
+EXPAND_ALL = 40  # hosts: up to this many, every group opens at once
 
 Node = tuple[str, str]  # ("group" | "host", name)
 
@@ -93,7 +100,7 @@ class InventoryPane(Vertical):
         inventory = self.inventory
         if inventory is None:
             return
-        tree.root.set_label(Text(f"{inventory.source.name} ({len(inventory.hosts)} hosts)"))
+        tree.root.set_label(Text(f"{strip_sgr(inventory.source.name)} ({len(inventory.hosts)} hosts)"))
         tree.root.data = ("group", "all")
         needle = self.query_one("#host-filter", Input).value.strip().lower()
         if needle:
@@ -103,21 +110,29 @@ class InventoryPane(Vertical):
             if len(matches) > FILTER_CAP:
                 tree.root.add_leaf(Text(f"… {len(matches) - FILTER_CAP} more: narrow the filter", style="dim"))
         else:
-            self._add_group(tree.root, "all", top=True)
+            self._add_group(tree.root, "all", top=True, deep=len(inventory.hosts) <= EXPAND_ALL)
         tree.root.expand()
 
-    def _add_group(self, node: TreeNode[Node], name: str, top: bool = False) -> None:
-        """Children of `name` under `node`: its groups now, its hosts when expanded."""
+    def _add_group(self, node: TreeNode[Node], name: str, top: bool = False, deep: bool = False,
+                   path: tuple[str, ...] = ()) -> None:
+        """Children of `name` under `node`: its groups now, its hosts when expanded.
+
+        `deep` adds (and expands) every group below too, hosts included: for small inventories.
+        """
         assert self.inventory is not None
         group = self.inventory.groups.get(name)
         if group is None:
             return
+        path = (*path, name)
         for child in group.children:
             if child == "ungrouped" and not self.inventory.groups.get(child, group).hosts:
                 continue
             count = len(self.inventory.hosts_in(child))
             child_node = node.add(self._group_label(child, count), data=("group", child), expand=False)
             child_node.allow_expand = True
+            if deep and child not in path:  # a group listed inside itself must not recurse forever
+                self._add_group(child_node, child, deep=True, path=path)
+                child_node.expand()
         if not top:
             for host in group.hosts:
                 node.add_leaf(self._host_label(host), data=("host", host))
@@ -136,14 +151,14 @@ class InventoryPane(Vertical):
     def _group_label(self, name: str, count: int) -> Text:
         label = Text()
         label.append("● " if name in self.selected else "", style="bold")
-        label.append(name, style="bold")
+        label.append(strip_sgr(name), style="bold")
         label.append(f" ({count})", style="dim")
         return label
 
     def _host_label(self, host: str) -> Text:
         label = Text()
         label.append("● " if host in self.selected else "", style="bold")
-        label.append(host)
+        label.append(strip_sgr(host))
         mark = self.marks.get(host)
         if mark in MARKS:
             symbol, colour = MARKS[mark]

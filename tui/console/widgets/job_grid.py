@@ -47,10 +47,12 @@ STATUS_FALLBACK = {  # theme attribute per status, when a theme has no `status-*
     Status.SUCCESSFUL: "success", Status.FAILED: "error", Status.TIMEOUT: "warning",
     Status.CANCELED: "secondary", Status.ERROR: "error", Status.INTERRUPTED: "warning",
 }
-WIDTHS = {"name": 16, "status": 10, "ok": 4, "changed": 3, "failed": 4, "unreachable": 3, "elapsed": 7,
+WIDTHS = {"name": 16, "status": 11, "ok": 4, "changed": 3, "failed": 4, "unreachable": 3, "elapsed": 7,
           "timeout": 8, "task": 24, "attempt": 3, "playbook": 18, "targets": 14, "started": 11}
 PAD = 1  # blank cells either side of each column, as DataTable had
 ROW_CACHE = 500
+EARLIER = "earlier"  # what a row from an earlier run says, in the t/o-left column (a colour alone is not enough)
+assert max(len(s.value) for s in Status) <= WIDTHS["status"], "a status word would be cut"
 
 
 def plain(value: object) -> Text:
@@ -60,6 +62,22 @@ def plain(value: object) -> Text:
 def _look(cell: Text) -> tuple[object, ...]:
     """Everything about a cell that reaches the screen."""
     return cell.plain, str(cell.style), tuple(cell.spans)
+
+
+def _in_cursor(cell: Text) -> Text:
+    """A cell as drawn on the cursor row: in the cursor's own colours, attributes kept.
+
+    A status colour (or dim) on the block cursor's background can fall far below a readable
+    contrast; the theme guarantees only the cursor's foreground against its background.
+    The word itself still says the status.
+    """
+    style = cell.style if isinstance(cell.style, Style) else Style.parse(cell.style or "")
+    for span in cell.spans:  # cells here are single-styled; a span's attributes still count
+        span_style = span.style if isinstance(span.style, Style) else Style.parse(span.style)
+        style += span_style
+    keep = Style(bold=style.bold, italic=style.italic, underline=style.underline, reverse=style.reverse,
+                 strike=style.strike)
+    return Text(cell.plain, style=keep, no_wrap=True, overflow="ellipsis")
 
 
 class JobGrid(ScrollView, can_focus=True):
@@ -140,7 +158,8 @@ class JobGrid(ScrollView, can_focus=True):
 
     @staticmethod
     def _haystack(job: Job) -> str:
-        return " ".join((job.name, job.spec.target, job.limit or "all", job.status.value)).lower()
+        words = (job.name, job.spec.target, job.limit or "all", job.status.value, EARLIER if job.history else "")
+        return " ".join(words).lower()
 
     @property
     def row_count(self) -> int:
@@ -157,6 +176,8 @@ class JobGrid(ScrollView, can_focus=True):
         if ids == self._shown:
             for job in jobs:
                 self.update_job(job)
+            if self.selected_id in ids and ids.index(self.selected_id) != self.cursor:
+                self._move(ids.index(self.selected_id))  # selected by id from outside: follow it
             return
         self._shown = ids
         for job in jobs:
@@ -169,6 +190,8 @@ class JobGrid(ScrollView, can_focus=True):
             self.cursor = 0
             self.selected_id = ids[0] if ids else None
         self._scroll_to_cursor()
+        # a row added to a grid whose scrollbars then change: look again once laid out
+        self.call_after_refresh(self._scroll_to_cursor)
         self.refresh()
         self.post_message(self.Selected(self.selected_id))
 
@@ -195,7 +218,7 @@ class JobGrid(ScrollView, can_focus=True):
         except ValueError:
             return
         y = index + 1 - round(self.scroll_y)
-        if 1 <= y < self.size.height:
+        if 1 <= y <= self.visible_rows:
             self.refresh(Region(0, y, self.size.width, 1))
 
     def _status_style(self, status: Status) -> Style:
@@ -211,7 +234,9 @@ class JobGrid(ScrollView, can_focus=True):
         totals = job.results.totals()
         last = job.last
         started = last.started.strftime("%m-%d %H:%M" if job.history else "%H:%M:%S") if last is not None else "-"
-        if job.status is Status.RUNNING:
+        if job.history:
+            left = EARLIER  # an earlier run's job: no timeout applies, and this is where it is said
+        elif job.status is Status.RUNNING:
             left = format_duration(job.timeout_remaining())
         elif job.status is Status.WAITING and job.retry_at is not None:
             left = f"retry {format_duration(max(0.0, job.retry_at - time.monotonic()))}"
@@ -221,12 +246,14 @@ class JobGrid(ScrollView, can_focus=True):
         failed = Text(str(totals.failed), style="bold" if totals.failed else "")
         unreachable = Text(str(totals.unreachable), style="bold" if totals.unreachable else "")
         name = plain(job.name)
+        timing = plain(left)
         if job.history:
             name.stylize("dim")
+            timing.stylize("italic")
         return [
             name, Text(job.status.value, style=self._status_style(job.status)),
             plain(totals.ok), plain(totals.changed), failed, unreachable,
-            plain(format_duration(job.elapsed())), plain(left), plain(task),
+            plain(format_duration(job.elapsed())), timing, plain(task),
             plain(last.number if last else 0), plain(job.spec.target), plain(job.limit or "all"), plain(started),
         ]
 
@@ -252,8 +279,13 @@ class JobGrid(ScrollView, can_focus=True):
         key = (job_id, on_cursor, self._looks[job_id])
         strip = self._strips.get(key)
         if strip is None:
-            style = self._base + self.get_component_rich_style("job-grid--cursor") if on_cursor else self._base
-            strip = self._strip(self._cells[job_id], style)
+            cells = self._cells[job_id]
+            if on_cursor:
+                style = self._base + self.get_component_rich_style("job-grid--cursor")
+                cells = [_in_cursor(cell) for cell in cells]
+            else:
+                style = self._base
+            strip = self._strip(cells, style)
             if len(self._strips) >= ROW_CACHE:
                 self._strips.clear()
             self._strips[key] = strip
@@ -300,8 +332,21 @@ class JobGrid(ScrollView, can_focus=True):
                 self._repaint(self._shown[row])
         self.post_message(self.Selected(self.selected_id))
 
+    @property
+    def visible_rows(self) -> int:
+        """Job rows fully on screen: below the header, above the horizontal scrollbar.
+
+        `size` includes the rows a horizontal scrollbar covers; the scrollable region does not.
+        """
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def cursor_on_screen(self) -> bool:
+        """Whether the selected row is drawn whole (not under the header or a scrollbar)."""
+        top = round(self.scroll_y)
+        return not self._shown or top <= self.cursor < top + self.visible_rows
+
     def _scroll_to_cursor(self) -> None:
-        rows = max(1, self.size.height - 1)
+        rows = self.visible_rows
         top = round(self.scroll_y)
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False, immediate=True)
@@ -309,6 +354,11 @@ class JobGrid(ScrollView, can_focus=True):
         elif self.cursor >= top + rows:
             self.scroll_to(y=self.cursor - rows + 1, animate=False, immediate=True)
             self.refresh()
+
+    def on_resize(self) -> None:
+        """A smaller pane (a filter line shown, a terminal resized) must not hide the selected row."""
+        self._scroll_to_cursor()
+        self.call_after_refresh(self._scroll_to_cursor)
 
     def action_cursor_up(self) -> None:
         self._move(self.cursor - 1)
@@ -323,13 +373,13 @@ class JobGrid(ScrollView, can_focus=True):
         self._move(len(self._shown) - 1)
 
     def action_page_up(self) -> None:
-        self._move(self.cursor - max(1, self.size.height - 2))
+        self._move(self.cursor - max(1, self.visible_rows - 1))
 
     def action_page_down(self) -> None:
-        self._move(self.cursor + max(1, self.size.height - 2))
+        self._move(self.cursor + max(1, self.visible_rows - 1))
 
     def on_click(self, event: events.Click) -> None:
-        if event.y >= 1:
+        if 1 <= event.y <= self.visible_rows:
             self._move(round(self.scroll_y) + event.y - 1)
 
     def action_cycle_sort(self) -> None:

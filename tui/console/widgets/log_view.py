@@ -1,15 +1,25 @@
-"""A streaming log tail that renders only the lines on screen.
+"""A streaming log tail that renders only the rows on screen, wrapped or not.
 
 Lines arrive already sanitized (only SGR colour codes survive `tui.core.sanitize`),
 so `Text.from_ansi` here can only ever produce colours. Rendering is per visible
-line with a small cache, so a chatty job costs the same as a quiet one.
+row with a small cache of rendered lines, so a chatty job costs the same as a quiet one.
+
+Wrapping is a hard fold at the pane's width (as `less` does): a line's row count is
+its display width divided by the pane's, so only each line's width is measured when
+it arrives (once, whatever the pane's width), and a line is rendered only when one of
+its rows is on screen. Row positions are running sums kept in step with the tail:
+new lines are appended, lines the tail dropped are sliced off.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
+from itertools import accumulate
+from pathlib import Path
 from typing import Sequence
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -22,10 +32,30 @@ from textual.strip import Strip
 from tui.core.sanitize import clip, strip_sgr
 
 CACHE_LINES = 400
+TAB = 8
+NOTICE = -1  # line_at's index for the "older lines are only on disk" line
+
+
+def measure(line: str) -> int:
+    """Cells `line` takes once drawn (clipped, colours removed, tabs expanded)."""
+    if len(line) <= 10_000 and line.isascii() and "\x1b" not in line and "\t" not in line:
+        return len(line)  # the common case, without a regex or a width table
+    plain = strip_sgr(clip(line))
+    if "\t" in plain:
+        plain = plain.expandtabs(TAB)
+    return cell_len(plain)
 
 
 class LogView(ScrollView, can_focus=True):
     """Follows the end while you are at the bottom; scroll up and it holds still."""
+
+    DEFAULT_CSS = """
+    LogView {
+        /* always there, so the wrap width does not change when the log outgrows the pane */
+        overflow-y: scroll;
+        scrollbar-size-vertical: 1;
+    }
+    """
 
     BINDINGS = [
         Binding("j", "scroll_down", "Down", show=False),
@@ -37,14 +67,24 @@ class LogView(ScrollView, can_focus=True):
 
     follow: reactive[bool] = reactive(True)
     search: reactive[str] = reactive("")
+    wrap: reactive[bool] = reactive(True)
 
     def __init__(self, **kwargs: object):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._lines: list[str] = []
+        self._lens: list[int] = []  # display width of each line, measured once
         self._first = 0  # absolute number of _lines[0], so cache keys survive the tail moving
-        self._width = 0
+        self._total = 0
+        self._width = 0  # widest line seen (the scroll width when not wrapping)
+        self._fold = 0  # the width rows are folded at; 0 = one row per line
+        self._cum: list[int] = [0]  # _cum[i] = first row of line i (relative to _cum[0]); len = lines + 1
+        self._notice: Text | None = None
+        self._notice_for: tuple[int, object] = (0, None)
+        self._notice_rows = 1
+        self._notice_strip: Strip | None = None
         self._cache: OrderedDict[int, Strip] = OrderedDict()
         self.source: object = None
+        self.pager_hint = "o opens the full log"  # the app says which key opens the log in a pager
         self._base = Style()
 
     # -- feeding ------------------------------------------------------------
@@ -56,17 +96,64 @@ class LogView(ScrollView, can_focus=True):
             self._cache.clear()
             self._width = 0
             self.follow = True
+            if self.scroll_x:
+                self.scroll_to(x=0, animate=False, immediate=True)  # each job starts at its left edge
         first = total - len(lines)
         if not switched and first == self._first and len(lines) == len(self._lines) and self._lines:
             return  # nothing new (a switch to a job with as many lines must still show its own)
-        self._lines = list(lines)
-        self._first = first
-        for line in self._lines[-200:]:
-            self._width = max(self._width, min(len(line), 10_000))
-        self._set_virtual_size(Size(self._width, len(self._lines)))
+        new = list(lines)
+        drop = first - self._first
+        keep = len(self._lines) - drop
+        if switched or drop < 0 or keep < 0 or keep > len(new):
+            lens = [measure(line) for line in new]
+            self._cum = [0]
+            added = lens
+        else:  # the same tail moved on: measure only what arrived
+            added = [measure(line) for line in new[keep:]]
+            lens = self._lens[drop:] + added
+            del self._cum[:drop]
+        self._lines, self._lens, self._first, self._total = new, lens, first, max(total, len(new))
+        if added:
+            self._width = max(self._width, min(max(added), 10_000))
+        self._extend_rows(len(lens) - len(added))
+        self._update_notice()
+        self._resize()
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
+
+    def _rows_of(self, width: int) -> int:
+        return max(1, -(-width // self._fold)) if self._fold else 1
+
+    def _extend_rows(self, known: int) -> None:
+        """Row sums for lines from `known` on (the ones before are still right)."""
+        del self._cum[known + 1:]
+        fold = self._fold
+        if fold:
+            sums = accumulate((max(1, -(-n // fold)) for n in self._lens[known:]), initial=self._cum[-1])
+            next(sums)  # that is the initial value, already there
+            self._cum.extend(sums)
+        else:
+            start = self._cum[-1]
+            self._cum.extend(range(start + 1, start + 1 + len(self._lens) - known))
+
+    def _relayout(self) -> bool:
+        """Fold at the pane's current width (or not at all); True when that changed anything."""
+        width = self.scrollable_content_region.width
+        fold = width if self.wrap and width > 0 else 0
+        if fold == self._fold:
+            return False
+        self._fold = fold
+        self._cum = [0]
+        self._extend_rows(0)
+        self._update_notice(force=True)
+        self._resize()
+        return True
+
+    def _resize(self) -> None:
+        rows = self.row_count
+        width = self._fold or self._width
+        self._set_virtual_size(Size(width, rows))
 
     def _set_virtual_size(self, size: Size) -> None:
         """Grow the scrollable area without a layout pass of the whole screen.
@@ -85,12 +172,97 @@ class LogView(ScrollView, can_focus=True):
         self._scroll_update(size)
         self.refresh()
 
+    # -- what is shown ------------------------------------------------------
     @property
     def line_count(self) -> int:
         return len(self._lines)
 
+    @property
+    def row_count(self) -> int:
+        """Screen rows the whole tail takes (with the notice line and wrapping)."""
+        return self._head + self._cum[-1] - self._cum[0]
+
+    @property
+    def _head(self) -> int:
+        return self._notice_rows if self._notice is not None else 0
+
+    @property
+    def dropped(self) -> int:
+        """Lines of this job no longer in memory (older than the tail): only on disk."""
+        return max(0, self._total - len(self._lines))
+
+    @property
+    def disk_log(self) -> Path | None:
+        """Where the dropped lines are: the log of the job's only attempt, or the job's directory
+        (one `attempt-N/output.log` per attempt)."""
+        attempts = getattr(self.source, "attempts", None)
+        if not attempts:
+            return None
+        last = attempts[-1]
+        return Path(last.log) if len(attempts) == 1 else Path(last.log).parent.parent
+
+    def search_miss(self, older: bool = False) -> str:
+        """What to tell an operator whose search found nothing in memory (a notification line)."""
+        what = "no older match" if older else "no match"
+        if not self.dropped:
+            return what
+        where = strip_sgr(str(self.disk_log or "the job's log on disk"))
+        return (f"{what} in the {len(self._lines)} lines in memory; {self.dropped} earlier lines are only "
+                f"on disk: {where} ({self.pager_hint})")
+
+    def _update_notice(self, force: bool = False) -> None:
+        dropped = self.dropped
+        if not dropped:
+            self._notice = None
+            return
+        if not force and self._notice is not None and self._notice_for == (dropped, self.source):
+            return
+        where = strip_sgr(str(self.disk_log or "the job's log on disk"))
+        notice = Text(f"… {dropped} earlier lines are only on disk: ", style="dim", end="")
+        notice.append(where)  # a path made of job names: text, never markup
+        notice.append(f" ({self.pager_hint})")
+        self._notice, self._notice_for = notice, (dropped, self.source)
+        self._notice_rows = self._rows_of(notice.cell_len)
+        self._notice_strip = None
+
     def plain_lines(self) -> list[str]:
         return [strip_sgr(line) for line in self._lines]
+
+    def row_of(self, index: int) -> int:
+        """The screen row (in scroll coordinates) where line `index` of the tail starts."""
+        index = max(0, min(index, len(self._lines)))
+        return self._head + self._cum[index] - self._cum[0]
+
+    def line_at(self, row: int) -> tuple[int, int]:
+        """(line index, row within the line) at scroll row `row`; index NOTICE for the notice."""
+        if row < self._head:
+            return NOTICE, row
+        target = self._cum[0] + row - self._head
+        index = bisect_right(self._cum, target) - 1
+        return index, target - self._cum[min(index, len(self._cum) - 1)]
+
+    # -- wrapping -----------------------------------------------------------
+    def toggle_wrap(self) -> bool:
+        """Fold long lines at the pane's width, or not; returns the new state. The line at the
+        top of the pane stays there (or the end, while following)."""
+        self.wrap = not self.wrap
+        return self.wrap
+
+    def watch_wrap(self, wrap: bool) -> None:
+        top, _ = self.line_at(round(self.scroll_y))
+        if wrap and self.scroll_x:
+            self.scroll_to(x=0, animate=False, immediate=True)
+        self._cache.clear()
+        self._relayout()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        elif top != NOTICE:
+            self.scroll_to(y=self.row_of(top), animate=False, immediate=True)
+        self.refresh()
+
+    def on_resize(self) -> None:
+        if self._relayout() and self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     # -- following ----------------------------------------------------------
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -115,8 +287,10 @@ class LogView(ScrollView, can_focus=True):
         return None
 
     def jump_to(self, index: int) -> None:
+        """Scroll so line `index` starts mid-pane (its first row, wrapped or not)."""
         self.follow = False
-        self.scroll_to(y=max(0, index - self.size.height // 2), animate=False)
+        height = self.scrollable_content_region.height or self.size.height
+        self.scroll_to(y=max(0, self.row_of(index) - height // 2), animate=False, immediate=True)
         self.refresh()
 
     def watch_search(self) -> None:
@@ -130,29 +304,45 @@ class LogView(ScrollView, can_focus=True):
         if base != self._base:
             self._base = base
             self._cache.clear()  # cached lines carry the old background (focus tint, theme)
+            self._notice_strip = None
+        if self._relayout() and self.follow:  # a width the pane got without a resize event
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
         width = self.size.width
-        if index >= len(self._lines):
+        index, sub = self.line_at(scroll_y + y)
+        if index != NOTICE and index >= len(self._lines):
             return Strip.blank(width, self._base)
         strip = self._strip(index)
+        if self._fold:
+            start = sub * self._fold
+            return strip.crop_extend(start, start + self._fold, self._base).extend_cell_length(width, self._base)
         return strip.crop_extend(scroll_x, scroll_x + width, self._base)
 
     def _strip(self, index: int) -> Strip:
+        if index == NOTICE:
+            if self._notice_strip is None:
+                assert self._notice is not None
+                self._notice_strip = self._render_text(self._notice)
+            return self._notice_strip
         key = self._first + index
         strip = self._cache.get(key)
         if strip is not None:
             self._cache.move_to_end(key)
             return strip
         text = Text.from_ansi(clip(self._lines[index]), no_wrap=True, end="")
+        if "\t" in text.plain:
+            text.expand_tabs(TAB)  # a raw tab would move the terminal's cursor
         if self.search:
             text.highlight_words([self.search], style=Style(reverse=True), case_sensitive=False)
-        segments = list(text.render(self.app.console))
-        strip = Strip(Segment.apply_style(segments, self._base), text.cell_len)
+        strip = self._render_text(text)
         self._cache[key] = strip
         if len(self._cache) > CACHE_LINES:
             self._cache.popitem(last=False)
         return strip
+
+    def _render_text(self, text: Text) -> Strip:
+        segments = list(text.render(self.app.console))
+        return Strip(Segment.apply_style(segments, self._base), text.cell_len)
