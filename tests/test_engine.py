@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INVENTORY, pids_with_cmdline, pids_with_env, playbook, run, until
+from tests.conftest import INVENTORY, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
 from tui.core.engine import Engine, EngineError, spec_for_playbook
+from tui.core.history import load_history
 from tui.core.procs import MARKER_VAR
 from tui.core.spec import Status
 
@@ -308,3 +309,26 @@ def test_cancel_while_waiting_to_retry_and_retry_now(tmp_path):
     job = run(main())
     assert job.status is Status.CANCELED
     assert [a.status for a in job.attempts] == [Status.FAILED, Status.FAILED]
+
+
+def test_names_that_slug_alike_get_separate_directories(isolated_state):
+    """"a/b" and "a_b" both slug to "a_b": each job still gets a directory, record and log of its own."""
+    async def main():
+        engine = Engine(max_parallel=3)
+        jobs = [engine.add(spec_for_playbook(TEST_PLAYBOOKS / "load_one_debug.yml", INVENTORY, name=name, limit=host))
+                for name, host in (("a/b", "web01"), ("a_b", "web02"), ("a_b-2", "cache01"))]
+        await engine.wait_idle()
+        return engine, jobs
+
+    engine, jobs = run(main())
+    directories = [job.last.directory for job in jobs]
+    assert len(set(directories)) == 3, directories
+    assert [d.parent.name for d in directories] == ["a_b", "a_b-2", "a_b-2-2"]
+    for job, mine, others in zip(jobs, ("web01", "web02", "cache01"),
+                                 (("web02", "cache01"), ("web01", "cache01"), ("web01", "web02"))):
+        assert job.status is Status.SUCCESSFUL, job.message
+        log = job.last.log.read_text()
+        assert f"[{mine}]" in log and "PLAY RECAP" in log
+        assert not any(f"[{other}]" in log for other in others), f"{job.name}'s log has another job's output"
+    records = load_history(isolated_state)
+    assert sorted(r["name"] for r in records if r["run"] == engine.run_id) == ["a/b", "a_b", "a_b-2"]

@@ -36,6 +36,32 @@ class EngineError(Exception):
     """An operator action that does not apply; the message says why, and nothing changed."""
 
 
+PROMPT_POLICIES = ("fail", "ask")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A playbook waiting for input (`vars_prompt`, or `pause` without seconds/minutes).
+
+    `text` is the prompt as Ansible shows it, sanitized; `varname` is the variable a
+    vars_prompt sets (None for pause); `private` means the answer is not echoed.
+    """
+
+    kind: str  # "vars_prompt" | "pause"
+    text: str
+    varname: str | None = None
+    private: bool = False
+
+    def how_to_answer(self) -> str:
+        """For an unattended run, which cannot answer: what to change so it does not ask."""
+        if self.kind == "vars_prompt":
+            name = self.varname or "VAR"
+            return (f'waiting for input: vars_prompt "{self.text}" (variable {name}): pass it as an extra var '
+                    f"(-e {name}=... / extra_vars: in the job file)")
+        return (f'waiting for input: pause "{self.text}"; give the pause a seconds: value '
+                "or remove it for unattended runs")
+
+
 @dataclass(eq=False)
 class Job:
     id: int
@@ -51,6 +77,9 @@ class Job:
     message: str = ""  # why it ended the way it did, for people
     history: bool = False  # read back from an earlier run: shown, never run again from here
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only: never saved or logged
+    prompt: Prompt | None = None  # the running attempt waits for this input (prompts="ask")
+    dirname: str = ""  # its directory in the run dir: unique per job, though two names may slug alike
+    _failed_prompt: Prompt | None = None  # prompts="fail": why the running attempt is being stopped
     _process: AttemptProcess | None = None
     _timer: asyncio.TimerHandle | None = None
 
@@ -95,9 +124,15 @@ class Engine:
     """Runs jobs; every public method is called from the loop's thread."""
 
     def __init__(self, state_dir: Path | None = None, max_parallel: int = 4, *, grace: float = 1.0,
-                 job_nice: int = 0, tail_lines: int = 2000):
+                 job_nice: int = 0, tail_lines: int = 2000, prompts: str = "fail"):
+        """`prompts`: what a playbook waiting for input does to its job. "fail" (unattended runs)
+        stops it at once and ends it failed, saying how to pass the answer; "ask" (the console)
+        keeps it running with `job.prompt` set until `answer_prompt`, a cancel or its timeout."""
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
+        if prompts not in PROMPT_POLICIES:
+            raise ValueError(f"prompts must be one of {PROMPT_POLICIES}")
+        self.prompts = prompts
         self.state_dir = state_dir or default_state_dir()
         self.run_id = new_run_id()
         self.audit = AuditLog(self.state_dir / "audit.jsonl")
@@ -114,7 +149,9 @@ class Engine:
 
     # -- observing ----------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
-        """`listener(job, what)` with what in {"status", "event", "timeout"}; it must not block."""
+        """`listener(job, what)` with what in {"status", "event", "timeout", "prompt"}; it must not block.
+
+        "prompt": `job.prompt` was set (the job waits for input) or cleared (answered)."""
         self._listeners.append(listener)
 
     def _notify(self, job: Job, what: str) -> None:
@@ -143,7 +180,7 @@ class Engine:
             if self._run_dir is None:
                 self._run_dir = ensure_private_dir(self.state_dir / "runs" / self.run_id)
                 write_json(self._run_dir / "owner.json", owner())
-            directory = ensure_private_dir(self._run_dir / slug(job.name))
+            directory = ensure_private_dir(self._run_dir / job.dirname)
             write_json(directory / "job.json", job_record(job, self.run_id))
         except OSError as exc:
             log.warning("job record not saved: %s", exc)
@@ -179,13 +216,24 @@ class Engine:
         if any(j.spec.name == spec.name for j in self.jobs if not j.history):
             raise EngineError(f"a job named {spec.name!r} already exists")
         job = Job(id=len(self.jobs), spec=spec, timeout=spec.timeout, retries_left=spec.retries,
-                  next_limit=spec.limit, tail=LogTail(self.tail_lines), secrets=dict(secrets or {}))
+                  next_limit=spec.limit, tail=LogTail(self.tail_lines), secrets=dict(secrets or {}),
+                  dirname=self._dirname(spec.name))
         self.jobs.append(job)
         self.record("adhoc" if spec.module else "launch", job, **_launch_args(spec),
                     prompts=sorted(k for k, v in job.secrets.items() if v))  # which, never what
         self._set_status(job, Status.QUEUED)
         self._schedule()
         return job
+
+    def _dirname(self, name: str) -> str:
+        """`slug(name)`, or `slug-2`, `slug-3`...: "a/b" and "a_b" must not share a directory."""
+        taken = {j.dirname for j in self.jobs if not j.history}
+        base = slug(name)
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
 
     def get(self, name: str) -> Job:
         for job in self.jobs:
@@ -243,6 +291,21 @@ class Engine:
         self._set_status(job, Status.QUEUED)
         self._schedule()
 
+    def answer_prompt(self, job: Job, text: str) -> None:
+        """Type `text` and Enter at the prompt the job waits at. The answer is never logged or
+        audited (only that one was given); a non-private answer shows in the job's output, as
+        on a terminal."""
+        self._writable(job)
+        prompt = job.prompt
+        if prompt is None or job.status is not Status.RUNNING or job._process is None:
+            raise EngineError(f"{job.name} is not waiting for input")
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            raise EngineError("an answer is one line of text, without control characters")
+        self.record("answer", job, prompt=prompt.kind, variable=prompt.varname)  # that, never what
+        job._process.send({"cmd": "input", "text": text})
+        job.prompt = None
+        self._notify(job, "prompt")
+
     def set_timeout(self, job: Job, seconds: float | None) -> None:
         """A new timeout counted from now ("300" = 300 more seconds); None or 0 removes it.
 
@@ -296,7 +359,7 @@ class Engine:
 
     def _start(self, job: Job) -> None:
         number = len(job.attempts) + 1
-        directory = attempt_dir(self.state_dir, self.run_id, job.name, number)
+        directory = attempt_dir(self.state_dir, self.run_id, job.dirname, number)
         attempt = Attempt(number=number, limit=job.next_limit, directory=directory,
                           marker=f"{self.run_id}.{job.id}.{number}")
         job.attempts.append(attempt)
@@ -320,6 +383,9 @@ class Engine:
         finally:
             job._process = None
             self._clear_timer(job)
+        if job.prompt is not None:
+            job.prompt = None
+            self._notify(job, "prompt")
         self._finish(job, attempt, process.end)
 
     def _on_message(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
@@ -328,6 +394,22 @@ class Engine:
             attempt.results.feed(message)
             job.tail.add_text(message.get("stdout") or "")
             self._notify(job, "event")
+        elif message.get("t") == "prompt":
+            self._on_prompt(job, attempt, message)
+
+    def _on_prompt(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
+        varname = message.get("varname")
+        prompt = Prompt(kind="pause" if message.get("kind") == "pause" else "vars_prompt",
+                        text=sanitize(strip_sgr(str(message.get("text") or ""))).strip(),
+                        varname=sanitize(str(varname)) if varname else None, private=bool(message.get("private")))
+        if attempt.ended is not None or attempt.stop_reason is not None:
+            return  # already stopping: nobody will answer
+        if self.prompts == "fail":
+            job._failed_prompt = prompt
+            self._stop(job, "prompt")
+        else:
+            job.prompt = prompt
+            self._notify(job, "prompt")
 
     def _finish(self, job: Job, attempt: Attempt, end: dict[str, Any] | None) -> None:
         attempt.ended = now()
@@ -340,6 +422,8 @@ class Engine:
             status, message = Status.CANCELED, "canceled by the operator"
         elif reason == "timeout":
             status, message = Status.TIMEOUT, "stopped at its timeout"
+        elif reason == "prompt" and job._failed_prompt is not None:
+            status, message = Status.FAILED, job._failed_prompt.how_to_answer()
         elif error:
             status, message = Status.ERROR, error
         elif end is None:
@@ -354,7 +438,9 @@ class Engine:
             status, message = Status.ERROR, f"ansible-runner ended as {end.get('status')} (rc {attempt.rc})"
         attempt.status = status
         attempt.error = error
-        if status in RETRYABLE and job.retries_left > 0:
+        job._failed_prompt = None
+        # a playbook that asked for input will ask again: retrying it would only fail again
+        if status in RETRYABLE and job.retries_left > 0 and reason != "prompt":
             job.retries_left -= 1
             done = job.spec.retries - job.retries_left
             delay = min(MAX_BACKOFF, job.spec.retry_delay * 2 ** (done - 1)) * random.uniform(0.5, 1.0)

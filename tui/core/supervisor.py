@@ -14,9 +14,13 @@ is left (async tasks and ssh ControlPersist masters included).
 Protocol, one JSON object per line.
   stdin:  {"kwargs": {...ansible_runner.run...}, "dir": str, "deadline": float|null, "grace": float, "nice": int,
            "secrets": {"vault"|"become": str}}  (secrets live only in memory and on this pipe)
-          then any of {"cmd": "deadline", "at": float|null} and {"cmd": "stop", "reason": str};
+          then any of {"cmd": "deadline", "at": float|null}, {"cmd": "stop", "reason": str} and
+          {"cmd": "input", "text": str} (typed into the playbook's pty when it waits at a prompt; never logged);
           end of input means the parent is gone, which stops the attempt.
-  stdout: {"t": "ev", ...event...} for each event, and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
+  stdout: {"t": "ev", ...event...} for each event,
+          {"t": "prompt", "kind": "vars_prompt"|"pause", "text": str, "varname": str|null, "private": bool}
+          when the playbook starts waiting for input (see PromptWatch),
+          and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
 Deadlines are `time.monotonic()` values, which on Linux are the same clock in every process.
 """
 
@@ -27,6 +31,7 @@ import os
 import shutil
 import signal
 import sys
+import termios
 import threading
 import time
 import traceback
@@ -36,6 +41,7 @@ from typing import Any, BinaryIO
 from tui.core import procs
 from tui.core.logstore import AttemptFiles
 from tui.core.paths import ensure_private_dir
+from tui.core.sanitize import strip_sgr
 
 STDOUT_CAP = 256 * 1024  # per event, on the pipe only; the log on disk keeps everything
 FIELD_CAP = 64 * 1024
@@ -96,6 +102,100 @@ def with_secrets(kwargs: dict[str, Any], secrets: dict[str, str]) -> dict[str, A
     return kwargs
 
 
+PAUSE_ACTIONS = frozenset({"pause", "ansible.builtin.pause", "ansible.legacy.pause"})
+HIDDEN = " (output is hidden)"  # what Ansible appends to a pause prompt with `echo: false`
+READY_WAIT = 10.0  # how long an answer waits for the prompt to be really reading
+SETTLE = 0.1  # after pause has set the tty raw, before typing: it flushes pending input right after
+
+
+class PromptWatch:
+    """Tells when ansible-playbook waits for input, and types an answer into its pty.
+
+    A pty makes `vars_prompt` and `pause` (without seconds/minutes) wait forever. Both are
+    seen in events: `playbook_on_vars_prompt` comes just before Ansible asks; a waiting pause
+    shows as a `verbose` event "[task]\nprompt:" in a pause task that did not first say
+    "Pausing for N seconds" (a timed pause prints the same prompt, but ends by itself).
+    Typing too early loses the answer (pause flushes the tty's input after going raw, getpass
+    flushes before writing its prompt), so an answer waits until the prompt is really reading.
+    """
+
+    def __init__(self, emit: Any):
+        self.emit = emit
+        self.lock = threading.Lock()
+        self.fd: int | None = None  # the pty master of ansible-playbook, once it runs
+        self.output = ""  # raw pty output since the open prompt began (a short tail)
+        self.prompt: dict[str, Any] | None = None
+        self.timed_pause = False
+
+    def attach(self, child: Any, fd: int) -> None:
+        """Called with pexpect's spawn as ansible-runner starts ansible-playbook: see its raw output."""
+        if self.fd is not None:
+            return
+        self.fd = fd
+        original = child._log
+
+        def log(data: Any, direction: str) -> None:
+            original(data, direction)  # ansible-runner parses events here, which may open a prompt
+            if direction == "read" and isinstance(data, str):
+                with self.lock:
+                    self.output = (self.output + data)[-4096:]
+
+        child._log = log
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        name = event.get("event")
+        data = event.get("event_data") or {}
+        if name == "playbook_on_task_start":
+            self.timed_pause = False
+        elif name == "playbook_on_vars_prompt":
+            varname = str(data.get("varname") or "")
+            self.begin("vars_prompt", str(data.get("prompt") or f"input for {varname}"), varname or None,
+                       bool(data.get("private", True)))
+        elif name == "verbose" and data.get("task_action") in PAUSE_ACTIONS:
+            text = strip_sgr(event.get("stdout") or "").replace("\r\n", "\n").replace("\r", "")
+            if text.startswith("Pausing for "):
+                self.timed_pause = True
+            elif not self.timed_pause and text.startswith("[") and "\n" in text and text.rstrip().endswith(":"):
+                last = text.rstrip()[:-1].rsplit("\n", 1)[-1]
+                private = last.endswith(HIDDEN)
+                self.begin("pause", last[: -len(HIDDEN)] if private else last, None, private)
+
+    def begin(self, kind: str, text: str, varname: str | None, private: bool) -> None:
+        prompt = {"kind": kind, "text": text, "varname": varname, "private": private}
+        with self.lock:
+            self.prompt = prompt
+            self.output = ""
+        self.emit({"t": "prompt", **prompt})
+
+    def answer(self, text: str) -> None:
+        """Type `text` and Enter at the open prompt (in a thread: it may wait for the prompt to read)."""
+        with self.lock:
+            prompt, self.prompt = self.prompt, None
+        if prompt is not None and self.fd is not None:
+            threading.Thread(target=self._type, args=(prompt, text), name="answer", daemon=True).start()
+
+    def _type(self, prompt: dict[str, Any], text: str) -> None:
+        deadline = time.monotonic() + READY_WAIT
+        while not self._reading(prompt) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if prompt["kind"] == "pause":
+            time.sleep(SETTLE)
+        try:
+            os.write(self.fd, (text + "\r").encode("utf-8", "replace"))  # type: ignore[arg-type]
+        except OSError:
+            pass  # ansible-playbook is gone: nothing to answer
+
+    def _reading(self, prompt: dict[str, Any]) -> bool:
+        if prompt["kind"] == "vars_prompt":  # input()/getpass write the prompt once they read
+            with self.lock:
+                return prompt["text"] in self.output
+        try:  # on Linux the master's termios are the slave's: pause sets it raw, and echo back on if shown
+            lflag = termios.tcgetattr(self.fd)[3]
+        except (OSError, termios.error):
+            return True
+        return not lflag & termios.ICANON and (prompt["private"] or bool(lflag & termios.ECHO))
+
+
 class Supervisor:
     def __init__(self, config: dict[str, Any], out: BinaryIO):
         self.config = config
@@ -112,6 +212,7 @@ class Supervisor:
         self.runner_done = threading.Event()
         self.stopped = threading.Event()
         self.files: AttemptFiles | None = None
+        self.prompts = PromptWatch(self.emit)
 
     # -- output -------------------------------------------------------------
     def emit(self, message: dict[str, Any], now: bool = True) -> None:
@@ -213,6 +314,8 @@ class Supervisor:
                 self.set_deadline(cmd.get("at"))
             elif cmd.get("cmd") == "stop":
                 self.request_stop(str(cmd.get("reason") or "cancel"))
+            elif cmd.get("cmd") == "input":
+                self.prompts.answer(str(cmd.get("text") or ""))
         self.request_stop("orphaned")
 
     def note(self, text: str) -> None:
@@ -230,12 +333,13 @@ class Supervisor:
             except OSError as exc:
                 self.request_stop("error", f"cannot write the log: {exc.strerror or exc}")
         self.emit(trim_event(event), now=False)
+        self.prompts.on_event(event)
         return False  # we keep events.jsonl ourselves: no per-event files in artifacts
 
     def run(self) -> None:
         import ansible_runner  # imported here: it is slow to import and only this process needs it
 
-        _no_close_delay()
+        _patch_spawn(self.prompts.attach)
 
         status, rc, error = "error", None, None
         # ssh ControlPersist sockets: a private dir of this attempt's own (a shared one would let
@@ -249,7 +353,7 @@ class Supervisor:
             kwargs = with_secrets(self.config["kwargs"], self.config.get("secrets") or {})
             kwargs.setdefault("envvars", {})["ANSIBLE_SSH_CONTROL_PATH_DIR"] = control_dir
             if self.reason is None:
-                runner = ansible_runner.run(
+                runner = ansible_runner.interface.init_runner(
                     **kwargs,
                     event_handler=self.on_event,
                     # we own the kill; this only catches a child spawned after our sweep, and
@@ -258,6 +362,8 @@ class Supervisor:
                     settings={"pexpect_timeout": 1},
                     quiet=True,
                 )
+                keep_host_key_default(runner.config.env, kwargs.get("envvars") or {})
+                runner.run()
                 status, rc = runner.status, runner.rc
         except OSError as exc:
             error = f"cannot write the attempt's files: {exc.strerror or exc}"
@@ -291,15 +397,37 @@ class Supervisor:
                    "leftover": sorted(leftover)})
 
 
-def _no_close_delay() -> None:
-    """Drop the 0.1 s sleep ptyprocess takes in close() "to let the kernel update the status".
+def keep_host_key_default(env: dict[str, str], envvars: dict[str, Any]) -> None:
+    """Undo ansible-runner's ANSIBLE_HOST_KEY_CHECKING=False (config/_base.py, prepare_env).
 
-    ansible-runner closes the pty only after `isalive()` has reaped ansible-playbook, so the
-    status is already known and the sleep only delays every attempt's end (measured: 0.1 s of
-    the 0.2 s between the last event and ansible_runner.run returning).
+    ansible-runner sets it whenever the environment lacks it, which turns off
+    StrictHostKeyChecking for every SSH job. Taking it out again, unless the user or the
+    job set it, leaves the decision to ansible-playbook itself: ANSIBLE_CONFIG, ansible.cfg
+    in its working directory (ignored when world-writable), ~/.ansible.cfg,
+    /etc/ansible/ansible.cfg, `[defaults]` or `[ssh_connection] host_key_checking`,
+    ANSIBLE_SSH_HOST_KEY_CHECKING, inventory vars, default True. Setting the variable to a
+    value resolved here instead would override `[ssh_connection]` (env beats ini), and cost
+    importing Ansible's config code in every attempt.
+    """
+    if "ANSIBLE_HOST_KEY_CHECKING" not in os.environ and "ANSIBLE_HOST_KEY_CHECKING" not in envvars:
+        env.pop("ANSIBLE_HOST_KEY_CHECKING", None)
+
+
+_spawned: list[Any] = []  # what to tell of the ansible-playbook pexpect spawns (one per process)
+
+
+def _patch_spawn(on_spawn: Any) -> None:
+    """Hook pexpect's spawn: see the pty of ansible-playbook, and drop a needless sleep.
+
+    `on_spawn(spawn, master_fd)` is called for each spawn, for the prompt watch.
+    ptyprocess sleeps 0.1 s in close() "to let the kernel update the status"; ansible-runner
+    closes the pty only after `isalive()` has reaped ansible-playbook, so the status is
+    already known and the sleep only delays every attempt's end (measured: 0.1 s of the
+    0.2 s between the last event and ansible_runner.run returning).
     """
     import pexpect.pty_spawn
 
+    _spawned[:] = [on_spawn]
     spawn = pexpect.pty_spawn.spawn
     original = spawn._spawnpty
     if getattr(original, "_playdeck", False):
@@ -308,6 +436,8 @@ def _no_close_delay() -> None:
     def spawnpty(self: Any, args: Any, **kwargs: Any) -> Any:
         proc = original(self, args, **kwargs)
         proc.delayafterclose = 0.0
+        for hook in _spawned:
+            hook(self, proc.fd)
         return proc
 
     spawnpty._playdeck = True  # type: ignore[attr-defined]
