@@ -189,3 +189,24 @@ def test_control_base_falls_back_to_a_short_path_when_tmpdir_is_long(monkeypatch
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches TMPDIR
     assert procs.control_base() == f"/tmp/playdeck-{os.getuid()}"
+
+
+# --- the sample playbooks never write through a symlink planted in their demo directory ----------
+
+@pytest.mark.parametrize(("book", "planted"), [("deploy.yml", "playdeck-demo"), ("failing_host.yml", "playdeck-demo/web01")])
+def test_sample_playbook_refuses_a_symlinked_demo_directory(tmp_path, book, planted):
+    """Another user pre-creates $TMPDIR/playdeck-demo (or a host's dir in it) as a symlink to
+    somewhere else: the job fails saying so, and nothing is written there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / planted  # conftest points TMPDIR at tmp_path
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(elsewhere)
+    summary = tmp_path / "out.json"
+    out = playdeck("run", str(PLAYBOOKS / book), "-i", str(INVENTORY), "-l", "web01", "--json", str(summary))
+    assert out.returncode == 1, out.stderr
+    (job,) = json.loads(summary.read_text())["jobs"]
+    assert job["status"] == "failed" and job["hosts"]["web01"]["failed"] == 1
+    log = Path(job["attempts"][0]["log"]).read_text()
+    assert f"refusing to write under {link}: it is a symlink" in log
+    assert list(elsewhere.iterdir()) == []
