@@ -306,14 +306,11 @@ def test_selected_row_keeps_an_attribute_without_colour():
 
 
 def row_segments(app, widget, row: int) -> list[tuple[str, Style]]:
-    """What the terminal gets for line `row` of `widget`: the composed screen, the app's filters
-    applied (NO_COLOR's monochrome among them), blank cells dropped."""
+    """What the terminal gets for line `row` of `widget` (the composed screen, after the app's line
+    filters), blank cells dropped; Rich reduces the colours to the terminal's palette after this."""
     strips = app.screen._compositor.render_strips()
     region = widget.region
     segments = list(strips[region.y + row].crop(region.x, region.right))
-    for line_filter in app._filters:
-        segments = line_filter.apply(segments, app.background_colors[1] if hasattr(app, "background_colors")
-                                     else None)
     return [(s.text, s.style or Style()) for s in segments if s.text.strip()]
 
 

@@ -102,6 +102,10 @@ def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str
         cmdline.append("--diff")
     if spec.vault_password_file:
         cmdline += ["--vault-password-file", str(spec.vault_password_file)]
+    if spec.become:
+        cmdline.append("--become")
+    if spec.become_user:  # without --become it only names the user a task's own `become` switches to
+        cmdline += ["--become-user", spec.become_user]
     if cmdline:
         kwargs["cmdline"] = " ".join(_quote(a) for a in cmdline)
     return kwargs

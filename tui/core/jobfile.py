@@ -18,7 +18,7 @@ from tui.core.spec import JobSpec
 TOP_KEYS = ("inventory", "max_parallel", "jobs")
 JOB_KEYS = (
     "name", "playbook", "inventory", "limit", "extra_vars", "timeout", "retries", "retry_delay",
-    "tags", "skip_tags", "check", "diff", "forks", "verbosity", "vault_password_file",
+    "tags", "skip_tags", "check", "diff", "forks", "verbosity", "vault_password_file", "become", "become_user",
 )
 
 
@@ -270,6 +270,8 @@ def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, 
         "diff": (_bool, "true or false"),
         "forks": (_int_at_least(1), "a whole number >= 1"),
         "verbosity": (_int_at_least(0, 6), "a whole number from 0 to 6"),
+        "become": (_bool, "true or false"),
+        "become_user": (_string, "a user name"),
     }
     for name, (knode, vnode) in fields.items():
         full = f"{key}.{name}"

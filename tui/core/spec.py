@@ -60,6 +60,8 @@ class JobSpec:
     vault_password_file: Path | None = None
     module: str | None = None
     module_args: str | None = None
+    become: bool = False  # `--become`, as `ansible -b`
+    become_user: str | None = None  # `--become-user`; None leaves Ansible's default (root)
 
     @property
     def target(self) -> str:

@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.core.sanitize import strip_sgr
+
 
 class ConfirmDialog(ModalScreen[bool]):
     BINDINGS = [
@@ -24,9 +26,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Text(self.question, style="bold"), classes="title")
+            # the question may quote a job name: its control characters are shown, never sent
+            yield Static(Text(strip_sgr(self.question), style="bold"), classes="title")
             if self.detail:
-                yield Static(Text(self.detail), classes="hint")
+                yield Static(Text(strip_sgr(self.detail)), classes="hint")
             yield Static(Text("y: yes · n or Esc: no"), classes="hint")
 
     def action_answer(self, yes: bool) -> None:

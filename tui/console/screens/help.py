@@ -34,10 +34,13 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("key", no_wrap=True)
         table.add_column("does")
         table.add_column("id (config keys:)", style="dim", no_wrap=True)
+        # Text cells: a str cell is parsed as markup, and a key label like `[` or a help text
+        # with brackets would be eaten or end the app (MarkupError)
         for command in COMMANDS:
-            table.add_row(key_label(self.keymap.get(command.id, command.key)), command.help, command.id)
+            table.add_row(Text(key_label(self.keymap.get(command.id, command.key))), Text(command.help),
+                          Text(command.id))
         for keys, does in EXTRA:
-            table.add_row(keys, does, "")
+            table.add_row(Text(keys), Text(does), Text(""))
         with VerticalScroll(classes="dialog wide"):
             yield Static(Text("playdeck keys", style="bold"))
             yield Static(table)

@@ -1,7 +1,9 @@
 """Launching from the console: a playbook (`n`) or an ad-hoc module (`a`) on the selected hosts.
 
-Both dialogs check everything before they close, and say what is wrong next
-to the field; nothing is launched until the input is valid.
+Both dialogs check everything before they close, and say what is wrong in a line
+under their title (toasts gather at the bottom of the screen: they never cover it);
+nothing is launched until the input is valid. Every state is readable without colour
+(NO_COLOR, 16 colours): toggles show `[x]`/`[ ]`, the focused field has a `▌` edge.
 """
 
 from __future__ import annotations
@@ -13,13 +15,29 @@ from typing import Any
 
 import yaml
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from tui.core.durations import DurationError, parse_duration
+from tui.core.spec import JobSpec
+
+FOCUS_CSS = """
+    Input, Select, Checkbox { border-left: blank !important; }
+    Input:focus, Select:focus-within, Checkbox:focus { border-left: outer $accent !important; }
+    Checkbox { margin-right: 1; }
+"""
+"""Which field has the focus, shown by a character (`▌`), not only by a colour: with NO_COLOR
+Textual greys every colour, and a compact Input or Checkbox then looks the same focused or not.
+Every field keeps a blank edge of the same width, so focus moves nothing. A screen's `CSS`
+(not DEFAULT_CSS, which loses to the compact widgets' `border: none !important`), scoped to it."""
+
+NEEDS_ARGS = {"command", "shell", "raw", "script"}
+"""Ad-hoc modules that do nothing useful (or fail on the hosts) without arguments."""
 
 
 @dataclass
@@ -32,7 +50,30 @@ class LaunchRequest:
     check: bool = False
     timeout: float | None = None
     retries: int = 0
+    become: bool = False
+    become_user: str | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only, never saved
+
+    def spec(self, name: str, inventory: Path) -> JobSpec:
+        """The job this request asks for, every field carried over (one place to add a field)."""
+        return JobSpec(name=name, inventory=inventory, playbook=self.playbook, limit=self.limit,
+                       extra_vars=self.extra_vars, check=self.check, timeout=self.timeout, retries=self.retries,
+                       module=self.module, module_args=self.module_args, become=self.become,
+                       become_user=self.become_user)
+
+
+class Toggle(Checkbox):
+    """A checkbox whose state is a character, `[x]` or `[ ]`: Textual's shows it only by colour."""
+
+    @property
+    def _button(self) -> Content:
+        style = self.get_visual_style("toggle--button")
+        return Content.assemble(("[", style), ("x" if self.value else " ", style), ("]", style))
+
+
+def module_needs_args(module: str) -> bool:
+    """`shell`, `ansible.builtin.shell`, `ansible.legacy.shell`: the short name decides."""
+    return module.strip().rsplit(".", 1)[-1] in NEEDS_ARGS
 
 
 def parse_extra_vars(text: str) -> dict[str, Any]:
@@ -58,6 +99,7 @@ def parse_extra_vars(text: str) -> dict[str, Any]:
 
 
 class _Dialog(ModalScreen[LaunchRequest | None]):
+    CSS = FOCUS_CSS
     BINDINGS = [Binding("escape", "abort", "Abort")]
 
     def error(self, message: str) -> None:
@@ -98,6 +140,27 @@ class _Dialog(ModalScreen[LaunchRequest | None]):
             raise ValueError(f"retries: {retries_text!r} is not a whole number >= 0")
         return timeout, int(retries_text)
 
+    def become(self) -> tuple[bool, str | None]:
+        """The become toggle and user; a user with the toggle off would be silently ignored by Ansible."""
+        become = self.query_one("#launch-become", Checkbox).value
+        user = self.value("launch-become-user").strip() or None
+        if user and not become:
+            raise ValueError(f"become user {user!r} given but become (-b) is off: tick it, or clear the user")
+        if user and (user.startswith("-") or any(c.isspace() or not c.isprintable() for c in user)):
+            raise ValueError(f"become user: {user!r} is not a user name")
+        return become, user
+
+    def become_fields(self) -> ComposeResult:
+        yield Toggle("become (-b)", id="launch-become", compact=True)
+        yield Input(placeholder="become user (root)", id="launch-become-user", compact=True)
+        yield Input(placeholder="become password", password=True, id="secret-become", compact=True)
+
+    @on(Input.Changed, "#launch-become-user")
+    def _user_typed(self, event: Input.Changed) -> None:
+        """Naming a user means becoming them: tick the toggle, visibly (it can be unticked)."""
+        if event.value.strip():
+            self.query_one("#launch-become", Checkbox).value = True
+
 
 class NewJobDialog(_Dialog):
     def __init__(self, playbooks: list[Path], limit: str | None):
@@ -109,17 +172,17 @@ class NewJobDialog(_Dialog):
         options = [(Text(p.name), str(p)) for p in self.playbooks]
         with Vertical(classes="dialog wide"):
             yield Static(Text("New job", style="bold"), classes="title")
+            yield Static("", id="launch-error", classes="error")
             yield Select(options, prompt="playbook", id="launch-playbook", allow_blank=True, compact=True)
             yield Input(self.limit or "", placeholder="limit (blank = all hosts)", id="launch-limit", compact=True)
             yield Input(placeholder="extra vars: k=v k2=v2 or {k: v}", id="launch-vars", compact=True)
             with Horizontal(classes="row"):
                 yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
                 yield Input(placeholder="retries (0)", id="launch-retries", compact=True)
-                yield Checkbox("check mode", id="launch-check", compact=True)
+                yield Input(placeholder="vault password", password=True, id="secret-vault", compact=True)
+                yield Toggle("check mode", id="launch-check", compact=True)
             with Horizontal(classes="row"):
-                yield Input(placeholder="vault password (optional)", password=True, id="secret-vault", compact=True)
-                yield Input(placeholder="become password (optional)", password=True, id="secret-become", compact=True)
-            yield Static("", id="launch-error", classes="error")
+                yield from self.become_fields()
             with Horizontal(classes="row"):
                 yield Button("Launch", id="launch", variant="primary", compact=True)
                 yield Button("Cancel", id="abort", compact=True)
@@ -132,12 +195,14 @@ class NewJobDialog(_Dialog):
         try:
             extra_vars = parse_extra_vars(self.value("launch-vars"))
             timeout, retries = self.common()
+            become, become_user = self.become()
         except (ValueError, DurationError) as exc:
             self.error(str(exc))
             return
         self.dismiss(LaunchRequest(limit=self.value("launch-limit").strip() or None, playbook=Path(playbook),
                                    extra_vars=extra_vars, check=self.query_one("#launch-check", Checkbox).value,
-                                   timeout=timeout, retries=retries, secrets=self.secrets()))
+                                   timeout=timeout, retries=retries, become=become, become_user=become_user,
+                                   secrets=self.secrets()))
 
 
 class AdhocDialog(_Dialog):
@@ -148,14 +213,15 @@ class AdhocDialog(_Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static(Text("Ad-hoc command", style="bold"), classes="title")
+            yield Static("", id="launch-error", classes="error")
             yield Input(self.limit or "", placeholder="hosts (required): web01,db or a group", id="launch-limit", compact=True)
             yield Input("ansible.builtin.command", placeholder="module", id="adhoc-module", compact=True)
             yield Input(placeholder="arguments, e.g. systemctl restart nginx", id="adhoc-args", compact=True)
             with Horizontal(classes="row"):
                 yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
                 yield Input(placeholder="retries (0)", id="launch-retries", compact=True)
-                yield Input(placeholder="become password", password=True, id="secret-become", compact=True)
-            yield Static("", id="launch-error", classes="error")
+            with Horizontal(classes="row"):
+                yield from self.become_fields()
             with Horizontal(classes="row"):
                 yield Button("Run", id="launch", variant="primary", compact=True)
                 yield Button("Cancel", id="abort", compact=True)
@@ -172,10 +238,17 @@ class AdhocDialog(_Dialog):
         if not module:
             self.error("a module is required, e.g. ansible.builtin.command")
             return
+        args = self.value("adhoc-args")
+        if not args.strip() and module_needs_args(module):
+            self.error(f"{module} needs arguments: the command to run")
+            self.query_one("#adhoc-args", Input).focus()
+            return
         try:
             timeout, retries = self.common()
+            become, become_user = self.become()
         except (ValueError, DurationError) as exc:
             self.error(str(exc))
             return
-        self.dismiss(LaunchRequest(limit=limit, module=module, module_args=self.value("adhoc-args"),
-                                   timeout=timeout, retries=retries, secrets=self.secrets()))
+        self.dismiss(LaunchRequest(limit=limit, module=module, module_args=args, timeout=timeout,
+                                   retries=retries, become=become, become_user=become_user,
+                                   secrets=self.secrets()))

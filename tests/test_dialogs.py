@@ -1,0 +1,311 @@
+"""The dialogs: readable without colour, become for ad-hoc commands, empty arguments refused.
+
+Driven with Textual's pilot on the real console app; what is checked on screen is the
+composed screen as the terminal gets it (characters and attributes), not widget state.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input
+
+from tests.conftest import INVENTORY, PLAYBOOKS, run, until
+from tui.console.app import PlaydeckApp
+from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog, Toggle
+from tui.console.screens.timeout import TimeoutDialog
+from tui.console.widgets.job_grid import JobGrid
+from tui.console.widgets.log_view import LogView
+from tui.core.attempt import runner_kwargs
+from tui.core.engine import Engine
+from tui.core.jobfile import InputError, load_job_file
+from tui.core.sanitize import strip_sgr
+from tui.core.spec import JobSpec, Status
+
+Look = list[tuple[str, bool, bool, bool, bool]]
+
+
+def look(app: PlaydeckApp, widget: Widget, full: bool = False) -> Look:
+    """What `widget`'s first line shows without colour: each cell's character and its bold,
+    reverse, underline and italic attributes, read from the composed screen (the app's line
+    filters, NO_COLOR's monochrome among them, are already applied). Colour is left out on purpose."""
+    strips = app.screen._compositor.render_strips()
+    region = widget.region
+    cells: Look = []
+    for y in range(region.y, region.bottom if full else region.y + 1):
+        segments = list(strips[y].crop(region.x, region.right))  # with its left border: the focus edge
+        for segment in segments:
+            style = segment.style
+            for char in segment.text:
+                cells.append((char, bool(style and style.bold), bool(style and style.reverse),
+                              bool(style and style.underline), bool(style and style.italic)))
+    return cells
+
+
+def screen_text(app: PlaydeckApp) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+# --- without colour: NO_COLOR and 16 colours ----------------------------------
+
+def test_toggles_focus_and_the_selected_row_are_visible_without_colour(monkeypatch):
+    """Under NO_COLOR=1 Textual greys every colour. Checked and unchecked, focused and not, the
+    selected grid row and the others must still differ in characters or attributes."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    specs = [JobSpec(name=f"ping-{n}", inventory=INVENTORY, module="ansible.builtin.ping", limit="web01")
+             for n in (1, 2)]
+
+    async def main() -> None:
+        app = PlaydeckApp(specs=specs, inventory=INVENTORY)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert app.no_color
+            # the grid: its selected row stays apart, focused and not
+            grid = app.query_one(JobGrid)
+            await until(lambda: all(j.status.finished for j in app.engine.jobs), 60, "the two pings")
+            app._tick()
+            for focus in (grid, app.query_one(LogView)):
+                focus.focus()
+                await pilot.pause(0.2)
+                strips = app.screen._compositor.render_strips()
+
+                def attributes(index: int) -> set[tuple[bool, bool]]:
+                    """(bold, reverse) of the words in the grid's row of job `index`."""
+                    segments = strips[grid.region.y + 1 + index].crop(grid.region.x, grid.region.right)
+                    return {(bool(s.style.bold), bool(s.style.reverse)) for s in segments
+                            if s.style and s.text.strip() and not s.text.strip().isdigit()}
+
+                other = 1 - grid.cursor
+                assert attributes(grid.cursor) != attributes(other), (focus, attributes(grid.cursor),
+                                                                      attributes(other))
+                assert (True, False) in attributes(grid.cursor) or (False, True) in attributes(grid.cursor)
+
+            for dialog in (AdhocDialog("web01"), NewJobDialog(sorted(PLAYBOOKS.glob("*.yml")), None)):
+                await app.push_screen(dialog)
+                await pilot.pause(0.2)
+                toggles = list(dialog.query(Toggle))
+                assert toggles, "no toggle in the dialog"
+                for toggle in toggles:
+                    off = look(app, toggle)
+                    toggle.value = True
+                    await pilot.pause(0.1)
+                    on = look(app, toggle)
+                    assert "".join(c[0] for c in on) != "".join(c[0] for c in off), (off, on)
+                    assert "[x]" in "".join(c[0] for c in on) and "[ ]" in "".join(c[0] for c in off)
+                for field in [*dialog.query(Input), *toggles]:
+                    dialog.set_focus(None)
+                    await pilot.pause(0.05)
+                    unfocused = look(app, field)
+                    field.focus()
+                    await pilot.pause(0.1)
+                    assert app.focused is field
+                    focused = look(app, field)
+                    assert focused != unfocused, f"{field.id}: focus not visible without colour"
+                    assert focused[0][0] == "▌" and unfocused[0][0] == " ", (field.id, focused[:2], unfocused[:2])
+                await pilot.press("escape")
+                await pilot.pause(0.1)
+            await pilot.press("q")
+
+    run(main())
+
+
+# --- the ad-hoc dialog ----------------------------------------------------------
+
+async def open_adhoc(app: PlaydeckApp, pilot, results: list[Any]) -> AdhocDialog:
+    dialog = AdhocDialog("web01")
+    await app.push_screen(dialog, results.append)
+    await pilot.pause(0.2)
+    return dialog
+
+
+async def type_into(app: PlaydeckApp, pilot, dialog, widget_id: str, text: str) -> None:
+    """Focus the field and set its text (Input.Changed fires as for typed keys)."""
+    box = dialog.query_one(f"#{widget_id}", Input)
+    box.focus()
+    box.value = text
+    box.cursor_position = len(text)
+    await pilot.pause(0.05)
+
+
+def test_adhoc_become_toggle_and_user_reach_the_command_line():
+    async def main() -> list[Any]:
+        app = PlaydeckApp(inventory=INVENTORY)
+        results: list[Any] = []
+        async with app.run_test(size=(80, 24)) as pilot:
+            dialog = await open_adhoc(app, pilot, results)
+            become = dialog.query_one("#launch-become", Checkbox)
+            assert become.value is False  # off by default, as `ansible` without -b
+            become.focus()
+            await pilot.press("space")
+            assert become.value is True
+            await type_into(app, pilot, dialog, "launch-become-user", "deploy")
+            await type_into(app, pilot, dialog, "adhoc-args", "id -un")
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            assert results and not app.screen.is_modal
+
+            # naming a user ticks the toggle, visibly; unticked again, the user is refused, not ignored
+            dialog = await open_adhoc(app, pilot, results)
+            await type_into(app, pilot, dialog, "launch-become-user", "postgres")
+            assert dialog.query_one("#launch-become", Checkbox).value is True
+            dialog.query_one("#launch-become", Checkbox).value = False
+            await type_into(app, pilot, dialog, "adhoc-args", "id")
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            assert app.screen is dialog and "become (-b) is off" in screen_text(app)
+            await pilot.press("escape")
+
+            # no become: nothing added
+            dialog = await open_adhoc(app, pilot, results)
+            await type_into(app, pilot, dialog, "adhoc-args", "uptime")
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+        return results
+
+    results = run(main())
+    assert len(results) == 3 and results[1] is None
+    request = results[0]
+    assert isinstance(request, LaunchRequest)
+    assert (request.become, request.become_user, request.module_args, request.limit) == (True, "deploy", "id -un",
+                                                                                          "web01")
+    spec = request.spec("adhoc", INVENTORY)
+    assert (spec.become, spec.become_user, spec.module, spec.module_args) == (True, "deploy", request.module, "id -un")
+    assert shlex.split(runner_kwargs(spec, Path("/tmp/x"), "web01")["cmdline"]) == ["--become", "--become-user",
+                                                                                   "deploy"]
+    plain = results[2].spec("adhoc", INVENTORY)
+    assert plain.become is False and "cmdline" not in runner_kwargs(plain, Path("/tmp/x"), "web01")
+
+
+def test_runner_kwargs_quote_the_become_user():
+    spec = JobSpec(name="x", inventory=INVENTORY, module="ansible.builtin.command", module_args="id",
+                   check=True, become=True, become_user="de ploy;rm")
+    cmdline = runner_kwargs(spec, Path("/tmp/x"), "web01")["cmdline"]
+    assert shlex.split(cmdline) == ["--check", "--become", "--become-user", "de ploy;rm"]
+    assert "cmdline" not in runner_kwargs(JobSpec(name="y", inventory=INVENTORY, module="ping"), Path("/x"), None)
+
+
+def test_empty_arguments_are_refused_inline_for_modules_that_need_them_and_stay_readable():
+    async def main() -> list[Any]:
+        app = PlaydeckApp(inventory=INVENTORY)
+        results: list[Any] = []
+        async with app.run_test(size=(80, 24)) as pilot:
+            for module in ("shell", "ansible.builtin.command", "ansible.legacy.raw", "script"):
+                dialog = await open_adhoc(app, pilot, results)
+                await type_into(app, pilot, dialog, "adhoc-module", module)
+                await type_into(app, pilot, dialog, "adhoc-args", "  " if module == "shell" else "")
+                # jobs that fail meanwhile raise toasts: they must not cover the dialog's own error
+                for n in range(3):
+                    app.notify(f"job failed number {n}: " + "x" * 60, title="job failed", severity="error",
+                               markup=False, timeout=30)
+                await pilot.press("enter")
+                await pilot.pause(0.3)
+                assert app.screen is dialog, f"{module}: the dialog closed with no arguments"
+                assert app.focused is dialog.query_one("#adhoc-args", Input)
+                error = f"{module} needs arguments: the command to run"
+                assert error in screen_text(app), f"{module}: error not fully visible:\n{screen_text(app)}"
+                await pilot.press("escape")
+                await pilot.pause(0.1)
+            for module in ("ping", "ansible.builtin.setup"):  # no arguments needed: accepted
+                dialog = await open_adhoc(app, pilot, results)
+                await type_into(app, pilot, dialog, "adhoc-module", module)
+                await pilot.press("enter")
+                await pilot.pause(0.1)
+                assert app.screen is not dialog, module
+        return results
+
+    results = run(main())
+    assert results[:4] == [None] * 4
+    assert [(r.module, r.module_args) for r in results[4:]] == [("ping", ""), ("ansible.builtin.setup", "")]
+
+
+def test_timeout_dialog_shows_a_hostile_job_name_as_text():
+    name = "evil\x1b]0;PWNED\x07[bold]B[/]\x9b"
+
+    async def main() -> str:
+        app = PlaydeckApp(inventory=INVENTORY)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.push_screen(TimeoutDialog(name, "none"))
+            await pilot.pause(0.2)
+            return screen_text(app)
+
+    text = run(main())
+    assert "New timeout for evil␛]0;PWNED␇[bold]B[/]" in text, text
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+
+
+def test_the_ad_hoc_key_launches_a_job_with_become():
+    """`a`, the become toggle and a user: the job the engine runs carries them (app.py passes the
+    request on; `LaunchRequest.spec` is the one place that maps every field)."""
+    async def main() -> JobSpec:
+        app = PlaydeckApp(inventory=INVENTORY)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("a")
+            await until(lambda: isinstance(app.screen, AdhocDialog), 5, "the ad-hoc dialog")
+            dialog = app.screen
+            await type_into(app, pilot, dialog, "launch-limit", "web01")
+            await type_into(app, pilot, dialog, "adhoc-module", "ping")
+            await type_into(app, pilot, dialog, "launch-become-user", "root")
+            await pilot.press("enter")
+            await until(lambda: bool(app.engine.jobs), 5, "the job")
+            spec = app.engine.jobs[-1].spec
+            await until(lambda: app.engine.jobs[-1].status.finished, 60, "the ping to end")
+            await pilot.press("q")
+            return spec
+
+    spec = run(main())
+    assert (spec.module, spec.become, spec.become_user) == ("ping", True, "root")
+
+
+# --- a real become ----------------------------------------------------------------
+
+def _become_target() -> str | None:
+    """A local account su can switch to and run /usr/bin/python3 as (we must be root: no password)."""
+    if os.geteuid() != 0 or shutil.which("su") is None or not os.access("/usr/bin/python3", os.X_OK):
+        return None
+    for entry in pwd.getpwall():
+        if entry.pw_uid >= 1000 and entry.pw_shell in ("/bin/bash", "/bin/sh", "/usr/bin/bash"):
+            return entry.pw_name
+    return None
+
+
+@pytest.mark.skipif(_become_target() is None, reason="needs root, su, /usr/bin/python3 and a local user")
+def test_a_real_ad_hoc_run_becomes_the_user():
+    """`--become --become-user USER` through ansible-runner: `whoami` on the host answers USER.
+    su (sudo is absent here); the system python, which USER can read (the venv's is under /root)."""
+    user = _become_target()
+    spec = JobSpec(name="become", inventory=INVENTORY, module="ansible.builtin.command", module_args="whoami",
+                   limit="web01", become=True, become_user=user,
+                   extra_vars={"ansible_become_method": "su", "ansible_python_interpreter": "/usr/bin/python3"})
+
+    async def main():
+        engine = Engine(max_parallel=1)
+        job = engine.add(spec)
+        await engine.wait_idle()
+        return job
+
+    job = run(main())
+    log = strip_sgr(job.attempts[-1].log.read_text())
+    assert job.status is Status.SUCCESSFUL, log
+    assert user in [line.strip() for line in log.splitlines()], log  # whoami's answer, a line of its own
+    assert "root" not in [line.strip() for line in log.splitlines()], log
+
+
+def test_a_job_file_can_ask_for_become(tmp_path):
+    """`become: true` and `become_user` in a job file reach the command line like the dialog's;
+    a wrong type is refused by line and key."""
+    good = tmp_path / "jobs.yml"
+    good.write_text(f"inventory: {INVENTORY}\njobs:\n  - name: b\n    playbook: {PLAYBOOKS / 'deploy.yml'}\n"
+                    "    become: true\n    become_user: deploy\n")
+    (spec,) = load_job_file(good).jobs
+    assert (spec.become, spec.become_user) == (True, "deploy")
+    assert shlex.split(runner_kwargs(spec, tmp_path, None)["cmdline"]) == ["--become", "--become-user", "deploy"]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(good.read_text().replace("become: true", "become: sudo"))
+    with pytest.raises(InputError, match=r"jobs\[0\]\.become.*true or false"):
+        load_job_file(bad)
