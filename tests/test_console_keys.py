@@ -70,9 +70,9 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
             assert app.focused is grid and grid.selected_id == 0  # grid focused, first job selected
             a, b = app.engine.jobs
             await wait(pilot, lambda: pids_with_cmdline("sleep 63") and pids_with_cmdline("sleep 64"), what="both sleeps")
-            assert app.check_action("cancel_job", ()) is True
-            assert app.check_action("retry_job", ()) is None  # dimmed: a running job cannot be retried
-            assert app.check_action("retry_failed", ()) is None
+            assert app.applies("cancel_job")
+            assert not app.applies("retry_job")  # dimmed: a running job cannot be retried
+            assert not app.applies("retry_failed")
 
             for key, expected in (("j", 1), ("k", 0), ("down", 1), ("up", 0)):
                 await pilot.press(key)
@@ -83,7 +83,7 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
             await wait(pilot, lambda: "canceled" in row_text(app, "long-a"), what="the canceled row")
             assert pids_with_cmdline("sleep 63") == [] and pids_with_cmdline("sleep 64")
             assert b.status is Status.RUNNING
-            assert app.check_action("retry_job", ()) is True and app.check_action("cancel_job", ()) is None
+            assert app.applies("retry_job") and not app.applies("cancel_job")
 
             await pilot.press("r")
             await wait(pilot, lambda: pids_with_cmdline("sleep 63"), what="the retried sleep")
@@ -133,7 +133,7 @@ def test_failed_hosts_results_log_filter_and_help(tmp_path):
             failing, health = app.engine.jobs
             await wait(pilot, lambda: failing.status.finished and health.status.finished, timeout=60, what="both jobs")
             assert failing.status is Status.FAILED
-            assert app.check_action("retry_failed", ()) is True
+            assert app.applies("retry_failed")
 
             await pilot.press("v")  # one keystroke: the failed host's message is on screen
             assert isinstance(app.screen, ResultsScreen)
@@ -235,8 +235,9 @@ def test_keys_are_remappable_and_in_the_palette(tmp_path):
         async with app.run_test(size=(100, 30)) as pilot:
             job = app.engine.jobs[0]
             await wait(pilot, lambda: pids_with_cmdline("sleep 65"), what="the sleep")
-            titles = [c.title for c in app.get_system_commands(app.screen)]
-            for label in ("Cancel", "Retry", "Fail", "Time", "New", "Cmd", "Filter", "Log", "Help", "Quit", "View", "Hosts"):
+            titles = [title for title, _help, _callback in app.palette_entries()]
+            for label in ("Cancel", "Retry", "Retry failed", "Timeout", "New job", "Ad-hoc", "Filter", "Log", "Help",
+                          "Quit", "Results", "Hosts", "Full log", "Wrap", "Hide hosts", "Answer"):
                 assert any(t.startswith(label + ":") for t in titles), label
             await pilot.press("c")  # no longer cancel
             await pilot.pause(0.5)

@@ -3,10 +3,17 @@
 The engine owns job state; the app only keeps what is on screen. Engine
 listeners just mark jobs dirty; a 4 Hz tick renders them, so a burst of
 events costs one redraw, and only the selected job's log is ever rendered.
+What each job key does (and why it does not apply) is in `actions.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import os
+import re
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Iterable
@@ -14,26 +21,25 @@ from typing import Iterable
 import aiofiles
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.notifications import SeverityLevel
 from textual.widgets import Input, Static
 
-from tui.console.commands import BY_ACTION, COMMANDS, app_bindings, key_label
+from tui.console.actions import JobActions, clean, job_prompt
+from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, app_bindings, key_label
 from tui.console.config import Config, remember, remembered
 from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
-from tui.console.screens.results import ResultsScreen
-from tui.console.screens.timeout import TimeoutDialog
+from tui.console.screens.prompt import PromptDialog
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
-from tui.core.durations import format_duration
 from tui.core.engine import Engine, EngineError, Job
 from tui.core.history import load_history, prune
 from tui.core.inventory import InventoryError, load_inventory
@@ -44,12 +50,16 @@ REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CP
 SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
 CPU_BUDGET = 0.03  # of one core: on a saturated bastion every cycle the console takes, the jobs lose
 ALERT = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
+HANGUP_EXIT = 128 + signal.SIGHUP  # the shell's convention for "ended by SIGHUP"
+HANGUP_DEADLINE = 20.0  # seconds: after a hangup the console ends by then, whatever is stuck
+WARNED_RUNS = "interrupted_warned"  # ui.json: runs whose interruption was already reported
 
 
-class PlaydeckApp(App[int]):
+class PlaydeckApp(JobActions, App[int]):
     CSS_PATH = "console.tcss"
     TITLE = "playdeck"
     BINDINGS = app_bindings()
+    COMMANDS = App.COMMANDS | {PaletteCommands}
 
     def __init__(self, *, specs: Iterable[JobSpec] = (), inventory: Path | None = None,
                  playbook_dirs: Iterable[Path] = (), max_parallel: int = 4, config: Config | None = None,
@@ -59,8 +69,10 @@ class PlaydeckApp(App[int]):
         self.initial_specs = list(specs)
         self.inventory_path = inventory
         self.playbook_dirs = [p for p in playbook_dirs if p.is_dir()]
-        # jobs run at a lower CPU priority than the console, so keys stay quick on a busy bastion
-        self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=job_nice)
+        # jobs run at a lower CPU priority than the console, so keys stay quick on a busy bastion;
+        # a playbook that prompts waits for the operator's answer here (headless, it fails at once)
+        ask = {"prompts": "ask"} if "prompts" in inspect.signature(Engine).parameters else {}
+        self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=job_nice, **ask)
         self.engine.subscribe(self._on_engine_change)
         self._dirty: set[int] = set()
         self._added = False
@@ -72,6 +84,8 @@ class PlaydeckApp(App[int]):
         self._shown_text: dict[str, str] = {}
         self._requested_theme = theme
         self._quitting = False
+        self._hung_up = False
+        self._paging = False
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """Our CSS uses `$status-*`; Textual's own themes lack them and would otherwise crash the app."""
@@ -106,7 +120,8 @@ class PlaydeckApp(App[int]):
         if self.config.keys:
             self.set_keymap(self.config.keys)
         for problem in [*self.config.problems, *problems]:
-            self.notify(problem, severity="warning", markup=False, timeout=8)
+            self.say(problem, severity="warning", timeout=8)
+        self._watch_hangup()
         grid = self.query_one(JobGrid)
         grid.jobs = self.engine.jobs
         for spec in self.initial_specs:
@@ -117,6 +132,27 @@ class PlaydeckApp(App[int]):
         self._load_history()
         self._frame()
 
+    # -- saying things ------------------------------------------------------
+    def say(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+            timeout: float | None = None) -> None:
+        """A toast, never markup and never a control character, whatever names it carries.
+
+        While a dialog is open its own error line sits at its bottom: toasts go to the top
+        (console.tcss) and are kept short. Nothing is shown while the pager owns the terminal
+        or after a hangup (there is no terminal to show it on).
+        """
+        if self._hung_up:
+            return
+        if timeout is None:
+            timeout = 5.0
+        if len(self.screen_stack) > 1:
+            timeout = min(timeout, 3.0)
+        self.notify(clean(message), title=clean(title), severity=severity, markup=False, timeout=timeout)
+
+    def bell(self) -> None:
+        if not (self._paging or self._hung_up):  # the terminal is someone else's, or gone
+            super().bell()
+
     # -- state in, screen out -----------------------------------------------
     def _on_engine_change(self, job: Job, what: str) -> None:
         """Called by the engine, possibly many times a second: only note what changed."""
@@ -124,11 +160,19 @@ class PlaydeckApp(App[int]):
         if what == "status" and job.status in (Status.QUEUED,) and len(job.attempts) == 0:
             self._added = True
         if what == "status" and job.status in ALERT and not self._quitting:
-            self.notify(f"{job.name}: {job.status.value}. {job.message}", title="job " + job.status.value,
-                        severity="error" if job.status is not Status.TIMEOUT else "warning",
-                        markup=False, timeout=8)
+            self.say(f"{job.name}: {job.status.value}. {job.message}", title="job " + job.status.value,
+                     severity="error" if job.status is not Status.TIMEOUT else "warning", timeout=8)
             if self.config.bell:
                 self.bell()
+        if what == "prompt" and not self._quitting:
+            prompt = job_prompt(job)
+            if prompt is not None:
+                self.say(f"{job.name} is waiting for input: {getattr(prompt, 'text', '')}".rstrip(": "),
+                         title=f"job waiting · {self.key_for('answer-prompt')} answers", severity="warning",
+                         timeout=10)
+                if self.config.bell:
+                    self.bell()
+            self._bindings_key = None  # the answer key (un)dims
 
     def _tick(self) -> None:
         try:
@@ -138,6 +182,8 @@ class PlaydeckApp(App[int]):
 
     def _frame(self) -> None:
         """The refresh loop: draw, judge the CPU spent, come back after the current interval."""
+        if self._hung_up:
+            return
         self._tick()
         self._govern()
         self.set_timer(self.refresh_interval, self._frame)
@@ -186,7 +232,7 @@ class PlaydeckApp(App[int]):
         self._update_status_bar()
         job = self.selected_job
         status = job.status if job is not None else None
-        if status is not self._selected_status:  # the selected job moved on: keys may (un)dim
+        if status is not self._selected_status or self._bindings_key is None:  # keys may (un)dim
             self._selected_status = status
             self._selection_changed()
 
@@ -217,7 +263,8 @@ class PlaydeckApp(App[int]):
         title = self.query_one("#log-title", Static)
         if job is None:
             log.show(None, [], 0)
-            self._update_if_changed(title, Text(" no job selected · n launches one", style="dim"))
+            self._update_if_changed(title, Text(f" no job selected · {self.key_for('new-job')} launches one",
+                                                style="dim"))
             return
         if job.history and job.tail.total == 0:
             job.tail.total = -1  # loading: asked once
@@ -225,16 +272,26 @@ class PlaydeckApp(App[int]):
         log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
-        self._update_if_changed(title, Text(f" {job.name} · {job.status.value} · {follow}{where}", no_wrap=True,
-                                            overflow="ellipsis"))
+        self._update_if_changed(title, Text(clean(f" {job.name} · {job.status.value} · {follow}{where}"),
+                                            no_wrap=True, overflow="ellipsis"))
 
     def _update_status_bar(self) -> None:
+        """This run's jobs by status; the earlier runs' shown in the grid are counted apart."""
         counts: dict[Status, int] = {}
+        earlier = 0
         for job in self.engine.jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
+            if job.history:
+                earlier += 1
+            else:
+                counts[job.status] = counts.get(job.status, 0) + 1
         parts = [f"{counts[s]} {s.value}" for s in Status if counts.get(s)]
+        if not parts:
+            parts = [f"no jobs yet: {self.key_for('new-job')} launches a playbook, "
+                     f"{self.key_for('adhoc')} an ad-hoc command"]
         text = Text(" playdeck ", style="bold reverse")
-        text.append("  " + (" · ".join(parts) if parts else "no jobs yet: n launches a playbook, a an ad-hoc command"))
+        text.append("  " + " · ".join(parts))
+        if earlier:
+            text.append(f" · {earlier} earlier", style="dim")
         text.append(f"   max {self.engine.max_parallel} at once", style="dim")
         self._update_if_changed(self.query_one("#status-bar", Static), text)
 
@@ -256,11 +313,13 @@ class PlaydeckApp(App[int]):
     def _selection_changed(self) -> None:
         self._show_log()
         job = self.selected_job
-        # refresh_bindings re-checks every binding: only when what dims a key changed
-        key = (job.status, job.history, bool(job.results.failed_hosts())) if job is not None else None
+        # the footer re-judges every key: only when what decides whether a key applies changed
+        key = (job.id, job.status, job.history, bool(job.results.failed_hosts()), job.last is not None,
+               job_prompt(job) is not None) if job is not None else ()
         if key != self._bindings_key:
             self._bindings_key = key
             self.refresh_bindings()
+            self.query_one(KeyBar).refresh()
 
     # -- inventory ----------------------------------------------------------
     @work(exclusive=True, group="inventory", exit_on_error=False)
@@ -272,8 +331,8 @@ class PlaydeckApp(App[int]):
         try:
             inventory = await load_inventory(self.inventory_path)
         except InventoryError as exc:
-            pane.set_error(str(exc))
-            self.notify(str(exc), title="inventory", severity="error", markup=False, timeout=10)
+            pane.set_error(clean(exc))
+            self.say(str(exc), title="inventory", severity="error", timeout=10)
             return
         pane.set_inventory(inventory)
 
@@ -292,11 +351,25 @@ class PlaydeckApp(App[int]):
                 self.engine.restore(record)
             except (KeyError, ValueError, TypeError):
                 continue  # a damaged record is skipped; the rest still show
-        interrupted = [r["name"] for r in records if r.get("status") == Status.INTERRUPTED.value]
-        if interrupted:
-            self.notify(f"interrupted when playdeck last stopped: {', '.join(interrupted)}", title="history",
-                        severity="warning", markup=False, timeout=10)
+        self._warn_interrupted(records)
         self._added = True
+
+    def _warn_interrupted(self, records: list[dict]) -> None:
+        """Say once that the last run was interrupted: only for the most recent earlier run (the
+        records come newest first; a run still owned by a live console has no interrupted record),
+        and only the first time this console's state dir sees it."""
+        if not records:
+            return
+        last_run = records[0].get("run")
+        names = [clean(r.get("name")) for r in records
+                 if r.get("run") == last_run and r.get("status") == Status.INTERRUPTED.value]
+        warned = remembered(WARNED_RUNS)
+        warned = [w for w in warned if isinstance(w, str)] if isinstance(warned, list) else []
+        if not names or last_run in warned:
+            return
+        remember(WARNED_RUNS, [*warned, str(last_run)][-20:])
+        self.say(f"interrupted when playdeck last stopped: {', '.join(names)}", title="history",
+                 severity="warning", timeout=10)
 
     @work(exclusive=True, group="history-log", exit_on_error=False)
     async def _load_history_log(self, job: Job) -> None:
@@ -320,55 +393,30 @@ class PlaydeckApp(App[int]):
             self.push_screen(HostVarsScreen(message.host, inventory.hostvars.get(message.host, {}),
                                             inventory.host_groups(message.host)))
 
-    # -- keys ---------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        command = BY_ACTION.get(action)
-        if command is None or command.applies_to is None:
-            return True
-        job = self.selected_job
-        if job is None or job.status not in command.applies_to:
-            return None  # shown, dimmed: it does not apply to the selected job
-        if job.history and action != "results":
-            return None  # an earlier run's job is read-only
-        if action == "retry_failed" and not job.results.failed_hosts():
-            return None
-        return True
-
-    def _act(self, action, *args: object) -> None:
-        try:
-            action(*args)
-        except EngineError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
-
-    def action_cancel_job(self) -> None:
-        job = self.selected_job
-        if job is not None:
-            self._act(self.engine.cancel, job)
-
-    def action_retry_job(self) -> None:
-        job = self.selected_job
-        if job is not None:
-            self._act(self.engine.retry, job)
-
-    def action_retry_failed(self) -> None:
-        job = self.selected_job
-        if job is not None:
-            self._act(self.engine.retry, job, True)
-
-    def action_set_timeout(self) -> None:
-        job = self.selected_job
-        if job is None:
+    # -- prompts ------------------------------------------------------------
+    def action_answer_prompt(self) -> None:
+        job = self._job_for("answer_prompt")
+        prompt = job_prompt(job)
+        if job is None or prompt is None:
             return
-        current = format_duration(job.timeout_remaining() if job.status is Status.RUNNING else job.timeout)
-        current = "none" if current == "-" else current + (" left" if job.status is Status.RUNNING else "")
 
-        def apply(seconds: float | None) -> None:
-            if seconds is not None:
-                self._act(self.engine.set_timeout, job, seconds or None)
-                self._dirty.add(job.id)
+        def answer(text: str | None) -> None:
+            if text is None:
+                return  # Esc: the job keeps waiting
+            if job_prompt(job) is None:
+                self.say(f"{job.name} no longer waits for input: the answer was not sent", severity="warning")
+                return
+            try:
+                self.engine.answer_prompt(job, text)
+            except EngineError as exc:
+                self.say(str(exc), severity="warning")
+            self._dirty.add(job.id)
 
-        self.push_screen(TimeoutDialog(job.name, current), apply)
+        self.push_screen(PromptDialog(clean(job.name), clean(getattr(prompt, "text", "") or ""),
+                                      str(getattr(prompt, "kind", "") or ""),
+                                      bool(getattr(prompt, "private", False))), answer)
 
+    # -- launching ------------------------------------------------------------
     def action_new_job(self) -> None:
         self.push_screen(NewJobDialog(self._playbooks(), self.query_one(InventoryPane).limit()), self._launch)
 
@@ -379,9 +427,9 @@ class PlaydeckApp(App[int]):
         if request is None:
             return
         if self.inventory_path is None:
-            self.notify("no inventory to run against: start with -i INVENTORY", severity="error", markup=False)
+            self.say("no inventory to run against: start with -i INVENTORY", severity="error")
             return
-        base = request.playbook.stem if request.playbook else f"adhoc-{request.module.rsplit('.', 1)[-1]}"
+        base = request.playbook.stem if request.playbook else adhoc_name(request.module, request.module_args)
         names = {j.name for j in self.engine.jobs}
         name, n = base, 2
         while name in names:
@@ -389,7 +437,11 @@ class PlaydeckApp(App[int]):
         spec = JobSpec(name=name, inventory=self.inventory_path, playbook=request.playbook, limit=request.limit,
                        extra_vars=request.extra_vars, check=request.check, timeout=request.timeout,
                        retries=request.retries, module=request.module, module_args=request.module_args)
-        job = self.engine.add(spec, secrets=request.secrets)
+        try:
+            job = self.engine.add(spec, secrets=request.secrets)
+        except EngineError as exc:
+            self.say(str(exc), severity="error")
+            return
         grid = self.query_one(JobGrid)
         grid.selected_id = job.id
         grid.rebuild()
@@ -405,11 +457,7 @@ class PlaydeckApp(App[int]):
                     found.setdefault(str(path), path)
         return sorted(found.values(), key=lambda p: p.name)
 
-    def action_results(self) -> None:
-        job = self.selected_job
-        if job is not None:
-            self.push_screen(ResultsScreen(job))
-
+    # -- focus, filter and search ---------------------------------------------
     def action_filter(self) -> None:
         self._reveal("#job-filter")
 
@@ -434,10 +482,14 @@ class PlaydeckApp(App[int]):
         self.query_one(JobGrid).focus()
 
     def action_focus_log(self) -> None:
+        """Enter on the grid: the log, or the prompt's dialog when the job waits for input."""
+        if job_prompt(self.selected_job) is not None and self.why_not("answer_prompt") is None:
+            self.action_answer_prompt()
+            return
         self.query_one(LogView).focus()
 
-    def action_focus_inventory(self) -> None:
-        self.query_one(HostTree).focus()
+    def action_focus_grid(self) -> None:
+        self.query_one(JobGrid).focus()
 
     def action_help(self) -> None:
         keymap = {c.id: self._keymap.get(c.id, c.key) for c in COMMANDS}
@@ -454,7 +506,6 @@ class PlaydeckApp(App[int]):
         elif isinstance(focused, (LogView, HostTree)):
             self.query_one(JobGrid).focus()
 
-    # -- log search ---------------------------------------------------------
     def action_search_log(self) -> None:
         self._reveal("#log-search")
 
@@ -474,19 +525,22 @@ class PlaydeckApp(App[int]):
         log = self.query_one(LogView)
         index = log.find(event.value, getattr(self, "_search_from", None))
         if index is None:
-            self.notify("no older match", timeout=2, markup=False)
+            self.say("no older match", timeout=2)
             return
         self._search_from = index
         log.jump_to(index)
 
-    # -- palette and quitting -------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    # -- palette ----------------------------------------------------------------
+    def palette_entries(self) -> list[PaletteEntry]:
+        """Every command for the palette (Ctrl+P), as plain text: see `PaletteCommands`."""
+        entries = []
         for command in COMMANDS:
             key = key_label(self._keymap.get(command.id, command.key))
-            yield SystemCommand(f"{command.label}: {command.help.split(':')[0]}", f"{command.help} [{key}]",
-                                getattr(self, f"action_{command.action}"))
-        yield from super().get_system_commands(screen)
+            entries.append((f"{command.label}: {command.help.split(':')[0].split(';')[0]}",
+                            f"{command.help}  · key {key}", getattr(self, f"action_{command.action}")))
+        return entries
 
+    # -- quitting and hanging up ------------------------------------------------
     def action_quit_console(self) -> None:
         running = [j for j in self.engine.jobs if not j.status.finished]
         if not running:
@@ -504,12 +558,55 @@ class PlaydeckApp(App[int]):
     async def _cancel_all_and_exit(self) -> None:
         self._quitting = True
         self.engine.record("quit", running=[j.name for j in self.engine.jobs if not j.status.finished])
-        self.notify("canceling every job…", markup=False, timeout=10)
+        self.say("canceling every job…", timeout=10)
         await self.engine.close()
         self.exit(0)
 
     async def action_quit(self) -> None:
         self.action_quit_console()
+
+    def _watch_hangup(self) -> None:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
+            pass
+
+    def _hangup(self) -> None:
+        """The terminal is gone: cancel every job cleanly, record it, exit non-zero.
+
+        Nothing may wait on the terminal now: drawing stops at once (a write to a dead
+        terminal fails, and the writer's queue would then block the loop), and a watchdog
+        ends the process if shutting down gets stuck anyway.
+        """
+        if self._hung_up:
+            return
+        self._hung_up = self._quitting = True
+        self._batch_count += 1  # Textual draws nothing while a batch is open; it stays open
+        running = [j.name for j in self.engine.jobs if not j.status.finished]
+        self.engine.record("interrupt", running=running, signal="SIGHUP")
+        watchdog = threading.Timer(HANGUP_DEADLINE, os._exit, (HANGUP_EXIT,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.run_worker(self._close_after_hangup(), group="hangup", exclusive=True, exit_on_error=False)
+
+    async def _close_after_hangup(self) -> None:
+        try:
+            await self.engine.close()
+        finally:
+            self.exit(HANGUP_EXIT, return_code=HANGUP_EXIT)
+
+
+def adhoc_name(module: str | None, args: str | None) -> str:
+    """`adhoc-shell-uptime`: the module and the command it ran (its first word only: arguments
+    can hold secrets), as a short slug."""
+    words = [(module or "command").rsplit(".", 1)[-1]]
+    first = (args or "").split(None, 1)[0] if (args or "").strip() else ""
+    if "=" in first:  # key=value arguments (service name=nginx): the value says what
+        first = first.split("=", 1)[1]
+    if first:
+        words.append(first.rstrip("/").rsplit("/", 1)[-1])
+    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(words).lower()).strip("-")[:40].rstrip("-")
+    return f"adhoc-{slug or 'command'}"
 
 
 def _looks_like_playbook(path: Path) -> bool:
@@ -524,4 +621,3 @@ def _looks_like_playbook(path: Path) -> bool:
         if stripped and not stripped.startswith("#") and stripped != "---":
             return stripped.startswith("- ")
     return False
-

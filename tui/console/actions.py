@@ -1,0 +1,213 @@
+"""What the console's keys do to the selected job, and why a key does not apply when it does not.
+
+A key that does not apply is dimmed in the footer, but still reaches its action: the
+action says why in one line (`c` on a finished job: "health-check is successful: only
+a queued, waiting or running job can be cancelled") instead of being silently ignored.
+Mixed into `PlaydeckApp`; every text built from a job or host name goes through `clean`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual import work
+from textual.app import SuspendNotSupported
+
+from tui.console.commands import BY_ACTION, BY_ID, key_label
+from tui.console.screens.results import ResultsScreen
+from tui.console.screens.timeout import TimeoutDialog
+from tui.console.widgets.inventory_pane import HostTree, InventoryPane
+from tui.console.widgets.key_bar import KeyBar
+from tui.console.widgets.log_view import LogView
+from tui.core.durations import format_duration
+from tui.core.engine import EngineError, Job
+from tui.core.sanitize import strip_sgr
+from tui.core.spec import Status
+
+if TYPE_CHECKING:
+    from tui.console.app import PlaydeckApp
+
+DEFAULT_PAGER = "less -R"
+WHY_NOT = {  # what a job command needs, said when it is pressed on a job it does not apply to
+    "cancel_job": "only a queued, waiting or running job can be cancelled",
+    "retry_job": "only a finished job, or one waiting to retry, can be retried",
+    "retry_failed": "only a failed, timed-out, canceled or errored job can retry its failed hosts",
+    "set_timeout": "only a queued, waiting or running job has a timeout to change",
+    "results": "it has no results until it runs",
+}
+
+
+def clean(text: object) -> str:
+    """Untrusted text (job and host names, messages) as plain, control-free text for the screen."""
+    return strip_sgr(str(text))
+
+
+def job_prompt(job: Job | None) -> Any:
+    """The prompt the job's playbook waits at (vars_prompt or pause), or None."""
+    return getattr(job, "prompt", None) if job is not None else None
+
+
+class JobActions:
+    """The selected job's commands, for `PlaydeckApp` (which provides `selected_job`, `engine`, `say`)."""
+
+    # -- does it apply? -------------------------------------------------------
+    def key_for(self: PlaydeckApp, command_id: str) -> str:
+        """The key the operator has for a command (after the config's keymap), for messages."""
+        return key_label(self._keymap.get(command_id, BY_ID[command_id].key)).split(",")[0]
+
+    def why_not(self: PlaydeckApp, action: str) -> str | None:
+        """Why `action` does not apply right now, in one line; None when it does."""
+        command = BY_ACTION.get(action)
+        if action == "toggle_inventory" or command is None or not command.needs_job:
+            return None
+        job = self.selected_job
+        if job is None:
+            return f"no job selected: {self.key_for('new-job')} launches one"
+        name = clean(job.name)
+        if action == "open_log":
+            return None if job.last is not None else f"{name} has not run yet: it has no log"
+        if job.history and action != "results":
+            return f"{name} is from an earlier run and is read-only: {self.key_for('new-job')} launches it again"
+        if action == "answer_prompt":
+            return None if job_prompt(job) is not None else f"{name} is {job.status.value}: it is not waiting for input"
+        if command.applies_to is not None and job.status not in command.applies_to:
+            return f"{name} is {job.status.value}: {WHY_NOT[action]}"
+        if action == "retry_failed" and not job.results.failed_hosts():
+            return (f"{name} has no failed or unreachable hosts in its last attempt: "
+                    f"{self.key_for('retry-job')} retries all of it")
+        return None
+
+    def applies(self: PlaydeckApp, action: str) -> bool:
+        """For the footer: shown as applicable, or dimmed after `not now:`."""
+        return self.why_not(action) is None
+
+    def footer_label(self: PlaydeckApp, action: str, default: str) -> str:
+        if action == "toggle_inventory":
+            return "Hide hosts" if self.query_one(InventoryPane).display else "Show hosts"
+        return default
+
+    def check_action(self: PlaydeckApp, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Every key reaches its action (which says why when it does not apply): never silently ignored."""
+        return True
+
+    def _job_for(self: PlaydeckApp, action: str) -> Job | None:
+        """The selected job if `action` applies to it; else says why (one line) and gives None."""
+        reason = self.why_not(action)
+        if reason is not None:
+            self.say(reason, severity="warning", timeout=4)
+            return None
+        return self.selected_job
+
+    def _act(self: PlaydeckApp, action: Callable[..., None], *args: object) -> None:
+        try:
+            action(*args)
+        except EngineError as exc:
+            self.say(str(exc), severity="warning")
+
+    # -- the job commands -------------------------------------------------------
+    def action_cancel_job(self: PlaydeckApp) -> None:
+        job = self._job_for("cancel_job")
+        if job is not None:
+            self._act(self.engine.cancel, job)
+
+    def action_retry_job(self: PlaydeckApp) -> None:
+        job = self._job_for("retry_job")
+        if job is not None:
+            self._act(self.engine.retry, job)
+
+    def action_retry_failed(self: PlaydeckApp) -> None:
+        job = self._job_for("retry_failed")
+        if job is not None:
+            self._act(self.engine.retry, job, True)
+
+    def action_set_timeout(self: PlaydeckApp) -> None:
+        job = self._job_for("set_timeout")
+        if job is None:
+            return
+        current = format_duration(job.timeout_remaining() if job.status is Status.RUNNING else job.timeout)
+        current = "none" if current == "-" else current + (" left" if job.status is Status.RUNNING else "")
+
+        def apply(seconds: float | None) -> None:
+            if seconds is not None:
+                self._act(self.engine.set_timeout, job, seconds or None)
+                self._dirty.add(job.id)
+
+        self.push_screen(TimeoutDialog(clean(job.name), current), apply)
+
+    def action_results(self: PlaydeckApp) -> None:
+        job = self._job_for("results")
+        if job is not None:
+            self.push_screen(ResultsScreen(job))
+
+    # -- the log ----------------------------------------------------------------
+    def action_wrap_log(self: PlaydeckApp) -> None:
+        log = self.query_one(LogView)
+        toggle = getattr(log, "toggle_wrap", None)
+        if toggle is None:
+            self.say("this log view cannot wrap lines", severity="warning", timeout=3)
+            return
+        wrapped = toggle()
+        self.say("log: long lines wrap" if wrapped else "log: long lines do not wrap (Left/Right scroll)", timeout=2)
+
+    def action_open_log(self: PlaydeckApp) -> None:
+        job = self._job_for("open_log")
+        if job is None or job.last is None:
+            return
+        path = job.last.log
+        if not Path(path).is_file():
+            self.say(f"{clean(job.name)}: its log {clean(path)} is not on disk", severity="warning")
+            return
+        pager = os.environ.get("PAGER", "").strip() or DEFAULT_PAGER
+        try:
+            argv = shlex.split(pager)
+        except ValueError as exc:
+            self.say(f"PAGER={clean(pager)} cannot be split into a command: {exc}", severity="error")
+            return
+        self._page(argv or shlex.split(DEFAULT_PAGER), Path(path))
+
+    @work(exclusive=True, group="pager", exit_on_error=False)
+    async def _page(self: PlaydeckApp, argv: list[str], path: Path) -> None:
+        """The pager owns the terminal until it exits; jobs, timeouts and cancels go on meanwhile.
+
+        Nothing is drawn while it runs (the console's writer is stopped: a draw would block).
+        """
+        error: str | None = None
+        self._paging = True
+        try:
+            with self.batch_update(), self.suspend():
+                try:
+                    process = await asyncio.create_subprocess_exec(*argv, str(path))
+                    code = await process.wait()
+                except OSError as exc:
+                    error = f"cannot run the pager {clean(argv[0])}: {exc.strerror or exc}"
+                else:
+                    if code != 0:
+                        error = f"the pager {clean(argv[0])} exited with status {code}"
+        except SuspendNotSupported:
+            error = "the pager needs a real terminal"
+        finally:
+            self._paging = False
+        if error is not None:
+            self.say(error, severity="error")
+
+    # -- the inventory pane -------------------------------------------------------
+    def action_focus_inventory(self: PlaydeckApp) -> None:
+        pane = self.query_one(InventoryPane)
+        if not pane.display:
+            self._show_inventory(True)
+        self.query_one(HostTree).focus()
+
+    def action_toggle_inventory(self: PlaydeckApp) -> None:
+        pane = self.query_one(InventoryPane)
+        self._show_inventory(not pane.display)
+
+    def _show_inventory(self: PlaydeckApp, shown: bool) -> None:
+        pane = self.query_one(InventoryPane)
+        if not shown and self.focused is not None and pane in self.focused.ancestors_with_self:
+            self.action_focus_grid()
+        pane.display = shown
+        self.query_one(KeyBar).refresh()
