@@ -6,104 +6,30 @@ selected job and its processes only, `r` runs it again, `t` gives it a new
 timeout (bad input is refused and changes nothing), `q` then `y` quits and
 leaves nothing running.
 
-tmux runs on a private socket (`-L`), so a user's own tmux is never touched,
-and that server is always killed at the end.
+The terminal is `tests.tmux_console.Terminal`: tmux on a private socket (`-L`), so a
+user's own tmux is never touched, and that server is always killed at the end.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
-import shutil
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from tests.conftest import INVENTORY, ROOT, end_leftovers, pids_with_cmdline, pids_with_env, playbook
+from tests.conftest import INVENTORY, pids_with_cmdline, playbook
+from tests.tmux_console import Terminal, grid_status, needs_tmux
 
 STATUSES = ("queued", "running", "waiting", "successful", "failed", "timeout", "canceled", "error")
 SLEEP_A, SLEEP_B = "sleep 61", "sleep 62"  # unique to this test, so /proc tells the two jobs apart
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
-class Console:
-    """One `playdeck` in a detached tmux session on a private tmux server."""
-
-    def __init__(self, tmp_path: Path, jobfile: Path):
-        self.socket = f"playdeck-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.session = "console"
-        self.socket_path: Path | None = None
-        self.state = tmp_path / "console-state"
-        # every process the console starts inherits this; nothing else on the machine has it
-        self.marker = f"PLAYDECK_STATE_DIR={self.state}"
-        self.env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-        console_env = {
-            "PLAYDECK_STATE_DIR": str(self.state),
-            "PLAYDECK_CONFIG": str(tmp_path / "no-config.yml"),  # a user's key map must not change the keys
-            "TMPDIR": str(tmp_path),
-            "TERM": "tmux-256color",
-        }
-        # env(1) sets these for the console only: the shell's trailing `sleep` must not carry the marker
-        command = shlex.join(["env", *(f"{k}={v}" for k, v in console_env.items()),
-                              sys.executable, "-m", "tui", str(jobfile)])  # = the `playdeck` entry point
-        self.script = f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 60"
-
-    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-L", self.socket, *args], env=self.env, capture_output=True,
-                              text=True, timeout=10)
-
-    def start(self) -> None:
-        result = self.tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session, "-x", "100", "-y", "30",
-                           "sh", "-c", self.script)
-        assert result.returncode == 0, f"tmux new-session failed: {result.stderr}"
-        self.socket_path = Path(self.tmux("display-message", "-p", "#{socket_path}").stdout.strip())
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.session).stdout
-
-    def press(self, *keys: str) -> None:
-        for key in keys:
-            result = self.tmux("send-keys", "-t", self.session, key)
-            assert result.returncode == 0, f"tmux send-keys {key!r} failed: {result.stderr}"
-
-    def type(self, text: str) -> None:
-        result = self.tmux("send-keys", "-t", self.session, "-l", text)
-        assert result.returncode == 0, f"tmux send-keys -l {text!r} failed: {result.stderr}"
-
-    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen()
-            if predicate(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; last screen:\n{text}")
-            time.sleep(0.2)
-
-    def ours(self, needle: str = "") -> list[int]:
-        """Live processes started by this console (whose command line contains `needle`)."""
-        mine = set(pids_with_env(self.marker))
-        return sorted(p for p in pids_with_cmdline(needle) if p in mine) if needle else sorted(mine)
-
-    def close(self) -> None:
-        """Kill the tmux server; then make sure no process of this console outlives the test."""
-        self.tmux("kill-server")
-        if self.socket_path is not None and self.socket_path.name == self.socket:
-            self.socket_path.unlink(missing_ok=True)  # tmux leaves its socket file behind
-        end_leftovers(self.ours)  # only after a failure is anything left: it is ours, ended by pid
+pytestmark = needs_tmux
 
 
 def status_of(screen: str, job: str) -> str | None:
     """The status word in `job`'s grid row (None when the row is not on screen)."""
-    match = re.search(rf"(?m)^.*▎ {re.escape(job)}\s+({'|'.join(STATUSES)})\b", screen)
-    return match.group(1) if match else None
+    return grid_status(screen, job, STATUSES)
 
 
 def is_(job: str, status: str) -> Callable[[str], bool]:
@@ -136,15 +62,15 @@ jobs:
     extra_vars: {{slow_seconds: 62}}
 """, encoding="utf-8")
     assert not pids_with_cmdline(SLEEP_A) and not pids_with_cmdline(SLEEP_B), "a stray sleep 61/62 is running"
-    console = Console(tmp_path, jobfile)
-    console.start()
+    console = Terminal(tmp_path, [jobfile], size=(100, 30), term="tmux-256color", name="e2e")
     try:
+        console.start()
         yield console
     finally:
         console.close()
 
 
-def test_cancel_retry_timeout_and_quit_in_the_real_console(console: Console):
+def test_cancel_retry_timeout_and_quit_in_the_real_console(console: Terminal):
     # both jobs start at once (max_parallel 2); the first row, long-a, is selected
     console.wait_for(lambda s: is_("long-a", "running")(s) and is_("long-b", "running")(s),
                      "both jobs to be running", timeout=45)

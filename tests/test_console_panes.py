@@ -59,7 +59,8 @@ def test_log_follows_pauses_when_scrolled_up_and_searches():
             await pilot.pause(0.1)
             assert not log.follow
             index = log.find("PLAY RECAP")
-            assert index is not None and log.scroll_y <= index < log.scroll_y + log.size.height
+            row = log.row_of(index)  # the line's first row (lines wrap)
+            assert index is not None and log.scroll_y <= row < log.scroll_y + log.scrollable_content_region.height
             await pilot.press("escape")
             assert app.focused is log and log.search == ""
             assert bells == []  # nothing failed: no bell

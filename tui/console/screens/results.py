@@ -22,7 +22,7 @@ from tui.core.results import COUNT_NAMES, TaskResult
 from tui.core.sanitize import strip_sgr
 
 ORDER = {"failed": 0, "unreachable": 1, "ignored": 2, "changed": 3, "ok": 4, "skipped": 5}
-HINT = "↑↓ task · PgUp/PgDn scroll the message · Tab moves focus · Esc closes · the full log: o or Enter on the grid"
+HINT = "↑↓ task · PgUp/PgDn scroll the message · Tab: focus · Esc closes · o: full log"  # one line at 80
 
 
 class MessageBox(VerticalScroll, can_focus=True):
@@ -46,15 +46,16 @@ class ResultsScreen(ModalScreen[None]):
         background: $surface;
     }
     #results-box > #results-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    #results-box > #results-hosts { height: auto; max-height: 6; }
-    #results-box > #results-tasks { height: 1fr; min-height: 3; max-height: 12; }
+    /* the tables take the rows they need up to a cap (they scroll); the message gets the rest */
+    #results-box > #results-hosts { height: auto; max-height: 20%; min-height: 2; }
+    #results-box > #results-tasks { height: auto; max-height: 30%; min-height: 2; }
     #results-box > #results-message {
-        height: 2fr; min-height: 4;
+        height: 1fr; min-height: 4;
         border-top: solid $panel;
         scrollbar-size-vertical: 1;
     }
     #results-box > #results-message:focus { border-top: solid $primary; }
-    #results-message > #results-message-text { width: 1fr; height: auto; }
+    #results-message > #task-message { width: 1fr; height: auto; }
     #results-box > #results-hint { height: auto; color: $foreground-muted; }
     """
 
@@ -86,7 +87,7 @@ class ResultsScreen(ModalScreen[None]):
             tasks: DataTable[Text] = DataTable(id="results-tasks", cursor_type="row")
             yield tasks
             with MessageBox(id="results-message"):
-                yield Static(id="results-message-text")
+                yield Static(id="task-message")
             dropped = self.job.results.dropped
             more = (f" · {dropped} more results in {strip_sgr(str(self.job.last.events_log))}"
                     if dropped and self.job.last else "")
@@ -97,7 +98,8 @@ class ResultsScreen(ModalScreen[None]):
         hosts.add_column(Text("host"), key="host")
         for name in COUNT_NAMES:
             hosts.add_column(Text(name), key=name)
-        for host, counts in self.job.hosts.items():
+        # hosts that failed or were unreachable first: at 80x24 only a few rows show
+        for host, counts in sorted(self.job.hosts.items(), key=lambda item: not item[1].needs_retry):
             style = "bold" if counts.needs_retry else ""
             hosts.add_row(Text(strip_sgr(host)[:40], style=style), *(Text(str(getattr(counts, n))) for n in COUNT_NAMES))
         tasks = self.query_one("#results-tasks", DataTable)
@@ -115,13 +117,14 @@ class ResultsScreen(ModalScreen[None]):
             self._show(event.cursor_row)
 
     def _show(self, row: int) -> None:
-        box = self.query_one("#results-message-text", Static)
+        box = self.query_one("#task-message", Static)
         if not self.tasks:
             box.update(Text("No task results yet." if not self.job.status.finished else
                             f"No task results: {strip_sgr(self.job.message) or 'see the log'}"))
             return
         task = self.tasks[min(row, len(self.tasks) - 1)]
-        text = Text(f"{task.outcome}: [{strip_sgr(task.host)}] {strip_sgr(task.task)}\n", style="bold")
+        text = Text()
+        text.append(f"{task.outcome}: [{strip_sgr(task.host)}] {strip_sgr(task.task)}\n", style="bold")
         text.append(strip_sgr(task.message) or "(no message)")
         box.update(text)
         self.query_one(MessageBox).scroll_home(animate=False)
@@ -129,7 +132,7 @@ class ResultsScreen(ModalScreen[None]):
     @property
     def message_text(self) -> str:
         """What the message area holds (all of it, not only what is on screen)."""
-        return str(self.query_one("#results-message-text", Static).render())
+        return str(self.query_one("#task-message", Static).render())
 
     def action_cursor(self, direction: str) -> None:
         tasks = self.query_one("#results-tasks", DataTable)
