@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import re
 import textwrap
-import time
+from dataclasses import replace
 from pathlib import Path
 
-from rich.style import Style
 from textual.app import App, ComposeResult
 
 from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, playbook, run
@@ -25,7 +24,7 @@ from tests.tmux_console import Terminal, needs_tmux
 from tui.console.app import PlaydeckApp
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.screens.results import ResultsScreen
-from tui.console.widgets.inventory_pane import EXPAND_ALL, HostTree, InventoryPane
+from tui.console.widgets.inventory_pane import EXPAND_ALL, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
 from tui.core.logstore import LogTail
@@ -215,6 +214,13 @@ def test_search_lands_on_the_wrapped_row_and_following_shows_the_end():
             assert not log.follow
             assert any("needle is here" in line for line in screen_lines(app)), "\n".join(screen_lines(app))
             assert log.line_at(log.row_of(7)) == (7, 0)
+            top = log.line_at(round(log.scroll_y))[0]
+            assert log.toggle_wrap() is False  # the line at the top stays at the top
+            await pilot.pause(0.05)
+            assert log.line_at(round(log.scroll_y))[0] == top
+            assert log.toggle_wrap() is True
+            await pilot.pause(0.05)
+            assert log.line_at(round(log.scroll_y))[0] == top
             top = log.scroll_y
             log.show("job", [*lines, "more"], 41)  # paused: new output does not move it
             assert log.scroll_y == top
@@ -241,6 +247,11 @@ def test_the_log_says_which_lines_are_only_on_disk():
             miss = log.search_miss(older=True)
             assert "15 earlier lines are only on disk" in miss and "output.log" in miss and "\x1b" not in miss
             assert log.find("line 3") is None and log.find("line 19") == 4
+            first = job.attempts[0]
+            job.attempts.append(replace(first, number=2, directory=first.directory.parent / "attempt-2"))
+            job.tail.extend(["retried"])
+            log.show(job, job.tail.lines, job.tail.total)  # older lines may be the first attempt's
+            assert "one log per attempt" in log.search_miss() and "(o opens the latest)" in log.search_miss()
             other = frozen_job(1, "whole", "deploy.yml", Status.SUCCESSFUL, None, {}, 3, lines=("only line",))
             log.show(other, other.tail.lines, other.tail.total)
             await pilot.pause(0.05)

@@ -13,6 +13,7 @@ new lines are appended, lines the tail dropped are sliced off.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections import OrderedDict
 from itertools import accumulate
@@ -36,10 +37,14 @@ TAB = 8
 NOTICE = -1  # line_at's index for the "older lines are only on disk" line
 
 
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+
+
 def measure(line: str) -> int:
-    """Cells `line` takes once drawn (clipped, colours removed, tabs expanded)."""
-    if len(line) <= 10_000 and line.isascii() and "\x1b" not in line and "\t" not in line:
-        return len(line)  # the common case, without a regex or a width table
+    """Cells `line` (already sanitized) takes once drawn (clipped, colours removed, tabs expanded)."""
+    if len(line) <= 10_000 and line.isascii() and "\t" not in line:
+        # the common case, without the sanitizer or a width table: sanitized text has no ESC but SGR's
+        return len(_SGR.sub("", line)) if "\x1b" in line else len(line)
     plain = strip_sgr(clip(line))
     if "\t" in plain:
         plain = plain.expandtabs(TAB)
@@ -79,12 +84,12 @@ class LogView(ScrollView, can_focus=True):
         self._fold = 0  # the width rows are folded at; 0 = one row per line
         self._cum: list[int] = [0]  # _cum[i] = first row of line i (relative to _cum[0]); len = lines + 1
         self._notice: Text | None = None
-        self._notice_for: tuple[int, object] = (0, None)
+        self._notice_for: tuple[int, object, int] = (0, None, 0)
         self._notice_rows = 1
         self._notice_strip: Strip | None = None
         self._cache: OrderedDict[int, Strip] = OrderedDict()
         self.source: object = None
-        self.pager_hint = "o opens the full log"  # the app says which key opens the log in a pager
+        self.pager_key = "o"  # the key that opens the full log in a pager (the app may remap it)
         self._base = Style()
 
     # -- feeding ------------------------------------------------------------
@@ -193,35 +198,38 @@ class LogView(ScrollView, can_focus=True):
 
     @property
     def disk_log(self) -> Path | None:
-        """Where the dropped lines are: the log of the job's only attempt, or the job's directory
-        (one `attempt-N/output.log` per attempt)."""
+        """The full log of the job's latest attempt (what the pager key opens)."""
         attempts = getattr(self.source, "attempts", None)
-        if not attempts:
-            return None
-        last = attempts[-1]
-        return Path(last.log) if len(attempts) == 1 else Path(last.log).parent.parent
+        return Path(attempts[-1].log) if attempts else None
+
+    def _where(self) -> str:
+        """Where the dropped lines are, said in one line (a path: untrusted text, sanitized)."""
+        path = self.disk_log
+        if path is None:
+            return "only on disk"
+        if len(getattr(self.source, "attempts", ())) > 1:  # older lines may be earlier attempts'
+            return (f"only on disk, one log per attempt: {strip_sgr(str(path.parent.parent))}/attempt-N/"
+                    f"{path.name} ({self.pager_key} opens the latest)")
+        return f"only on disk: {strip_sgr(str(path))} ({self.pager_key} opens the full log)"
 
     def search_miss(self, older: bool = False) -> str:
         """What to tell an operator whose search found nothing in memory (a notification line)."""
         what = "no older match" if older else "no match"
         if not self.dropped:
             return what
-        where = strip_sgr(str(self.disk_log or "the job's log on disk"))
-        return (f"{what} in the {len(self._lines)} lines in memory; {self.dropped} earlier lines are only "
-                f"on disk: {where} ({self.pager_hint})")
+        return f"{what} in the {len(self._lines)} lines in memory; {self.dropped} earlier lines are {self._where()}"
 
     def _update_notice(self, force: bool = False) -> None:
         dropped = self.dropped
         if not dropped:
             self._notice = None
             return
-        if not force and self._notice is not None and self._notice_for == (dropped, self.source):
+        key = (dropped, self.source, len(getattr(self.source, "attempts", ())))
+        if not force and self._notice is not None and self._notice_for == key:
             return
-        where = strip_sgr(str(self.disk_log or "the job's log on disk"))
-        notice = Text(f"… {dropped} earlier lines are only on disk: ", style="dim", end="")
-        notice.append(where)  # a path made of job names: text, never markup
-        notice.append(f" ({self.pager_hint})")
-        self._notice, self._notice_for = notice, (dropped, self.source)
+        # a path made of job names: text, never markup
+        notice = Text(f"… {dropped} earlier lines are {self._where()}", style="dim", end="")
+        self._notice, self._notice_for = notice, key
         self._notice_rows = self._rows_of(notice.cell_len)
         self._notice_strip = None
 
@@ -249,20 +257,26 @@ class LogView(ScrollView, can_focus=True):
         return self.wrap
 
     def watch_wrap(self, wrap: bool) -> None:
-        top, _ = self.line_at(round(self.scroll_y))
         if wrap and self.scroll_x:
             self.scroll_to(x=0, animate=False, immediate=True)
         self._cache.clear()
-        self._relayout()
-        if self.follow:
+        self._refold()
+
+    def on_resize(self) -> None:
+        self._refold()
+
+    def _refold(self) -> None:
+        """Fold again at the current width and wrap setting, keeping the place: the end while
+        following, else the line at the top of the pane."""
+        top, _ = self.line_at(round(self.scroll_y))
+        following = self.follow  # the new height clamps scroll_y, which could look like reaching the end
+        if not self._relayout():
+            return
+        if following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         elif top != NOTICE:
             self.scroll_to(y=self.row_of(top), animate=False, immediate=True)
         self.refresh()
-
-    def on_resize(self) -> None:
-        if self._relayout() and self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     # -- following ----------------------------------------------------------
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -305,8 +319,7 @@ class LogView(ScrollView, can_focus=True):
             self._base = base
             self._cache.clear()  # cached lines carry the old background (focus tint, theme)
             self._notice_strip = None
-        if self._relayout() and self.follow:  # a width the pane got without a resize event
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._refold()  # a width the pane got without a resize event
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
