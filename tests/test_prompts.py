@@ -111,6 +111,7 @@ def test_vars_prompt_waits_and_the_answer_reaches_the_playbook():
 
 
 def test_private_answer_reaches_the_playbook_and_no_file(isolated_state: Path):
+    """A private vars_prompt (getpass) with `confirm: yes`: Ansible asks twice, one answer does for both."""
     secret = "s3cret-4242"
     job, seen, _ = ask(VARS, secret, extra_vars={"prompt_private": True})
     assert seen[0] is not None and seen[0].private and seen[0].varname == "release"

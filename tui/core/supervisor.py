@@ -150,20 +150,20 @@ class PromptWatch:
         elif name == "playbook_on_vars_prompt":
             varname = str(data.get("varname") or "")
             self.begin("vars_prompt", str(data.get("prompt") or f"input for {varname}"), varname or None,
-                       bool(data.get("private", True)))
+                       bool(data.get("private", True)), confirm=bool(data.get("confirm")))
         elif name == "verbose" and data.get("task_action") in PAUSE_ACTIONS:
             text = strip_sgr(event.get("stdout") or "").replace("\r\n", "\n").replace("\r", "")
             if text.startswith("Pausing for "):
                 self.timed_pause = True
-            elif not self.timed_pause and text.startswith("[") and "\n" in text and text.rstrip().endswith(":"):
+            elif not self.timed_pause and text.lstrip().startswith("[") and "\n" in text and text.rstrip().endswith(":"):
                 last = text.rstrip()[:-1].rsplit("\n", 1)[-1]
                 private = last.endswith(HIDDEN)
                 self.begin("pause", last[: -len(HIDDEN)] if private else last, None, private)
 
-    def begin(self, kind: str, text: str, varname: str | None, private: bool) -> None:
+    def begin(self, kind: str, text: str, varname: str | None, private: bool, confirm: bool = False) -> None:
         prompt = {"kind": kind, "text": text, "varname": varname, "private": private}
         with self.lock:
-            self.prompt = prompt
+            self.prompt = {**prompt, "confirm": confirm}  # `confirm: yes` asks twice; one answer does for both
             self.output = ""
         self.emit({"t": "prompt", **prompt})
 
@@ -175,20 +175,23 @@ class PromptWatch:
             threading.Thread(target=self._type, args=(prompt, text), name="answer", daemon=True).start()
 
     def _type(self, prompt: dict[str, Any], text: str) -> None:
-        deadline = time.monotonic() + READY_WAIT
-        while not self._reading(prompt) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if prompt["kind"] == "pause":
-            time.sleep(SETTLE)
-        try:
-            os.write(self.fd, (text + "\r").encode("utf-8", "replace"))  # type: ignore[arg-type]
-        except OSError:
-            pass  # ansible-playbook is gone: nothing to answer
+        for asked in [prompt["text"]] + ([f"confirm {prompt['text']}"] if prompt.get("confirm") else []):
+            deadline = time.monotonic() + READY_WAIT
+            while not self._reading(prompt, asked) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if prompt["kind"] == "pause":
+                time.sleep(SETTLE)
+            with self.lock:
+                self.output = ""
+            try:
+                os.write(self.fd, (text + "\r").encode("utf-8", "replace"))  # type: ignore[arg-type]
+            except OSError:
+                return  # ansible-playbook is gone: nothing to answer
 
-    def _reading(self, prompt: dict[str, Any]) -> bool:
+    def _reading(self, prompt: dict[str, Any], asked: str) -> bool:
         if prompt["kind"] == "vars_prompt":  # input()/getpass write the prompt once they read
             with self.lock:
-                return prompt["text"] in self.output
+                return asked in self.output
         try:  # on Linux the master's termios are the slave's: pause sets it raw, and echo back on if shown
             lflag = termios.tcgetattr(self.fd)[3]
         except (OSError, termios.error):
