@@ -196,6 +196,9 @@ def cmd_run(argv: list[str]) -> int:
             _err(f"  {item}")
         return EXIT_INVALID
     except Interrupted as exc:
+        for sig in INTERRUPT_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+            if signal.getsignal(sig) is _raise_interrupted:
+                signal.signal(sig, signal.SIG_IGN)
         if check is not None:
             check.stop()
         _err(f"playdeck: {signal.Signals(exc.signo).name} while checking the input, nothing was run")
@@ -277,8 +280,8 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
         from tui.console.app import PlaydeckApp as app_class  # noqa: PLC0415, N813
 
     app = app_class(specs=specs, inventory=inventory, playbook_dirs=playbook_dirs,
-                      max_parallel=max_parallel or config.max_parallel or 4, config=config,
-                      theme=args.theme, state_dir=args.state_dir)
+                    max_parallel=max_parallel or config.max_parallel or 4, config=config,
+                    theme=args.theme, state_dir=args.state_dir)
     result = app.run(headless=headless)
     # an unhandled exception ends the app with return_code 1 and a None result: never exit 0 for a crash
     if app.return_code:
