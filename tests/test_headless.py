@@ -73,6 +73,9 @@ def test_signal_with_a_dead_stderr_cancels_every_job_and_writes_the_json(tmp_pat
         assert job["status"] == "canceled"
         assert pids_with_cmdline(sleep) == []
         assert pids_with_cmdline(str(tmp_path)) == []  # ansible-playbook runs in the state dir below it
+        audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+        (interrupt,) = [entry for entry in audit if entry["action"] == "interrupt"]
+        assert interrupt["args"] == {"running": ["slow"], "signal": sig.name}
     finally:
         end_leftovers(lambda: pids_with_cmdline(sleep), wait=5)
         if proc.poll() is None:
@@ -108,14 +111,17 @@ def test_nohup_ignored_sighup_stays_ignored_and_the_job_completes(tmp_path):
         end_leftovers(lambda: pids_with_cmdline(sleep), wait=5)
 
 
-def test_sighup_cancels_and_exits_129(tmp_path):
+def test_hangup_with_the_terminal_gone_cancels_and_exits_129(tmp_path):
+    """The ssh session closed: SIGHUP, and both stdout and stderr lead nowhere."""
     summary = tmp_path / "out.json"
     sleep = "sleep 48.1"
     proc = start(str(job_file(tmp_path, 48.1)), "--json", str(summary))
+    proc.stdout.close()
+    proc.stderr.close()
     try:
         wait_for(sleep, proc)
         proc.send_signal(signal.SIGHUP)
-        proc.communicate(timeout=30)
+        finish(proc)
         assert proc.returncode == 129
         (job,) = json.loads(summary.read_text())["jobs"]
         assert job["status"] == "canceled"
