@@ -180,6 +180,24 @@ def test_control_dir_refuses_a_base_someone_else_prepared(runtime_dir, tmp_path,
     assert procs.of_attempt("attempt-1") == set()
 
 
+def test_a_job_refuses_to_run_with_a_hijacked_control_base(runtime_dir, tmp_path):
+    """End to end: the attempt ends as an error that says why, and nothing is made in the target."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (runtime_dir / "playdeck").symlink_to(elsewhere)
+
+    async def main():
+        engine = Engine()
+        job = engine.add(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, limit="cache01"))
+        await engine.wait_idle()
+        return job
+
+    job = run(main())
+    assert job.status is Status.ERROR
+    assert f"refusing the ssh control socket directory {runtime_dir / 'playdeck'}: it is a symlink" in job.message
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_control_base_falls_back_to_a_short_path_when_tmpdir_is_long(monkeypatch, tmp_path):
     from tui.core import procs
 
