@@ -128,7 +128,8 @@ SLEEP_SUFFIX = ".0731"  # `sleep 2.0731`: durations no other test uses, to find 
 WAIT_IDLE_BOUND = 60.0
 TOL = 0.1  # seconds of clock slack when comparing deadlines with what we observed
 
-coverage: Counter[str] = Counter()  # where actions landed, over all examples (printed at the end)
+# where actions landed ("cancel@running", "retry@queued:refused"), over all examples of each test
+coverage: dict[str, Counter[str]] = {"property": Counter(), "pinned": Counter()}
 
 
 def _sleep_arg(seconds: int) -> str:
@@ -227,7 +228,7 @@ jobs_st = st.lists(
                                  HealthCheck.data_too_large])
 @given(jobs=jobs_st, actions=actions_st, max_parallel=st.integers(1, 2))
 def test_random_operator_actions_never_deadlock_and_end_consistently(jobs, actions, max_parallel):
-    asyncio.run(_race(jobs, actions, max_parallel))
+    asyncio.run(_race(jobs, actions, max_parallel, coverage["property"]))
 
 
 # The moments random waits rarely hit, pinned: each is one sequence checked by the same properties.
@@ -248,10 +249,10 @@ PINNED = {
 @pytest.mark.parametrize("case", list(PINNED))
 def test_pinned_operator_action_races(case):
     jobs, max_parallel, actions = PINNED[case]
-    asyncio.run(_race(jobs, actions, max_parallel))
+    asyncio.run(_race(jobs, actions, max_parallel, coverage["pinned"]))
 
 
-async def _race(job_params, actions, max_parallel) -> None:
+async def _race(job_params, actions, max_parallel, landed: Counter[str]) -> None:
     engine = Engine(max_parallel=max_parallel)
     logs: dict[int, JobLog] = {}
 
@@ -303,7 +304,7 @@ async def _race(job_params, actions, max_parallel) -> None:
                 else:
                     engine.set_timeout(job, seconds)
             except EngineError:
-                coverage[f"{action}@{state}:refused"] += 1
+                landed[f"{action}@{state}:refused"] += 1
                 assert _snapshot(job) == before, f"{action} raised EngineError but changed {job.name}"
                 # refusing is right only where the action does not apply
                 if action == "cancel":
@@ -316,7 +317,7 @@ async def _race(job_params, actions, max_parallel) -> None:
                 else:
                     assert status.finished, f"set_timeout on a {state} job refused"
                 continue
-            coverage[f"{action}@{state}"] += 1
+            landed[f"{action}@{state}"] += 1
             log.applied.append(Applied(action, state, before[1], job.status))
             # immediate effects of an action that applied
             if action == "cancel":
@@ -416,7 +417,27 @@ def _check_job(job: Job, log: JobLog) -> None:
     assert len(job.attempts) <= (1 + manual) * (1 + job.spec.retries), where
 
 
+ACTIONS = ("cancel", "retry", "retry_failed", "timeout")
+LIVE = ("spawning", "starting", "running", "stopping")  # an attempt exists and has not ended
+# Floors for one run of the property test (10 examples of 3-8 actions). Hypothesis drew, over 300
+# simulated runs of these strategies, at least 3 of each action (median 11-17); three real runs
+# landed 6-20 of each, in 6-7 distinct job states, with 9-13 cancels of a live attempt.
+MIN_PER_ACTION = 2
+MIN_STATES = 4
+MIN_LIVE_CANCELS = 1
+
+
 def test_zz_race_coverage_report():
-    """Where the random actions landed (run after the property test; informative only)."""
-    if coverage:
-        print("\nrace actions landed: " + ", ".join(f"{k}={v}" for k, v in sorted(coverage.items())))
+    """Where the random actions landed (runs after the property test): printed, and held to a floor,
+    so a change that makes the actions miss the moments they are meant to race fails here."""
+    for name, landed in coverage.items():
+        print(f"\nrace actions landed ({name}): " + ", ".join(f"{k}={v}" for k, v in sorted(landed.items())))
+    landed = coverage["property"]
+    if not landed:
+        pytest.skip("the property test did not run in this session")
+    per_action = Counter(key.split("@")[0] for key in landed.elements())
+    states = {key.split("@")[1].split(":")[0] for key in landed}
+    live_cancels = sum(landed[f"cancel@{state}"] for state in LIVE)
+    assert all(per_action[a] >= MIN_PER_ACTION for a in ACTIONS), per_action
+    assert len(states) >= MIN_STATES, states
+    assert live_cancels >= MIN_LIVE_CANCELS, landed
