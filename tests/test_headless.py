@@ -97,8 +97,8 @@ def test_a_broken_stdout_still_gets_the_json_written_and_no_traceback(tmp_path):
 
 def test_nohup_ignored_sighup_stays_ignored_and_the_job_completes(tmp_path):
     summary = tmp_path / "out.json"
-    sleep = "sleep 3.33"
-    proc = start(str(job_file(tmp_path, 3.33)), "--json", str(summary),
+    sleep = "sleep 2.22"
+    proc = start(str(job_file(tmp_path, 2.22)), "--json", str(summary),
                  preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     try:
         wait_for(sleep, proc)
