@@ -9,7 +9,6 @@ What each job key does (and why it does not apply) is in `actions.py`.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import re
 import signal
@@ -71,8 +70,7 @@ class PlaydeckApp(JobActions, App[int]):
         self.playbook_dirs = [p for p in playbook_dirs if p.is_dir()]
         # jobs run at a lower CPU priority than the console, so keys stay quick on a busy bastion;
         # a playbook that prompts waits for the operator's answer here (headless, it fails at once)
-        ask = {"prompts": "ask"} if "prompts" in inspect.signature(Engine).parameters else {}
-        self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=job_nice, **ask)
+        self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=job_nice, prompts="ask")
         self.engine.subscribe(self._on_engine_change)
         self._dirty: set[int] = set()
         self._added = False
@@ -272,6 +270,8 @@ class PlaydeckApp(JobActions, App[int]):
         log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
+        if job_prompt(job) is not None:
+            follow = f"waiting for input ({self.key_for('answer-prompt')} answers) · {follow}"
         self._update_if_changed(title, Text(clean(f" {job.name} · {job.status.value} · {follow}{where}"),
                                             no_wrap=True, overflow="ellipsis"))
 
@@ -536,8 +536,9 @@ class PlaydeckApp(JobActions, App[int]):
         entries = []
         for command in COMMANDS:
             key = key_label(self._keymap.get(command.id, command.key))
-            entries.append((f"{command.label}: {command.help.split(':')[0].split(';')[0]}",
-                            f"{command.help}  · key {key}", getattr(self, f"action_{command.action}")))
+            what = re.split(r"[:;(]", command.help)[0].strip()
+            title = command.label if what.lower() == command.label.lower() else f"{command.label}: {what}"
+            entries.append((title, f"{command.help}  · key {key}", getattr(self, f"action_{command.action}")))
         return entries
 
     # -- quitting and hanging up ------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
+from textual.keys import key_to_character
 
 from tui.core.spec import Status
 
@@ -82,8 +83,9 @@ def app_bindings() -> list[Binding]:
 
 
 def key_label(key: str) -> str:
+    """`slash,left_square_bracket` -> `/, [`: what is printed on the key."""
     names = {"slash": "/", "question_mark": "?", "enter": "Enter", "escape": "Esc", "space": "Space"}
-    return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+    return ", ".join(names.get(k.strip()) or key_to_character(k.strip()) or k.strip() for k in key.split(","))
 
 
 PaletteEntry = tuple[str, str, Callable[[], object]]  # title, help, callback: all plain text
