@@ -53,13 +53,13 @@ class Prompt:
     private: bool = False
 
     def how_to_answer(self) -> str:
-        """For an unattended run, which cannot answer: what to change so it does not ask."""
+        """For an unattended run, which cannot answer: what to change so it does not ask (one line)."""
+        text = " ".join(self.text.split())
         if self.kind == "vars_prompt":
             name = self.varname or "VAR"
-            return (f'waiting for input: vars_prompt "{self.text}" (variable {name}): pass it as an extra var '
+            return (f'waiting for input: vars_prompt "{text}" (variable {name}): pass it as an extra var '
                     f"(-e {name}=... / extra_vars: in the job file)")
-        return (f'waiting for input: pause "{self.text}"; give the pause a seconds: value '
-                "or remove it for unattended runs")
+        return f'waiting for input: pause "{text}"; give the pause a seconds: value or remove it for unattended runs'
 
 
 @dataclass(eq=False)

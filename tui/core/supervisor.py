@@ -153,7 +153,7 @@ class PromptWatch:
                        bool(data.get("private", True)), confirm=bool(data.get("confirm")))
         elif name == "verbose" and data.get("task_action") in PAUSE_ACTIONS:
             text = strip_sgr(event.get("stdout") or "").replace("\r\n", "\n").replace("\r", "")
-            if text.startswith("Pausing for "):
+            if text.lstrip().startswith("Pausing for "):
                 self.timed_pause = True
             elif not self.timed_pause and text.lstrip().startswith("[") and "\n" in text and text.rstrip().endswith(":"):
                 last = text.rstrip()[:-1].rsplit("\n", 1)[-1]
@@ -190,8 +190,8 @@ class PromptWatch:
 
     def _reading(self, prompt: dict[str, Any], asked: str) -> bool:
         if prompt["kind"] == "vars_prompt":  # input()/getpass write the prompt once they read
-            with self.lock:
-                return asked in self.output
+            with self.lock:  # the tty turned a multi-line prompt's newlines into CRLF
+                return asked.replace("\r\n", "\n") in self.output.replace("\r\n", "\n")
         try:  # on Linux the master's termios are the slave's: pause sets it raw, and echo back on if shown
             lflag = termios.tcgetattr(self.fd)[3]
         except (OSError, termios.error):
