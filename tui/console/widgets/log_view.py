@@ -109,7 +109,8 @@ class LogView(ScrollView, can_focus=True):
         new = list(lines)
         drop = first - self._first
         keep = len(self._lines) - drop
-        if switched or drop < 0 or keep < 0 or keep > len(new):
+        if switched or drop < 0 or keep < 0 or keep > len(new):  # another job, or a tail that started over
+            self._cache.clear()
             lens = [measure(line) for line in new]
             self._cum = [0]
             added = lens
