@@ -309,3 +309,31 @@ def test_a_job_file_can_ask_for_become(tmp_path):
     bad.write_text(good.read_text().replace("become: true", "become: sudo"))
     with pytest.raises(InputError, match=r"jobs\[0\]\.become.*true or false"):
         load_job_file(bad)
+
+
+def test_a_hostile_host_selected_as_the_limit_is_shown_clean_and_targeted_by_its_real_name():
+    """The inventory pane's selection prefills the limit field: shown made visible (an Input draws
+    its value raw), and, left as shown, the real name is what Ansible gets."""
+    real = "hA\x1b]0;PWNED\x07\x9b2J,web01"
+
+    async def main() -> tuple[list[Any], list[str]]:
+        app = PlaydeckApp(inventory=INVENTORY)
+        results: list[Any] = []
+        shown: list[str] = []
+        async with app.run_test(size=(80, 24)) as pilot:
+            for edit in (False, True):
+                dialog = AdhocDialog(real)
+                await app.push_screen(dialog, results.append)
+                await pilot.pause(0.2)
+                shown.append(dialog.query_one("#launch-limit", Input).value)
+                assert "hA␛]0;PWNED␇" in screen_text(app) and "\x1b" not in screen_text(app)
+                if edit:
+                    await type_into(app, pilot, dialog, "launch-limit", "web02")
+                await type_into(app, pilot, dialog, "adhoc-args", "id")
+                await pilot.press("enter")
+                await pilot.pause(0.1)
+        return results, shown
+
+    results, shown = run(main())
+    assert shown == ["hA␛]0;PWNED␇<U+009B>2J,web01"] * 2
+    assert [r.limit for r in results] == [real, "web02"]

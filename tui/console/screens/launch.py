@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from tui.core.durations import DurationError, parse_duration
+from tui.core.sanitize import strip_sgr
 from tui.core.spec import JobSpec
 
 FOCUS_CSS = """
@@ -102,8 +103,21 @@ class _Dialog(ModalScreen[LaunchRequest | None]):
     CSS = FOCUS_CSS
     BINDINGS = [Binding("escape", "abort", "Abort")]
 
+    limit: str | None = None  # the hosts selected in the inventory pane, names as Ansible knows them
+
     def error(self, message: str) -> None:
-        self.query_one("#launch-error", Static).update(Text(message))
+        self.query_one("#launch-error", Static).update(Text(strip_sgr(message)))
+
+    def limit_field(self, placeholder: str) -> Input:
+        """The selected hosts, shown clean: a host name from an inventory may carry escape sequences
+        (an Input draws its value raw). Left as shown, the real names are what Ansible gets."""
+        return Input(strip_sgr(self.limit or ""), placeholder=placeholder, id="launch-limit", compact=True)
+
+    def chosen_limit(self) -> str:
+        typed = self.value("launch-limit").strip()
+        if self.limit and typed == strip_sgr(self.limit).strip():
+            return self.limit
+        return typed
 
     def action_abort(self) -> None:
         self.dismiss(None)
@@ -174,7 +188,7 @@ class NewJobDialog(_Dialog):
             yield Static(Text("New job", style="bold"), classes="title")
             yield Static("", id="launch-error", classes="error")
             yield Select(options, prompt="playbook", id="launch-playbook", allow_blank=True, compact=True)
-            yield Input(self.limit or "", placeholder="limit (blank = all hosts)", id="launch-limit", compact=True)
+            yield self.limit_field("limit (blank = all hosts)")
             yield Input(placeholder="extra vars: k=v k2=v2 or {k: v}", id="launch-vars", compact=True)
             with Horizontal(classes="row"):
                 yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
@@ -199,7 +213,7 @@ class NewJobDialog(_Dialog):
         except (ValueError, DurationError) as exc:
             self.error(str(exc))
             return
-        self.dismiss(LaunchRequest(limit=self.value("launch-limit").strip() or None, playbook=Path(playbook),
+        self.dismiss(LaunchRequest(limit=self.chosen_limit() or None, playbook=Path(playbook),
                                    extra_vars=extra_vars, check=self.query_one("#launch-check", Checkbox).value,
                                    timeout=timeout, retries=retries, become=become, become_user=become_user,
                                    secrets=self.secrets()))
@@ -214,7 +228,7 @@ class AdhocDialog(_Dialog):
         with Vertical(classes="dialog wide"):
             yield Static(Text("Ad-hoc command", style="bold"), classes="title")
             yield Static("", id="launch-error", classes="error")
-            yield Input(self.limit or "", placeholder="hosts (required): web01,db or a group", id="launch-limit", compact=True)
+            yield self.limit_field("hosts (required): web01,db or a group")
             yield Input("ansible.builtin.command", placeholder="module", id="adhoc-module", compact=True)
             yield Input(placeholder="arguments, e.g. systemctl restart nginx", id="adhoc-args", compact=True)
             with Horizontal(classes="row"):
@@ -230,7 +244,7 @@ class AdhocDialog(_Dialog):
         self.query_one("#adhoc-args" if self.limit else "#launch-limit", Input).focus()
 
     def submit(self) -> None:
-        limit = self.value("launch-limit").strip()
+        limit = self.chosen_limit()
         module = self.value("adhoc-module").strip()
         if not limit:
             self.error("say which hosts: an ad-hoc command never defaults to all")
