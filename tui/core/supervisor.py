@@ -126,6 +126,7 @@ class PromptWatch:
         self.output = ""  # raw pty output since the open prompt began (a short tail)
         self.prompt: dict[str, Any] | None = None
         self.timed_pause = False
+        self.listening = False  # keep raw output only once the playbook has prompted: most never do
 
     def attach(self, child: Any, fd: int) -> None:
         """Called with pexpect's spawn as ansible-runner starts ansible-playbook: see its raw output."""
@@ -136,7 +137,7 @@ class PromptWatch:
 
         def log(data: Any, direction: str) -> None:
             original(data, direction)  # ansible-runner parses events here, which may open a prompt
-            if direction == "read" and isinstance(data, str):
+            if self.listening and direction == "read" and isinstance(data, str):
                 with self.lock:
                     self.output = (self.output + data)[-4096:]
 
@@ -165,6 +166,7 @@ class PromptWatch:
         with self.lock:
             self.prompt = {**prompt, "confirm": confirm}  # `confirm: yes` asks twice; one answer does for both
             self.output = ""
+            self.listening = True
         self.emit({"t": "prompt", **prompt})
 
     def answer(self, text: str) -> None:
