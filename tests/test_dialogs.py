@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run, until
+from tests.tmux_console import Terminal, needs_tmux
 from tui.console.app import PlaydeckApp
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog, Toggle
 from tui.console.screens.timeout import TimeoutDialog
@@ -32,20 +34,17 @@ from tui.core.spec import JobSpec, Status
 Look = list[tuple[str, bool, bool, bool, bool]]
 
 
-def look(app: PlaydeckApp, widget: Widget, full: bool = False) -> Look:
+def look(app: PlaydeckApp, widget: Widget) -> Look:
     """What `widget`'s first line shows without colour: each cell's character and its bold,
     reverse, underline and italic attributes, read from the composed screen (the app's line
     filters, NO_COLOR's monochrome among them, are already applied). Colour is left out on purpose."""
-    strips = app.screen._compositor.render_strips()
-    region = widget.region
+    strip = app.screen._compositor.render_strips()[widget.region.y]
     cells: Look = []
-    for y in range(region.y, region.bottom if full else region.y + 1):
-        segments = list(strips[y].crop(region.x, region.right))  # with its left border: the focus edge
-        for segment in segments:
-            style = segment.style
-            for char in segment.text:
-                cells.append((char, bool(style and style.bold), bool(style and style.reverse),
-                              bool(style and style.underline), bool(style and style.italic)))
+    for segment in strip.crop(widget.region.x, widget.region.right):  # with its left border: the focus edge
+        style = segment.style
+        for char in segment.text:
+            cells.append((char, bool(style and style.bold), bool(style and style.reverse),
+                          bool(style and style.underline), bool(style and style.italic)))
     return cells
 
 
@@ -337,3 +336,86 @@ def test_a_hostile_host_selected_as_the_limit_is_shown_clean_and_targeted_by_its
     results, shown = run(main())
     assert shown == ["hA␛]0;PWNED␇<U+009B>2J,web01"] * 2
     assert [r.limit for r in results] == [real, "web02"]
+
+
+# --- the same, in a real terminal: tmux, TERM=screen (16 colours), NO_COLOR=1 ----------
+
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def cells(line: str) -> list[tuple[str, frozenset[str]]]:
+    """A `capture-pane -e` line as (character, attributes) pairs; colours dropped on purpose."""
+    out: list[tuple[str, frozenset[str]]] = []
+    attrs: set[str] = set()
+    pos = 0
+    for match in SGR.finditer(line + "\x1b[m"):
+        out.extend((c, frozenset(attrs)) for c in line[pos:match.start()])
+        pos = match.end()
+        codes = match.group(1).split(";") if match.group(1) else ["0"]
+        skip = 0
+        for code in codes:
+            if skip:
+                skip -= 1
+                continue
+            if code in ("38", "48"):
+                skip = 2 if len(codes) > 1 else 0  # 38;5;N (colour): not an attribute
+                continue
+            if code in ("0", ""):
+                attrs.clear()
+            elif code in ("1", "3", "4", "7"):
+                attrs.add({"1": "bold", "3": "italic", "4": "underline", "7": "reverse"}[code])
+            elif code in ("22", "23", "24", "27"):
+                attrs.discard({"22": "bold", "23": "italic", "24": "underline", "27": "reverse"}[code])
+    return out
+
+
+def line_with(styled: str, needle: str) -> list[tuple[str, frozenset[str]]]:
+    for line in styled.splitlines():
+        if needle in SGR.sub("", line):
+            return cells(line)
+    raise AssertionError(f"{needle!r} not on screen:\n{SGR.sub('', styled)}")
+
+
+@needs_tmux
+def test_without_colour_in_a_real_terminal(tmp_path):
+    """The console under NO_COLOR=1 and TERM=screen: the selected job's row is bold, a toggle reads
+    `[x]` once ticked, and the focused field is marked by a character, in what tmux received."""
+    book = tmp_path / "quick.yml"
+    book.write_text("- hosts: web01\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n")
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text(f"inventory: {INVENTORY}\njobs:\n  - name: first\n    playbook: {book}\n"
+                    f"  - name: second\n    playbook: {book}\n")
+    terminal = Terminal(tmp_path, [jobs], size=(80, 24), term="screen", env={"NO_COLOR": "1"}, name="nocolor")
+    terminal.start()
+    try:
+        terminal.wait_for(lambda s: s.count("successful") >= 2, "both jobs to end", timeout=60)
+        styled = terminal.styled_screen()
+        def grid_part(row: list[tuple[str, frozenset[str]]]) -> set[frozenset[str]]:
+            """The attributes of the words right of the inventory pane's `▎` edge."""
+            edge = next(i for i, (c, _) in enumerate(row) if c == "▎")
+            return {a for c, a in row[edge + 1:] if c.strip()}
+        selected = grid_part(line_with(styled, " first "))
+        other = grid_part(line_with(styled, " second "))
+        assert any("bold" in a or "reverse" in a for a in selected), selected
+        assert selected != other, (selected, other)
+
+        terminal.press("a")
+        terminal.wait_for(lambda s: "Ad-hoc command" in s, "the ad-hoc dialog")
+
+        def marked() -> list[bool]:
+            """Which of the hosts, module and become fields carry the focus edge `▌`."""
+            styled = terminal.styled_screen()
+            return ["▌" in "".join(c for c, _ in line_with(styled, text))
+                    for text in ("hosts (required)", "ansible.builtin.command", "become (-b)")]
+
+        # (a detached tmux can start the app without terminal focus: Textual then shows no focus until a key)
+        terminal.press("Tab")  # hosts -> module
+        terminal.wait_for(lambda s: marked() == [False, True, False], "the module field's focus edge", timeout=10)
+        terminal.press("Tab", "Tab", "Tab", "Tab")  # arguments, timeout, retries, become
+        terminal.wait_for(lambda s: marked() == [False, False, True], "the become toggle's focus edge", timeout=10)
+        assert "[ ] become (-b)" in terminal.screen()
+        terminal.press("space")
+        terminal.wait_for(lambda s: "[x] become (-b)" in s, "the toggle to read [x]", timeout=10)
+        terminal.press("Escape")
+    finally:
+        terminal.close()
