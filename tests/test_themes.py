@@ -354,3 +354,18 @@ def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
 
     problems = asyncio.run(scenario())
     assert not problems, "\n".join(problems)
+
+
+def test_pairs_stay_two_colours_at_16_colours():
+    """TERM=screen: Rich maps every colour to one of 16. A pair that lands on the same one is
+    invisible text; the selected row, row text and status words must each stay two colours."""
+    def ansi(colour: str) -> int:
+        return RichColor.parse(colour).downgrade(ColorSystem.STANDARD).number
+
+    for theme in shipped().values():
+        v = theme.variables
+        pairs = {state: (v[fg], v[bg]) for state, (fg, bg) in CURSOR_PAIRS.items()}
+        pairs["row text"] = (theme.foreground, theme.surface)
+        pairs.update({key: (v[key], theme.surface) for key in STATUS_KEYS})
+        for what, (fg, bg) in pairs.items():
+            assert ansi(fg) != ansi(bg), (theme.name, what, fg, bg)
