@@ -159,7 +159,7 @@ class JobActions:
             return
         path = job.last.log
         if not Path(path).is_file():
-            self.say(f"{clean(job.name)}: its log {clean(path)} is not on disk", severity="warning")
+            self.say(f"{clean(job.name)}: its log is not on disk: {clean(path)}", severity="warning")
             return
         pager = os.environ.get("PAGER", "").strip() or DEFAULT_PAGER
         try:

@@ -12,18 +12,22 @@ import asyncio
 import os
 import re
 import signal
+import sys
+import termios
 import threading
 import time
 from pathlib import Path
 from typing import Iterable
 
 import aiofiles
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
+from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from tui.console.actions import JobActions, clean, job_prompt
@@ -135,16 +139,18 @@ class PlaydeckApp(JobActions, App[int]):
             timeout: float | None = None) -> None:
         """A toast, never markup and never a control character, whatever names it carries.
 
-        While a dialog is open its own error line sits at its bottom: toasts go to the top
-        (console.tcss) and are kept short. Nothing is shown while the pager owns the terminal
-        or after a hangup (there is no terminal to show it on).
+        Toasts gather bottom-right; a dialog shows its own errors under its title, out of their
+        way, and while one is open only the newest toast shows, briefly (a stack would climb up
+        over the dialog). Nothing is shown after a hangup
+        (there is no terminal to show it on).
         """
         if self._hung_up:
             return
         if timeout is None:
             timeout = 5.0
-        if len(self.screen_stack) > 1:
-            timeout = min(timeout, 3.0)
+        if isinstance(self.screen, ModalScreen):  # one short toast at a time: a stack would climb over it
+            self.call_later(self.clear_notifications)  # in order with notify's own (queued) message
+            timeout = min(timeout, 4.0)
         self.notify(clean(message), title=clean(title), severity=severity, markup=False, timeout=timeout)
 
     def bell(self) -> None:
@@ -567,6 +573,8 @@ class PlaydeckApp(JobActions, App[int]):
         self.action_quit_console()
 
     def _watch_hangup(self) -> None:
+        if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+            return  # started under nohup: the user asked for hangups to be ignored
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
@@ -590,11 +598,29 @@ class PlaydeckApp(JobActions, App[int]):
         watchdog.start()
         self.run_worker(self._close_after_hangup(), group="hangup", exclusive=True, exit_on_error=False)
 
+    def panic(self, *renderables: RenderableType) -> None:
+        """The input thread panics when the terminal it reads is hung up: that is a hangup too
+        (whichever of it and SIGHUP comes first), never a reason to leave the jobs behind."""
+        if self._hung_up:
+            return
+        if not self.is_headless and _terminal_gone():
+            self._hangup()
+            return
+        super().panic(*renderables)
+
     async def _close_after_hangup(self) -> None:
         try:
             await self.engine.close()
         finally:
             self.exit(HANGUP_EXIT, return_code=HANGUP_EXIT)
+
+
+def _terminal_gone() -> bool:
+    try:
+        termios.tcgetattr(sys.__stdin__.fileno())
+    except (termios.error, OSError, ValueError, AttributeError):
+        return True
+    return False
 
 
 def adhoc_name(module: str | None, args: str | None) -> str:
