@@ -39,7 +39,8 @@ class TimeoutDialog(ModalScreen[float | None]):
         try:
             seconds = parse_duration(event.value)
         except DurationError as exc:
-            self.query_one("#timeout-error", Static).update(Text(strip_sgr(str(exc))))  # it quotes what was typed (or pasted)
+            # the message quotes what was typed (or pasted)
+            self.query_one("#timeout-error", Static).update(Text(strip_sgr(str(exc))))
             return
         if not event.value.strip():
             self.query_one("#timeout-error", Static).update(Text("type a duration, or 0 to remove the timeout"))
