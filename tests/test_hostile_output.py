@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS
 from tests.tmux_console import Terminal, control_strings, needs_tmux
@@ -51,7 +52,6 @@ JOB_SLOW = r"[/]SLOW-MARK\e]0;PWNED-SLOW\a\u009b2J\a"
 
 def unescape(yaml_escaped: str) -> str:
     """The string YAML reads from `"..."` (the names as Ansible and the console get them)."""
-    import yaml
     return yaml.safe_load(f'"{yaml_escaped}"')
 
 
