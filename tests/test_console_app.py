@@ -15,7 +15,8 @@ from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
 from tests.test_console_keys import job_file, wait
 from tests.test_console_snapshots import frozen_job, show_frozen_jobs
 from tests.tmux_console import Terminal, grid_status, needs_tmux
-from tui.console.app import PlaydeckApp, adhoc_name
+from tui.console.actions import adhoc_name
+from tui.console.app import PlaydeckApp
 from tui.console.commands import COMMANDS
 from tui.console.screens.prompt import PromptDialog
 from tui.console.screens.timeout import TimeoutDialog

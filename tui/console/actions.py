@@ -1,4 +1,5 @@
-"""What the console's keys do to the selected job, and why a key does not apply when it does not.
+"""What the console's keys do (to the selected job, the log, the panes, launches and prompts),
+and why a key does not apply when it does not.
 
 A key that does not apply is dimmed in the footer, but still reaches its action: the
 action says why in one line (`c` on a finished job: "health-check is successful: only
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -18,15 +20,18 @@ from textual import work
 from textual.app import SuspendNotSupported
 
 from tui.console.commands import BY_ACTION, BY_ID, key_label
+from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
+from tui.console.screens.prompt import PromptDialog
 from tui.console.screens.results import ResultsScreen
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
+from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.engine import EngineError, Job
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import Status
+from tui.core.spec import JobSpec, Status
 
 if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
@@ -52,7 +57,7 @@ def job_prompt(job: Job | None) -> Any:
 
 
 class JobActions:
-    """The selected job's commands, for `PlaydeckApp` (which provides `selected_job`, `engine`, `say`)."""
+    """The console's key actions, for `PlaydeckApp` (which provides `selected_job`, `engine`, `say`)."""
 
     # -- does it apply? -------------------------------------------------------
     def key_for(self: PlaydeckApp, command_id: str) -> str:
@@ -211,3 +216,94 @@ class JobActions:
             self.action_focus_grid()
         pane.display = shown
         self.query_one(KeyBar).refresh()
+
+    # -- prompts ------------------------------------------------------------
+    def action_answer_prompt(self) -> None:
+        job = self._job_for("answer_prompt")
+        prompt = job_prompt(job)
+        if job is None or prompt is None:
+            return
+
+        def answer(text: str | None) -> None:
+            if text is None:
+                return  # Esc: the job keeps waiting
+            if job_prompt(job) is None:
+                self.say(f"{job.name} no longer waits for input: the answer was not sent", severity="warning")
+                return
+            try:
+                self.engine.answer_prompt(job, text)
+            except EngineError as exc:
+                self.say(str(exc), severity="warning")
+            self._dirty.add(job.id)
+
+        self.push_screen(PromptDialog(clean(job.name), clean(getattr(prompt, "text", "") or ""),
+                                      str(getattr(prompt, "kind", "") or ""),
+                                      bool(getattr(prompt, "private", False))), answer)
+
+    # -- launching ------------------------------------------------------------
+    def action_new_job(self) -> None:
+        self.push_screen(NewJobDialog(self._playbooks(), self.query_one(InventoryPane).limit()), self._launch)
+
+    def action_adhoc(self) -> None:
+        self.push_screen(AdhocDialog(self.query_one(InventoryPane).limit()), self._launch)
+
+    def _launch(self, request: LaunchRequest | None) -> None:
+        if request is None:
+            return
+        if self.inventory_path is None:
+            self.say("no inventory to run against: start with -i INVENTORY", severity="error")
+            return
+        base = request.playbook.stem if request.playbook else adhoc_name(request.module, request.module_args)
+        names = {j.name for j in self.engine.jobs}
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        spec = JobSpec(name=name, inventory=self.inventory_path, playbook=request.playbook, limit=request.limit,
+                       extra_vars=request.extra_vars, check=request.check, timeout=request.timeout,
+                       retries=request.retries, module=request.module, module_args=request.module_args)
+        try:
+            job = self.engine.add(spec, secrets=request.secrets)
+        except EngineError as exc:
+            self.say(str(exc), severity="error")
+            return
+        grid = self.query_one(JobGrid)
+        grid.selected_id = job.id
+        grid.rebuild()
+
+    def _playbooks(self) -> list[Path]:
+        found: dict[str, Path] = {}
+        for spec in self.initial_specs:
+            if spec.playbook is not None:
+                found.setdefault(str(spec.playbook), spec.playbook)
+        for directory in self.playbook_dirs:
+            for path in sorted(directory.glob("*.y*ml")):
+                if path.suffix in (".yml", ".yaml") and _looks_like_playbook(path):
+                    found.setdefault(str(path), path)
+        return sorted(found.values(), key=lambda p: p.name)
+
+
+def adhoc_name(module: str | None, args: str | None) -> str:
+    """`adhoc-shell-uptime`: the module and the command it ran (its first word only: arguments
+    can hold secrets), as a short slug."""
+    words = [(module or "command").rsplit(".", 1)[-1]]
+    first = (args or "").split(None, 1)[0] if (args or "").strip() else ""
+    if "=" in first:  # key=value arguments (service name=nginx): the value says what
+        first = first.split("=", 1)[1]
+    if first:
+        words.append(first.rstrip("/").rsplit("/", 1)[-1])
+    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(words).lower()).strip("-")[:40].rstrip("-")
+    return f"adhoc-{slug or 'command'}"
+
+
+def _looks_like_playbook(path: Path) -> bool:
+    """A playbook is a YAML list; a job file (a mapping) is not offered as one."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = fh.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in head.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and stripped != "---":
+            return stripped.startswith("- ")
+    return False

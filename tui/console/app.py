@@ -36,14 +36,12 @@ from tui.console.config import Config, remember, remembered
 from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
-from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
-from tui.console.screens.prompt import PromptDialog
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
-from tui.core.engine import Engine, EngineError, Job
+from tui.core.engine import Engine, Job
 from tui.core.history import load_history, prune
 from tui.core.inventory import InventoryError, load_inventory
 from tui.core.sanitize import sanitize
@@ -399,70 +397,6 @@ class PlaydeckApp(JobActions, App[int]):
             self.push_screen(HostVarsScreen(message.host, inventory.hostvars.get(message.host, {}),
                                             inventory.host_groups(message.host)))
 
-    # -- prompts ------------------------------------------------------------
-    def action_answer_prompt(self) -> None:
-        job = self._job_for("answer_prompt")
-        prompt = job_prompt(job)
-        if job is None or prompt is None:
-            return
-
-        def answer(text: str | None) -> None:
-            if text is None:
-                return  # Esc: the job keeps waiting
-            if job_prompt(job) is None:
-                self.say(f"{job.name} no longer waits for input: the answer was not sent", severity="warning")
-                return
-            try:
-                self.engine.answer_prompt(job, text)
-            except EngineError as exc:
-                self.say(str(exc), severity="warning")
-            self._dirty.add(job.id)
-
-        self.push_screen(PromptDialog(clean(job.name), clean(getattr(prompt, "text", "") or ""),
-                                      str(getattr(prompt, "kind", "") or ""),
-                                      bool(getattr(prompt, "private", False))), answer)
-
-    # -- launching ------------------------------------------------------------
-    def action_new_job(self) -> None:
-        self.push_screen(NewJobDialog(self._playbooks(), self.query_one(InventoryPane).limit()), self._launch)
-
-    def action_adhoc(self) -> None:
-        self.push_screen(AdhocDialog(self.query_one(InventoryPane).limit()), self._launch)
-
-    def _launch(self, request: LaunchRequest | None) -> None:
-        if request is None:
-            return
-        if self.inventory_path is None:
-            self.say("no inventory to run against: start with -i INVENTORY", severity="error")
-            return
-        base = request.playbook.stem if request.playbook else adhoc_name(request.module, request.module_args)
-        names = {j.name for j in self.engine.jobs}
-        name, n = base, 2
-        while name in names:
-            name, n = f"{base}-{n}", n + 1
-        spec = JobSpec(name=name, inventory=self.inventory_path, playbook=request.playbook, limit=request.limit,
-                       extra_vars=request.extra_vars, check=request.check, timeout=request.timeout,
-                       retries=request.retries, module=request.module, module_args=request.module_args)
-        try:
-            job = self.engine.add(spec, secrets=request.secrets)
-        except EngineError as exc:
-            self.say(str(exc), severity="error")
-            return
-        grid = self.query_one(JobGrid)
-        grid.selected_id = job.id
-        grid.rebuild()
-
-    def _playbooks(self) -> list[Path]:
-        found: dict[str, Path] = {}
-        for spec in self.initial_specs:
-            if spec.playbook is not None:
-                found.setdefault(str(spec.playbook), spec.playbook)
-        for directory in self.playbook_dirs:
-            for path in sorted(directory.glob("*.y*ml")):
-                if path.suffix in (".yml", ".yaml") and _looks_like_playbook(path):
-                    found.setdefault(str(path), path)
-        return sorted(found.values(), key=lambda p: p.name)
-
     # -- focus, filter and search ---------------------------------------------
     def action_filter(self) -> None:
         self._reveal("#job-filter")
@@ -620,31 +554,4 @@ def _terminal_gone() -> bool:
         termios.tcgetattr(sys.__stdin__.fileno())
     except (termios.error, OSError, ValueError, AttributeError):
         return True
-    return False
-
-
-def adhoc_name(module: str | None, args: str | None) -> str:
-    """`adhoc-shell-uptime`: the module and the command it ran (its first word only: arguments
-    can hold secrets), as a short slug."""
-    words = [(module or "command").rsplit(".", 1)[-1]]
-    first = (args or "").split(None, 1)[0] if (args or "").strip() else ""
-    if "=" in first:  # key=value arguments (service name=nginx): the value says what
-        first = first.split("=", 1)[1]
-    if first:
-        words.append(first.rstrip("/").rsplit("/", 1)[-1])
-    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(words).lower()).strip("-")[:40].rstrip("-")
-    return f"adhoc-{slug or 'command'}"
-
-
-def _looks_like_playbook(path: Path) -> bool:
-    """A playbook is a YAML list; a job file (a mapping) is not offered as one."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096)
-    except (OSError, UnicodeDecodeError):
-        return False
-    for line in head.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#") and stripped != "---":
-            return stripped.startswith("- ")
     return False
