@@ -332,3 +332,36 @@ def test_names_that_slug_alike_get_separate_directories(isolated_state):
         assert not any(f"[{other}]" in log for other in others), f"{job.name}'s log has another job's output"
     records = load_history(isolated_state)
     assert sorted(r["name"] for r in records if r["run"] == engine.run_id) == ["a/b", "a_b", "a_b-2"]
+
+
+def test_retry_failed_targets_hosts_whose_names_hold_control_characters(tmp_path):
+    """The grid shows a sanitized host name; the retry must still reach the host Ansible knows."""
+    import yaml
+
+    hostile, globby = "bad\x1b]0;PWN\x07host", "b*ad,x"
+    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+             for name in ("good01", hostile, globby)}
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}, allow_unicode=True), encoding="utf-8")
+    book = tmp_path / "fail_some.yml"
+    book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.fail: {msg: boom}\n      when: inventory_hostname != 'good01'\n")
+
+    async def main():
+        engine = Engine()
+        job = engine.add(spec_for_playbook(book, inventory, name="hostile-retry"))
+        await engine.wait_idle()
+        first = set(job.hosts)
+        engine.retry(job, failed_only=True)
+        await engine.wait_idle()
+        return job, first
+
+    job, first = run(main())
+    shown = "bad\u241b]0;PWN\u2407host"  # what the sanitizer shows: ESC and BEL made visible
+    assert first == {"good01", shown, globby}
+    second = job.attempts[1]
+    # exactly the two failed hosts ran again, by their real names (else: "no hosts matched", rc != 2)
+    assert set(second.results.hosts) == {shown, globby}, (second.limit, job.message)
+    assert second.results.hosts[shown].failed == 1 and second.results.hosts[globby].failed == 1
+    assert second.limit.startswith("@") and "\x1b" not in second.limit
+    assert not any("\x1b]" in h or "\x07" in h for h in second.results.hosts)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,13 +117,58 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+class PipedProcess:
+    """The part of asyncio.subprocess.Process that AttemptProcess uses, over a plain Popen.
+
+    Why not asyncio.create_subprocess_exec: on Python 3.11, a task cancelled while that call
+    connects the pipes waits forever in its own cleanup (BaseSubprocessTransport._wait needs
+    every pipe connected and then lost), so asyncio.run() never returns at shutdown.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdin: asyncio.WriteTransport, stdout: asyncio.StreamReader):
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdin = stdin
+        self.stdout = stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def send_signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)  # a no-op once the process has been reaped
+
+    async def wait(self) -> int:
+        while self.popen.poll() is None:  # reaped here only: nothing else in the console waits for children
+            await asyncio.sleep(0.02)
+        self.stdin.close()
+        return self.popen.returncode
+
+
+async def spawn(*args: str, stderr: Any, env: dict[str, str]) -> PipedProcess:
+    """Start the supervisor with its stdin and stdout as pipes read and written on the loop."""
+    loop = asyncio.get_running_loop()
+    popen = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                             start_new_session=True)  # a Ctrl-C in the terminal is ours to handle, not the jobs'
+    limit = STREAM_LIMIT
+    try:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), popen.stdout)
+        writer, _proto = await loop.connect_write_pipe(asyncio.BaseProtocol, popen.stdin)
+    except BaseException:
+        popen.kill()  # it has not been told what to run yet: nothing of it to clean up but itself
+        popen.wait()
+        raise
+    return PipedProcess(popen, writer, reader)  # type: ignore[arg-type]
+
+
 class AttemptProcess:
     """Drives the supervisor of one attempt and turns its messages into calls back to the engine."""
 
     def __init__(self, attempt: Attempt, on_message: Callable[[dict[str, Any]], None]):
         self.attempt = attempt
         self.on_message = on_message
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: PipedProcess | None = None
         self.end: dict[str, Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.deadline: float | None = None  # kept here too: a change while spawning must not be lost
@@ -136,12 +182,7 @@ class AttemptProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         errlog_fd = os.open(self.attempt.directory / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with open(errlog_fd, "ab") as errlog:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", supervisor_module(),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=errlog,
-                env=env, limit=STREAM_LIMIT,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the jobs'
-            )
+            self.proc = await spawn(sys.executable, "-m", supervisor_module(), stderr=errlog, env=env)
         config = {"kwargs": kwargs, "dir": str(self.attempt.directory), "deadline": self.deadline,
                   "grace": grace, "nice": nice, "secrets": secrets or {}}
         self.send(config)
@@ -160,7 +201,10 @@ class AttemptProcess:
         await self.proc.wait()
         # the last word: nothing carrying this attempt's marker outlives it
         leftover = await asyncio.to_thread(procs.terminate, lambda: procs.of_attempt(self.attempt.marker), 0.2)
-        shutil.rmtree(procs.control_dir(self.attempt.marker), ignore_errors=True)
+        try:
+            shutil.rmtree(procs.control_dir(self.attempt.marker), ignore_errors=True)
+        except OSError:  # an unsafe control base: the supervisor has already said so in the job's error
+            pass
         if leftover:
             self.attempt.error = self.attempt.error or f"processes {sorted(leftover)} could not be ended"
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -278,10 +280,10 @@ class Engine:
             raise EngineError(f"{job.name} is {job.status}: only a finished job can be retried")
         if failed_only:
             last = job.last
-            hosts = last.results.failed_hosts() if last is not None else []
+            hosts = last.results.failed_hosts_real() if last is not None else []
             if not hosts:
                 raise EngineError(f"{job.name} has no failed or unreachable hosts in its last attempt: retry all instead")
-            job.next_limit = ",".join(hosts)
+            job.next_limit = self._limit_for(job, hosts)
             self.record("retry-failed", job, limit=job.next_limit)
         else:
             job.next_limit = job.spec.limit
@@ -305,6 +307,19 @@ class Engine:
         job._process.send({"cmd": "input", "text": text})
         job.prompt = None
         self._notify(job, "prompt")
+
+    def _limit_for(self, job: Job, hosts: list[str]) -> str:
+        """A --limit naming exactly `hosts`. Plain names go on the command line; a name Ansible
+        would read as a pattern (or one holding control characters) goes in a file, `@FILE`,
+        whose lines Ansible takes one host each."""
+        if all(_PLAIN_HOST.fullmatch(host) for host in hosts):
+            return ",".join(hosts)
+        directory = ensure_private_dir(self.state_dir / "runs" / self.run_id / job.dirname)
+        path = directory / f"retry-{len(job.attempts) + 1}.hosts"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write("".join(f"{host}\n" for host in hosts))
+        return f"@{path}"
 
     def set_timeout(self, job: Job, seconds: float | None) -> None:
         """A new timeout counted from now ("300" = 300 more seconds); None or 0 removes it.
@@ -390,6 +405,7 @@ class Engine:
 
     def _on_message(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
         if message.get("t") == "ev":
+            _remember_real_names(attempt.results.real_names, message)
             message = sanitized(message)  # host text enters here, and only clean text goes further
             attempt.results.feed(message)
             job.tail.add_text(message.get("stdout") or "")
@@ -489,6 +505,23 @@ def _launch_args(spec: JobSpec) -> dict[str, Any]:
     return {"target": spec.target, "inventory": str(spec.inventory), "limit": spec.limit,
             "extra_vars": spec.extra_vars, "timeout": spec.timeout, "retries": spec.retries,
             "check": spec.check or None, "tags": spec.tags}
+
+
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9_.-]+")  # never a pattern, never split: safe in a comma list
+
+
+def _remember_real_names(real: dict[str, str], message: dict[str, Any]) -> None:
+    """Before sanitizing, note each host name the sanitizer will change, so a retry can target it."""
+    data = message.get("event_data") or {}
+    names = [data.get("host")]
+    for key in ("failures", "dark", "ok", "changed", "processed"):
+        if isinstance(data.get(key), dict):
+            names.extend(data[key])
+    for name in names:
+        if isinstance(name, str):
+            clean = sanitize(name)
+            if clean != name:
+                real[clean] = name
 
 
 def sanitized(value: Any) -> Any:

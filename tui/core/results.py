@@ -59,6 +59,9 @@ class ResultTracker:
     ansible_pid: int | None = None
     has_stats: bool = False
     dropped: int = 0  # task results not kept in memory (over MAX_TASK_RESULTS)
+    # shown (sanitized) host name -> the name Ansible knows, for names the sanitizer changed:
+    # a retry must target the real host, while only the clean name is ever shown
+    real_names: dict[str, str] = field(default_factory=dict)
 
     def _host(self, name: str) -> HostCounts:
         counts = self.hosts.get(name)
@@ -143,7 +146,12 @@ class ResultTracker:
         return total
 
     def failed_hosts(self) -> list[str]:
+        """Failed or unreachable hosts, by the names shown."""
         return [host for host, counts in self.hosts.items() if counts.needs_retry]
+
+    def failed_hosts_real(self) -> list[str]:
+        """The same hosts by the names Ansible knows them by (what a retry must target)."""
+        return [self.real_names.get(host, host) for host in self.failed_hosts()]
 
 
 def failure_message(res: Any) -> str:

@@ -349,9 +349,11 @@ class Supervisor:
         status, rc, error = "error", None, None
         # ssh ControlPersist sockets: a private dir of this attempt's own (a shared one would let
         # one job's master serve another), named so the console can find its masters if we die
-        control_dir = procs.control_dir(os.environ.get(procs.MARKER_VAR, str(os.getpid())))
-        shutil.rmtree(control_dir, ignore_errors=True)
+        control_dir: str | None = None
         try:
+            # the per-user base is checked here (ours, 0700, no symlink); a refusal ends the job as error
+            control_dir = procs.control_dir(os.environ.get(procs.MARKER_VAR, str(os.getpid())))
+            shutil.rmtree(control_dir, ignore_errors=True)
             os.mkdir(control_dir, 0o700)
             self.files = AttemptFiles(Path(self.config["dir"]))
             ensure_private_dir(Path(self.config["kwargs"]["private_data_dir"]))
@@ -370,6 +372,8 @@ class Supervisor:
                 keep_host_key_default(runner.config.env, kwargs.get("envvars") or {})
                 runner.run()
                 status, rc = runner.status, runner.rc
+        except procs.UnsafeDirError as exc:
+            error = str(exc)
         except OSError as exc:
             error = f"cannot write the attempt's files: {exc.strerror or exc}"
         except Exception as exc:  # noqa: BLE001 - whatever happened, the job must end visibly
@@ -377,7 +381,8 @@ class Supervisor:
             traceback.print_exc()
         self.runner_returned()
         leftover = procs.terminate(self.tree, self.grace)  # async tasks, ssh masters, anything else
-        shutil.rmtree(control_dir, ignore_errors=True)
+        if control_dir is not None:
+            shutil.rmtree(control_dir, ignore_errors=True)
         self.finish(status, rc, error, leftover)
 
     def runner_returned(self) -> None:
