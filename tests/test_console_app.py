@@ -89,6 +89,10 @@ def test_footer_shows_what_applies_first_whole_labels_and_help(tmp_path):
                 elif job.status is Status.FAILED:
                     assert applicable[:3] == ["Retry failed", "Retry", "Results"], line
                     assert "Cancel" not in applicable and "Timeout" not in applicable
+            log = app.query_one("#log")
+            wrapped = log.wrap
+            await pilot.press("w")
+            assert log.wrap is not wrapped and notes(app)[-1].startswith("log: long lines")
             await pilot.press("h")  # the grid takes the width: the footer says how to get the hosts back
             assert not app.query_one("#inventory").display and "h Show hosts" in footer(app)
 
@@ -356,3 +360,25 @@ def test_a_failing_pager_says_so_and_the_console_stays(tmp_path):
         assert term.exit_status() == 0
     finally:
         term.close()
+
+
+@needs_tmux
+def test_keys_that_do_not_apply_stay_apart_at_16_colours_and_without_colour(tmp_path):
+    """TERM=screen (16 colours) and NO_COLOR=1: the keys that apply are bold, the others come after
+    `not now:` in plain weight, and never in an alarm colour."""
+    for env in ({}, {"NO_COLOR": "1"}):
+        term = Terminal(tmp_path, ["--demo"], size=(150, 24), term="screen", env=env,
+                        name="nocolor" if env else "ansi16").start()
+        try:  # no job selected: c, r, f, t, v, o do not apply
+            term.wait_for(lambda s: NOT_NOW in s.splitlines()[-1] and "hosts.yml" in s, "the footer")
+            line = term.styled_screen().splitlines()[-1]
+            applies, _, later = line.partition(NOT_NOW)
+            assert "\x1b[1m" in applies and "New job" in applies  # keys that apply: bold
+            dimmed = later[:later.index("Results") + len("Results")]
+            assert "c Cancel" in dimmed and "\x1b[1m" not in dimmed  # the rest: not bold
+            assert not any(code in dimmed for code in ("[91m", "[31m", "[41m", "[101m"))  # no red
+            if env:
+                hues = (*range(31, 37), *range(41, 47), *range(91, 97), *range(101, 107))  # red..cyan
+                assert not any(f"[{n}m" in line for n in hues), line  # greys at most
+        finally:
+            term.close()

@@ -214,6 +214,7 @@ def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
             await wait(pilot, lambda: job.status.finished and adhoc.status.finished, timeout=60, what="both jobs")
             assert adhoc.status is Status.SUCCESSFUL, adhoc.message
             assert adhoc.spec.module == "ansible.builtin.command" and adhoc.spec.limit == "cache"
+            assert adhoc.name == "adhoc-command-echo"  # says what ran
             assert any("hello-adhoc" in line for line in adhoc.tail.lines)
             await wait(pilot, lambda: pane.marks.get("cache01") in ("ok", "changed"),  # latest result marked in the tree
                        what="the host's mark")

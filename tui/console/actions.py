@@ -150,12 +150,7 @@ class JobActions:
 
     # -- the log ----------------------------------------------------------------
     def action_wrap_log(self: PlaydeckApp) -> None:
-        log = self.query_one(LogView)
-        toggle = getattr(log, "toggle_wrap", None)
-        if toggle is None:
-            self.say("this log view cannot wrap lines", severity="warning", timeout=3)
-            return
-        wrapped = toggle()
+        wrapped = self.query_one(LogView).toggle_wrap()
         self.say("log: long lines wrap" if wrapped else "log: long lines do not wrap (Left/Right scroll)", timeout=2)
 
     def action_open_log(self: PlaydeckApp) -> None:
