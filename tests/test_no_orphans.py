@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, pids_with_cmdline, playbook, run, until
+from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
 from tui.core.engine import Engine, spec_for_playbook
 from tui.core.spec import Status
 
@@ -57,7 +57,8 @@ def test_console_killed_with_sigkill_leaves_no_process(tmp_path):
 
         asyncio.run(main())
     """))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    state = tmp_path / "killed-console-state"  # only this console's processes carry it
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PLAYDECK_STATE_DIR=str(state))
     proc = subprocess.Popen([sys.executable, str(script)], env=env)
     deadline = time.monotonic() + 60
     while len(pids_with_cmdline("sleep 51")) < 2:
@@ -66,6 +67,42 @@ def test_console_killed_with_sigkill_leaves_no_process(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     gone_by = time.monotonic() + 10  # "within a few seconds", with room for a loaded CI machine
-    while pids_with_cmdline("sleep 51") or pids_with_cmdline("tui.core.supervisor"):
+    # this console's processes only: other tests may run supervisors of their own at the same time
+    while pids_with_cmdline("sleep 51") or pids_with_env(f"PLAYDECK_STATE_DIR={state}"):
         assert time.monotonic() < gone_by, "job processes outlived the killed console by 10 s"
+        time.sleep(0.1)
+
+
+def test_cancel_while_the_supervisor_is_being_spawned_neither_hangs_nor_leaves_a_process(tmp_path):
+    """A crash right after `add()` cancels the attempt's task while it is still starting the
+    supervisor: asyncio.run() must return (it hung in Python 3.11's subprocess transport) and
+    nothing of the attempt may be left."""
+    state = tmp_path / "spawn-cancel-state"
+    script = tmp_path / "crash.py"
+    script.write_text(textwrap.dedent(f"""\
+        import asyncio
+        from pathlib import Path
+        from tui.core.engine import Engine, spec_for_playbook
+
+        async def main(turns):
+            engine = Engine()
+            engine.add(spec_for_playbook(Path({str(playbook('slow_task'))!r}), Path({str(INVENTORY)!r}),
+                                         limit="db01", extra_vars={{"slow_seconds": 52}}))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            raise RuntimeError("crash")
+
+        for turns in range(5):
+            try:
+                asyncio.run(main(turns))
+            except RuntimeError:
+                pass
+        print("returned")
+    """))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PLAYDECK_STATE_DIR=str(state))
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert "returned" in result.stdout, result.stderr[-2000:]
+    gone_by = time.monotonic() + 10
+    while pids_with_env(f"PLAYDECK_STATE_DIR={state}") or pids_with_cmdline("sleep 52"):
+        assert time.monotonic() < gone_by, "a process of a cancelled spawn outlived it by 10 s"
         time.sleep(0.1)
