@@ -4,6 +4,8 @@ ad-hoc names, clean toasts, prompts, the pager and hangup (the last two in a rea
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 from dataclasses import replace
 import time
@@ -382,3 +384,19 @@ def test_keys_that_do_not_apply_stay_apart_at_16_colours_and_without_colour(tmp_
                 assert not any(f"[{n}m" in line for n in hues), line  # greys at most
         finally:
             term.close()
+
+
+@needs_tmux
+def test_sighup_exits_non_zero(tmp_path):
+    """SIGHUP alone (the terminal still there to show the status): out with 128+1, recorded."""
+    term = Terminal(tmp_path, ["--demo"]).start()
+    try:
+        term.wait_for(lambda s: "? Help" in s, "the console")
+        consoles = term.ours("-m tui")
+        assert len(consoles) == 1
+        os.kill(consoles[0], signal.SIGHUP)
+        assert term.exit_status() == 128 + signal.SIGHUP
+        audit = [json.loads(line) for line in (term.state / "audit.jsonl").read_text().splitlines()]
+        assert [entry["args"]["running"] for entry in audit if entry["action"] == "interrupt"] == [[]]
+    finally:
+        term.close()

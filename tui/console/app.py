@@ -524,7 +524,7 @@ class PlaydeckApp(JobActions, App[int]):
         if self._hung_up:
             return
         self._hung_up = self._quitting = True
-        self._batch_count += 1  # Textual draws nothing while a batch is open; it stays open
+        self.batch_update().__enter__()  # Textual draws nothing while a batch is open: this one stays open
         running = [j.name for j in self.engine.jobs if not j.status.finished]
         self.engine.record("interrupt", running=running, signal="SIGHUP")
         watchdog = threading.Timer(HANGUP_DEADLINE, os._exit, (HANGUP_EXIT,))
@@ -543,10 +543,12 @@ class PlaydeckApp(JobActions, App[int]):
         super().panic(*renderables)
 
     async def _close_after_hangup(self) -> None:
+        """Every job cancelled and waited for, then out at once: Textual's own shutdown restores
+        the terminal, and with no terminal left its writer's queue blocks it (seen: forever)."""
         try:
             await self.engine.close()
         finally:
-            self.exit(HANGUP_EXIT, return_code=HANGUP_EXIT)
+            os._exit(HANGUP_EXIT)  # job records and the audit trail are already on disk (written unbuffered)
 
 
 def _terminal_gone() -> bool:
