@@ -31,7 +31,7 @@ from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.engine import EngineError, Job
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import JobSpec, Status
+from tui.core.spec import Status
 
 if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
@@ -253,9 +253,7 @@ class JobActions:
         name, n = base, 2
         while name in names:
             name, n = f"{base}-{n}", n + 1
-        spec = JobSpec(name=name, inventory=self.inventory_path, playbook=request.playbook, limit=request.limit,
-                       extra_vars=request.extra_vars, check=request.check, timeout=request.timeout,
-                       retries=request.retries, module=request.module, module_args=request.module_args)
+        spec = request.spec(name, self.inventory_path)
         try:
             job = self.engine.add(spec, secrets=request.secrets)
         except EngineError as exc:
