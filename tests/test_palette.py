@@ -8,6 +8,7 @@ import time
 
 from textual.command import CommandInput, CommandList, CommandPalette
 from textual.content import Content
+from textual.theme import Theme
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run
 from tests.test_console_keys import job_file
@@ -83,6 +84,17 @@ def test_every_palette_command_runs_and_none_is_markup(tmp_path, monkeypatch):
             await pilot.pause(0.3)
             await pilot.press("enter")
             await wait(pilot, lambda: app.theme == "playdeck-light", what="the theme switch")
+
+            # a theme file's name is the user's text: the picker shows it, markup and all
+            app.register_theme(Theme(name="evil[/][@click=app.quit]", primary="#ff8700", dark=True))
+            await _run_from_palette(pilot, "Theme")
+            picker = app.screen
+            picker.query_one(CommandInput).value = "evil"
+            await wait(pilot, lambda: picker.query_one(CommandList).option_count == 1, what="the evil theme")
+            assert "[/][@click=app.quit]" in str(picker.query_one(CommandList).get_option_at_index(0).prompt)
+            await pilot.press("enter")
+            await wait(pilot, lambda: app.theme == "evil[/][@click=app.quit]", what="the evil theme's switch")
+            assert app.is_running
 
             await _run_from_palette(pilot, "Quit")  # nothing runs: quits at once
             await wait(pilot, lambda: not app.is_running, what="quit")

@@ -24,6 +24,7 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
+from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
@@ -31,7 +32,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from tui.console.actions import JobActions, clean, job_prompt
-from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, app_bindings, key_label
+from tui.console.commands import (COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings,
+                                  key_label)
 from tui.console.config import Config, remember, remembered
 from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.help import HelpScreen
@@ -480,6 +482,10 @@ class PlaydeckApp(JobActions, App[int]):
             title = command.label if what.lower() == command.label.lower() else f"{command.label}: {what}"
             entries.append((title, f"{command.help}  · key {key}", getattr(self, f"action_{command.action}")))
         return entries
+
+    def search_themes(self) -> None:
+        """The palette's Theme command: Textual's picker parses theme names (from files) as markup."""
+        self.push_screen(CommandPalette(providers=[ThemeCommands], placeholder="Search for themes…"))
 
     # -- quitting and hanging up ------------------------------------------------
     def action_quit_console(self) -> None:

@@ -120,3 +120,27 @@ class PaletteCommands(Provider):
             if score > 0:
                 yield Hit(score, highlight(matcher, title), callback, text=title,
                           help=Content(help_text))  # type: ignore[arg-type]
+
+
+class ThemeCommands(Provider):
+    """The theme picker (the palette's Theme command): theme names come from YAML files in the
+    user's theme directory, so they are shown as Content too, never parsed as markup."""
+
+    def _entries(self) -> list[tuple[str, Callable[[], object]]]:
+        app = self.app
+
+        def choose(name: str) -> Callable[[], object]:
+            return lambda: setattr(app, "theme", name)
+
+        return [(name, choose(name)) for name in sorted(app.available_themes)]
+
+    async def discover(self) -> Hits:
+        for name, callback in self._entries():
+            yield DiscoveryHit(Content(name), callback, text=name)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback in self._entries():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, highlight(matcher, name), callback, text=name)
