@@ -23,7 +23,7 @@ from tui.console.commands import COMMANDS
 from tui.console.screens.prompt import PromptDialog
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.key_bar import NOT_NOW, KeyBar
-from tui.core.engine import Job, Prompt
+from tui.core.engine import Job
 from tui.core.results import HostCounts
 from tui.core.spec import Status
 

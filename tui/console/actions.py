@@ -1,5 +1,5 @@
-"""What the console's keys do (to the selected job, the log, the panes, launches and prompts),
-and why a key does not apply when it does not.
+"""What the console's keys do (to the selected job, the log, the panes, launches, prompts,
+quitting), why a key does not apply when it does not, and what a hangup does.
 
 A key that does not apply is dimmed in the footer, but still reaches its action: the
 action says why in one line (`c` on a finished job: "health-check is successful: only
@@ -13,13 +13,19 @@ import asyncio
 import os
 import re
 import shlex
+import signal
+import sys
+import termios
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from rich.console import RenderableType
 from textual import work
 from textual.app import SuspendNotSupported
 
 from tui.console.commands import BY_ACTION, BY_ID, key_label
+from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
 from tui.console.screens.prompt import PromptDialog
 from tui.console.screens.results import ResultsScreen
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
 
 DEFAULT_PAGER = "less -R"
+HANGUP_EXIT = 128 + signal.SIGHUP  # the shell's convention for "ended by SIGHUP"
+HANGUP_DEADLINE = 20.0  # seconds: after a hangup the console ends by then, whatever is stuck
 WHY_NOT = {  # what a job command needs, said when it is pressed on a job it does not apply to
     "cancel_job": "only a queued, waiting or running job can be cancelled",
     "retry_job": "only a finished job, or one waiting to retry, can be retried",
@@ -273,6 +281,83 @@ class JobActions:
                 if path.suffix in (".yml", ".yaml") and _looks_like_playbook(path):
                     found.setdefault(str(path), path)
         return sorted(found.values(), key=lambda p: p.name)
+
+    # -- quitting and hanging up ------------------------------------------------
+    def action_quit_console(self) -> None:
+        running = [j for j in self.engine.jobs if not j.status.finished]
+        if not running:
+            self.exit(0)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._cancel_all_and_exit()
+
+        self.push_screen(ConfirmDialog(f"{len(running)} job(s) still queued or running. Cancel them and quit?",
+                                       "Their processes are stopped cleanly; their logs stay on disk."), answer)
+
+    @work(exclusive=True, group="quit")
+    async def _cancel_all_and_exit(self) -> None:
+        self._quitting = True
+        self.engine.record("quit", running=[j.name for j in self.engine.jobs if not j.status.finished])
+        self.say("canceling every job…", timeout=10)
+        await self.engine.close()
+        self.exit(0)
+
+    async def action_quit(self) -> None:
+        self.action_quit_console()
+
+    def _watch_hangup(self) -> None:
+        if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+            return  # started under nohup: the user asked for hangups to be ignored
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
+            pass
+
+    def _hangup(self) -> None:
+        """The terminal is gone: cancel every job cleanly, record it, exit non-zero.
+
+        Nothing may wait on the terminal now: drawing stops at once (a write to a dead
+        terminal fails, and the writer's queue would then block the loop), and a watchdog
+        ends the process if shutting down gets stuck anyway.
+        """
+        if self._hung_up:
+            return
+        self._hung_up = self._quitting = True
+        self.batch_update().__enter__()  # Textual draws nothing while a batch is open: this one stays open
+        running = [j.name for j in self.engine.jobs if not j.status.finished]
+        self.engine.record("interrupt", running=running, signal="SIGHUP")
+        watchdog = threading.Timer(HANGUP_DEADLINE, os._exit, (HANGUP_EXIT,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.run_worker(self._close_after_hangup(), group="hangup", exclusive=True, exit_on_error=False)
+
+    def panic(self, *renderables: RenderableType) -> None:
+        """The input thread panics when the terminal it reads is hung up: that is a hangup too
+        (whichever of it and SIGHUP comes first), never a reason to leave the jobs behind."""
+        if self._hung_up:
+            return
+        if not self.is_headless and _terminal_gone():
+            self._hangup()
+            return
+        super().panic(*renderables)
+
+    async def _close_after_hangup(self) -> None:
+        """Every job cancelled and waited for, then out at once: Textual's own shutdown restores
+        the terminal, and with no terminal left its writer's queue blocks it (seen: forever)."""
+        try:
+            await self.engine.close()
+        finally:
+            os._exit(HANGUP_EXIT)  # job records and the audit trail are already on disk (written unbuffered)
+
+
+def _terminal_gone() -> bool:
+    try:
+        termios.tcgetattr(sys.__stdin__.fileno())
+    except (termios.error, OSError, ValueError, AttributeError):
+        return True
+    return False
 
 
 def adhoc_name(module: str | None, args: str | None) -> str:

@@ -8,19 +8,12 @@ What each job key does (and why it does not apply) is in `actions.py`.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
-import sys
-import termios
-import threading
 import time
 from pathlib import Path
 from typing import Iterable
 
 import aiofiles
-from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -35,7 +28,6 @@ from tui.console.actions import JobActions, clean, job_prompt
 from tui.console.commands import (COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings,
                                   key_label)
 from tui.console.config import Config, remember, remembered
-from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
@@ -53,8 +45,6 @@ REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CP
 SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
 CPU_BUDGET = 0.03  # of one core: on a saturated bastion every cycle the console takes, the jobs lose
 ALERT = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
-HANGUP_EXIT = 128 + signal.SIGHUP  # the shell's convention for "ended by SIGHUP"
-HANGUP_DEADLINE = 20.0  # seconds: after a hangup the console ends by then, whatever is stuck
 WARNED_RUNS = "interrupted_warned"  # ui.json: runs whose interruption was already reported
 
 
@@ -486,80 +476,3 @@ class PlaydeckApp(JobActions, App[int]):
     def search_themes(self) -> None:
         """The palette's Theme command: Textual's picker parses theme names (from files) as markup."""
         self.push_screen(CommandPalette(providers=[ThemeCommands], placeholder="Search for themes…"))
-
-    # -- quitting and hanging up ------------------------------------------------
-    def action_quit_console(self) -> None:
-        running = [j for j in self.engine.jobs if not j.status.finished]
-        if not running:
-            self.exit(0)
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._cancel_all_and_exit()
-
-        self.push_screen(ConfirmDialog(f"{len(running)} job(s) still queued or running. Cancel them and quit?",
-                                       "Their processes are stopped cleanly; their logs stay on disk."), answer)
-
-    @work(exclusive=True, group="quit")
-    async def _cancel_all_and_exit(self) -> None:
-        self._quitting = True
-        self.engine.record("quit", running=[j.name for j in self.engine.jobs if not j.status.finished])
-        self.say("canceling every job…", timeout=10)
-        await self.engine.close()
-        self.exit(0)
-
-    async def action_quit(self) -> None:
-        self.action_quit_console()
-
-    def _watch_hangup(self) -> None:
-        if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
-            return  # started under nohup: the user asked for hangups to be ignored
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
-            pass
-
-    def _hangup(self) -> None:
-        """The terminal is gone: cancel every job cleanly, record it, exit non-zero.
-
-        Nothing may wait on the terminal now: drawing stops at once (a write to a dead
-        terminal fails, and the writer's queue would then block the loop), and a watchdog
-        ends the process if shutting down gets stuck anyway.
-        """
-        if self._hung_up:
-            return
-        self._hung_up = self._quitting = True
-        self.batch_update().__enter__()  # Textual draws nothing while a batch is open: this one stays open
-        running = [j.name for j in self.engine.jobs if not j.status.finished]
-        self.engine.record("interrupt", running=running, signal="SIGHUP")
-        watchdog = threading.Timer(HANGUP_DEADLINE, os._exit, (HANGUP_EXIT,))
-        watchdog.daemon = True
-        watchdog.start()
-        self.run_worker(self._close_after_hangup(), group="hangup", exclusive=True, exit_on_error=False)
-
-    def panic(self, *renderables: RenderableType) -> None:
-        """The input thread panics when the terminal it reads is hung up: that is a hangup too
-        (whichever of it and SIGHUP comes first), never a reason to leave the jobs behind."""
-        if self._hung_up:
-            return
-        if not self.is_headless and _terminal_gone():
-            self._hangup()
-            return
-        super().panic(*renderables)
-
-    async def _close_after_hangup(self) -> None:
-        """Every job cancelled and waited for, then out at once: Textual's own shutdown restores
-        the terminal, and with no terminal left its writer's queue blocks it (seen: forever)."""
-        try:
-            await self.engine.close()
-        finally:
-            os._exit(HANGUP_EXIT)  # job records and the audit trail are already on disk (written unbuffered)
-
-
-def _terminal_gone() -> bool:
-    try:
-        termios.tcgetattr(sys.__stdin__.fileno())
-    except (termios.error, OSError, ValueError, AttributeError):
-        return True
-    return False
