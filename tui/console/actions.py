@@ -1,8 +1,8 @@
 """What the console's keys do (to the selected job, the log, the panes, launches, prompts,
 quitting), why a key does not apply when it does not, and what a hangup does.
 
-A key that does not apply is dimmed in the footer, but still reaches its action: the
-action says why in one line (`c` on a finished job: "health-check is successful: only
+A key that does not apply is set apart in the footer (after `not now:`, dim, when there
+is room), but still reaches its action: the action says why in one line (`c` on a finished job: "health-check is successful: only
 a queued, waiting or running job can be cancelled") instead of being silently ignored.
 Mixed into `PlaydeckApp`; every text built from a job or host name goes through `clean`.
 """
