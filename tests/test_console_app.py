@@ -21,6 +21,7 @@ from tui.console.actions import adhoc_name
 from tui.console.app import PlaydeckApp
 from tui.console.commands import COMMANDS
 from tui.console.screens.prompt import PromptDialog
+from tui.console.widgets.job_grid import JobGrid
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.key_bar import NOT_NOW, KeyBar
 from tui.core.engine import Job
@@ -272,6 +273,9 @@ def test_prompting_playbook_answered_in_a_dialog_or_canceled(tmp_path):
             await wait(pilot, lambda: "waiting for input" in str(app.query_one("#log-title").render()),
                        what="the log title to say so")
             assert any(n.startswith("asks is waiting for input: Release to deploy") for n in notes(app))
+            grid = app.query_one(JobGrid)
+            await wait(pilot, lambda: all(grid.row_cells(j.id)[1].plain == "needs input" for j in (asks, secret)),
+                       what="the grid to say both jobs need input")
 
             await pilot.press("j")  # the private one: a password input; Esc leaves it waiting
             await pilot.press("p")

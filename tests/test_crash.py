@@ -10,13 +10,14 @@ written.
 from __future__ import annotations
 
 import os
-import shlex
 import signal
-import sys
 import time
 
-from tests.conftest import INVENTORY, ROOT, playbook
-from tests.test_console_e2e import Console, pytestmark, wait_until  # noqa: F401 - pytestmark skips without tmux
+from tests.conftest import INVENTORY, playbook
+from tests.test_console_e2e import wait_until
+from tests.tmux_console import Terminal, needs_tmux
+
+pytestmark = needs_tmux
 
 SLEEP_A, SLEEP_B = "sleep 91", "sleep 92"
 
@@ -27,7 +28,7 @@ def test_sigkill_of_the_console_leaves_no_process_and_the_next_start_shows_inter
     jobfile.write_text(f"inventory: {INVENTORY}\nmax_parallel: 2\njobs:\n"
                        f"  - {{name: crash-a, playbook: {slow}, limit: db01, extra_vars: {{slow_seconds: 91}}}}\n"
                        f"  - {{name: crash-b, playbook: {slow}, limit: db02, extra_vars: {{slow_seconds: 92}}}}\n")
-    console = Console(tmp_path, jobfile)
+    console = Terminal(tmp_path, [jobfile], size=(100, 30), term="tmux-256color", name="crash")
     try:
         console.start()
         wait_until(lambda: console.ours(SLEEP_A) and console.ours(SLEEP_B), "both jobs to be sleeping", timeout=60)
@@ -38,13 +39,10 @@ def test_sigkill_of_the_console_leaves_no_process_and_the_next_start_shows_inter
         wait_until(lambda: not console.ours(), "every job process to end after the console died", timeout=10)
         assert time.monotonic() - killed_at < 10  # "within a few seconds", with room for a loaded CI machine
 
-        # the next start, on the same state directory, without the job file
-        command = shlex.join(["env", f"PLAYDECK_STATE_DIR={console.state}", f"PLAYDECK_CONFIG={tmp_path / 'none.yml'}",
-                              "TERM=tmux-256color", sys.executable, "-m", "tui", "-i", str(INVENTORY)])
-        # a fresh tmux server (a new socket): restarting one just killed races its shutdown
-        again = Console(tmp_path, jobfile)
+        # the next start, on the same state directory (same name), without the job file,
+        # on a fresh tmux server (a new socket): restarting one just killed races its shutdown
+        again = Terminal(tmp_path, ["-i", INVENTORY], size=(100, 30), term="tmux-256color", name="crash")
         assert again.state == console.state
-        again.script = f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 60"
         again.start()
         screen = again.wait_for(lambda s: s.count("interrupted") >= 2, "both jobs shown as interrupted", timeout=20)
         assert "crash-a" in screen and "crash-b" in screen

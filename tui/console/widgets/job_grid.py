@@ -51,6 +51,7 @@ WIDTHS = {"name": 16, "status": 11, "ok": 4, "changed": 3, "failed": 4, "unreach
           "timeout": 8, "task": 24, "attempt": 3, "playbook": 18, "targets": 14, "started": 11}
 PAD = 1  # blank cells either side of each column, as DataTable had
 ROW_CACHE = 500
+NEEDS_INPUT = "needs input"  # a running job waiting at a vars_prompt or pause (fits the 11-wide status column)
 EARLIER = "earlier"  # what a row from an earlier run says, in the t/o-left column (a colour alone is not enough)
 assert max(len(s.value) for s in Status) <= WIDTHS["status"], "a status word would be cut"
 
@@ -158,7 +159,8 @@ class JobGrid(ScrollView, can_focus=True):
 
     @staticmethod
     def _haystack(job: Job) -> str:
-        words = (job.name, job.spec.target, job.limit or "all", job.status.value, EARLIER if job.history else "")
+        words = (job.name, job.spec.target, job.limit or "all", job.status.value, EARLIER if job.history else "",
+                 NEEDS_INPUT if getattr(job, "prompt", None) is not None else "")
         return " ".join(words).lower()
 
     @property
@@ -230,6 +232,12 @@ class JobGrid(ScrollView, can_focus=True):
         except Exception:  # an odd colour in a user theme: keep the word, lose the colour
             return Style(bold=bold)
 
+    def _status_cell(self, job: Job) -> Text:
+        """The engine's word; a running job stopped at a prompt says so, since it will not move on its own."""
+        if job.status is Status.RUNNING and getattr(job, "prompt", None) is not None:
+            return Text(NEEDS_INPUT, style=self._status_style(Status.WAITING) + Style(bold=True))
+        return Text(job.status.value, style=self._status_style(job.status))
+
     def _row(self, job: Job) -> list[Text]:
         totals = job.results.totals()
         last = job.last
@@ -251,7 +259,7 @@ class JobGrid(ScrollView, can_focus=True):
             name.stylize("dim")
             timing.stylize("italic")
         return [
-            name, Text(job.status.value, style=self._status_style(job.status)),
+            name, self._status_cell(job),
             plain(totals.ok), plain(totals.changed), failed, unreachable,
             plain(format_duration(job.elapsed())), timing, plain(task),
             plain(last.number if last else 0), plain(job.spec.target), plain(job.limit or "all"), plain(started),
