@@ -68,3 +68,19 @@ def test_task_results_are_bounded_and_keep_failures():
     assert tracker.tasks[-1].outcome == "failed" and tracker.tasks[-1].message == "bad"
     assert tracker.dropped == MAX_TASK_RESULTS * 3 - MAX_TASK_RESULTS // 2
     assert sum(c.ok for c in tracker.hosts.values()) == MAX_TASK_RESULTS * 3  # counts are never dropped
+
+
+def test_a_failed_loop_says_which_item_failed_and_why():
+    """Ansible's msg for a looped task is a summary; the results view must show the item's reason."""
+    async def main():
+        engine = Engine()
+        job = engine.add(spec_for_playbook(TEST_PLAYBOOKS / "loop_item_fails.yml", INVENTORY, limit="web01"))
+        await engine.wait_idle()
+        return job
+
+    job = run(main())
+    assert job.status is Status.FAILED, job.message
+    (failure,) = [t for t in job.results.tasks if t.outcome == "failed"]
+    assert failure.message.startswith("One or more items failed")
+    assert "item postgres: postgres is down: connection refused on port 5432" in failure.message
+    assert "nginx" not in failure.message and "redis" not in failure.message  # only the items that failed

@@ -158,8 +158,15 @@ def failure_message(res: Any) -> str:
     """The part of a result an operator reads first: msg, then stderr, then stdout."""
     if not isinstance(res, dict):
         return ""
+    message = ""
     for key in ("msg", "stderr", "stdout", "reason"):
         value = res.get(key)
         if value:
-            return value if isinstance(value, str) else str(value)
-    return ""
+            message = value if isinstance(value, str) else str(value)
+            break
+    items = res.get("item_msgs")  # a loop's own msg is only a summary: the items say why
+    if isinstance(items, list) and items:
+        if message == "All items completed":  # what an unreachable loop says: wrong, not a reason
+            message = ""
+        message = "\n".join([message, *map(str, items)]).strip()
+    return message

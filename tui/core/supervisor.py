@@ -70,6 +70,9 @@ def trim_event(event: dict[str, Any]) -> dict[str, Any]:
     res = data.get("res")
     if isinstance(res, dict):
         slim["res"] = {k: _cap(res[k], FIELD_CAP) for k in RES_KEYS if k in res}
+        reasons = item_reasons(res.get("results"))
+        if reasons:
+            slim["res"]["item_msgs"] = reasons
     return {
         "t": "ev",
         "event": event.get("event"),
@@ -79,6 +82,23 @@ def trim_event(event: dict[str, Any]) -> dict[str, Any]:
         "stdout": _cap(event.get("stdout") or "", STDOUT_CAP),
         "event_data": slim,
     }
+
+
+def item_reasons(items: Any, limit: int = 5) -> list[str]:
+    """Why the items of a loop failed: a looped task's own msg only says "All items completed"
+    or "One or more items failed", which is not a reason an operator can act on."""
+    if not isinstance(items, list):
+        return []
+    reasons = []
+    for item in items:
+        if not isinstance(item, dict) or not (item.get("failed") or item.get("unreachable")):
+            continue
+        label = item.get("_ansible_item_label", item.get("item"))
+        why = next((item[k] for k in ("msg", "stderr", "stdout") if item.get(k)), "failed")
+        reasons.append(_cap(f"item {label}: {why}", FIELD_CAP // limit))
+        if len(reasons) >= limit:
+            break
+    return reasons
 
 
 SECRET_PROMPTS = {  # what ansible asks, answered through the pty: never a file, never a command line
