@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
 from tui.core.engine import Engine, spec_for_playbook

@@ -56,7 +56,7 @@ class Check:
         """Every live process of the check: its session (inventory scripts that outlived the worker
         are re-parented away but keep it) and its descendants (one that started a session of its own)."""
         sid = self.proc.pid
-        found = procs.descendants(sid) | _in_session(sid)
+        found = procs.descendants(sid) | procs.in_session(sid)
         if procs.alive([sid]):
             found.add(sid)
         return found
@@ -76,24 +76,6 @@ class Check:
                 except OSError:
                     pass
         return left
-
-
-def _in_session(sid: int) -> set[int]:
-    """Live processes whose session id is `sid`."""
-    found: set[int] = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                raw = fh.read()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2:].split()
-        # state, ppid, pgrp, session
-        if len(fields) > 3 and fields[0] not in (b"Z", b"X") and int(fields[3]) == sid:
-            found.add(int(name))
-    return found
 
 
 def start_check(specs: Iterable[JobSpec]) -> Check:

@@ -92,6 +92,14 @@ def _where(name: str, test: Callable[[bytes], bool]) -> set[int]:
     return found
 
 
+def in_session(sid: int) -> set[int]:
+    """Live processes whose session id is `sid` (a process that left the session is not counted)."""
+    def ours(stat: bytes) -> bool:
+        fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, pgrp, session, ...
+        return len(fields) > 3 and int(fields[3]) == sid
+    return _where("stat", ours)
+
+
 def marked(marker: str) -> set[int]:
     """Live processes whose environment carries `PLAYDECK_ATTEMPT=marker`."""
     needle = b"\0" + f"{MARKER_VAR}={marker}".encode() + b"\0"

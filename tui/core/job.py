@@ -1,0 +1,96 @@
+"""What a job is while it runs: its state, its attempts, and the input it may be waiting for.
+
+The engine (`engine.py`) changes these objects; listeners and the console read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from tui.core.attempt import Attempt, AttemptProcess, now
+from tui.core.logstore import LogTail
+from tui.core.results import HostCounts, ResultTracker
+from tui.core.spec import JobSpec, Status
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A playbook waiting for input (`vars_prompt`, or `pause` without seconds/minutes).
+
+    `text` is the prompt as Ansible shows it, sanitized; `varname` is the variable a
+    vars_prompt sets (None for pause); `private` means the answer is not echoed.
+    """
+
+    kind: str  # "vars_prompt" | "pause"
+    text: str
+    varname: str | None = None
+    private: bool = False
+
+    def how_to_answer(self) -> str:
+        """For an unattended run, which cannot answer: what to change so it does not ask (one line)."""
+        text = " ".join(self.text.split())
+        if self.kind == "vars_prompt":
+            name = self.varname or "VAR"
+            return (f'waiting for input: vars_prompt "{text}" (variable {name}): pass it as an extra var '
+                    f"(-e {name}=... / extra_vars: in the job file)")
+        return f'waiting for input: pause "{text}"; give the pause a seconds: value or remove it for unattended runs'
+
+
+@dataclass(eq=False)
+class Job:
+    id: int
+    spec: JobSpec
+    status: Status = Status.QUEUED
+    attempts: list[Attempt] = field(default_factory=list)
+    tail: LogTail = field(default_factory=LogTail)
+    timeout: float | None = None  # for the next attempt; a running one has `deadline`
+    deadline: float | None = None  # time.monotonic() at which the running attempt times out
+    retries_left: int = 0
+    next_limit: str | None = None
+    retry_at: float | None = None  # time.monotonic() when a waiting job is queued again
+    message: str = ""  # why it ended the way it did, for people
+    history: bool = False  # read back from an earlier run: shown, never run again from here
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only: never saved or logged
+    prompt: Prompt | None = None  # the running attempt waits for this input (prompts="ask")
+    dirname: str = ""  # its directory in the run dir: unique per job, though two names may slug alike
+    _failed_prompt: Prompt | None = None  # prompts="fail": why the running attempt is being stopped
+    _process: AttemptProcess | None = None
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def results(self) -> ResultTracker:
+        last = self.last
+        return last.results if last is not None else ResultTracker()
+
+    @property
+    def hosts(self) -> dict[str, HostCounts]:
+        return self.results.hosts
+
+    @property
+    def limit(self) -> str | None:
+        """What the job targets now: the running or next attempt's limit."""
+        if self.status in (Status.RUNNING,) and self.last is not None:
+            return self.last.limit
+        return self.next_limit
+
+    def elapsed(self) -> float | None:
+        last = self.last
+        if last is None:
+            return None
+        end = last.ended or now()
+        return (end - last.started).total_seconds()
+
+    def timeout_remaining(self) -> float | None:
+        if self.status is Status.RUNNING and self.deadline is not None:
+            return max(0.0, self.deadline - time.monotonic())
+        return None
