@@ -280,7 +280,14 @@ def test_a_real_job_whose_tail_dropped_lines_says_so_in_the_console():
             width = log.scrollable_content_region.width
             text = "".join(log.render_line(y).text[:width] for y in range(log.scrollable_content_region.height))
             assert f"… {log.dropped} earlier lines are only on disk: {job.last.log} (o opens" in text, text
-            await pilot.press("q")
+            # a search for a line that only the disk still has says so, and where (the app's `/`)
+            first = "request 1 handled in 37 ms"  # the chatty playbook's first debug line
+            assert first in job.last.log.read_text() and not any(first in line for line in job.tail.lines)
+            await pilot.press("enter", "slash")
+            await pilot.press(*first, "enter")
+            await wait(pilot, lambda: any("earlier lines are only on disk" in str(n.message)
+                                          for n in app._notifications), what="the search to say where to look")
+            await pilot.press("escape", "escape", "q")
 
     run(main())
 

@@ -451,13 +451,20 @@ class PlaydeckApp(JobActions, App[int]):
             if index is not None:
                 log.jump_to(index)
                 self._search_from = index
+            elif log.dropped and not getattr(self, "_miss_said", False):
+                self._miss_said = True  # once per search: not a toast per keystroke
+                self.say(log.search_miss(), timeout=5)
+        else:
+            self._miss_said = False
 
     @on(Input.Submitted, "#log-search")
     def _search_next(self, event: Input.Submitted) -> None:
         log = self.query_one(LogView)
         index = log.find(event.value, getattr(self, "_search_from", None))
         if index is None:
-            self.say("no older match", timeout=2)
+            # what is only on disk cannot be searched here: say so, and where it is
+            self.say(log.search_miss(older=getattr(self, "_search_from", None) is not None),
+                     timeout=5 if log.dropped else 2)
             return
         self._search_from = index
         log.jump_to(index)
