@@ -1,0 +1,165 @@
+"""`python -m tui.server [--foreground] [--idle-exit S]`: the per-user engine server.
+
+Without --foreground it detaches (new session, stdio to /dev/null) once its socket
+is ready, so the client that started it can return; a systemd unit uses --foreground.
+SIGTERM/SIGINT cancel every unfinished job, audit it, remove the socket and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket as socketlib
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from tui.core.paths import check_writable
+from tui.core.paths import state_dir as default_state_dir
+from tui.server.app import make_app
+from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, socket_path
+from tui.server.state import Server
+
+log = logging.getLogger("tui.server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tui.server", description="The playdeck engine server."
+    )
+    parser.add_argument(
+        "--foreground",
+        action="store_true",
+        help="stay attached to the terminal (systemd, tests)",
+    )
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="exit after this long with no unfinished job and no client (0 = never; default 600)",
+    )
+    parser.add_argument(
+        "--max-parallel", type=int, default=4, help="jobs running at once (default 4)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where logs and history go (default $PLAYDECK_STATE_DIR, ...)",
+    )
+    return parser
+
+
+def _live(path: Path) -> bool:
+    """Whether a server answers on `path` (a leftover socket of a dead one does not)."""
+    probe = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def _bind(path: Path) -> socketlib.socket:
+    """Bind the socket 0600 from the start (umask), replacing a stale one; refuse if one is live."""
+    if os.path.lexists(path):
+        if _live(path):
+            raise SystemExit(f"playdeck server: already running on {path}")
+        os.unlink(path)
+    sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return sock
+
+
+def _detach() -> None:
+    """Leave the starting client's session and terminal: its hangup must not reach the jobs."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+async def serve(server: Server, sock: socketlib.socket) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop, signal.Signals(sig).name)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    interrupted = await asyncio.to_thread(server.restore_history)
+    runner = web.AppRunner(
+        server_app := make_app(server), handle_signals=False, access_log=None
+    )
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    server.engine.record(
+        "server-start",
+        None,
+        pid=os.getpid(),
+        socket=str(server.socket),
+        interrupted=interrupted,
+    )
+    idle = loop.create_task(server.idle_watch())
+    await server.stopping.wait()
+    idle.cancel()
+    unfinished = [job.name for job in server.unfinished()]
+    server.engine.record(
+        "server-stop", None, reason=server.stop_reason, canceled=unfinished
+    )
+    try:
+        os.unlink(server.socket)  # no new client finds a server that is going away
+    except OSError:
+        pass
+    await server.engine.close()
+    server.hub.flush()
+    await asyncio.sleep(0.2)  # let writers send the last delta
+    for client in list(server.hub.clients):
+        await client.ws.close()
+    await runner.cleanup()
+    del server_app
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="playdeck server: %(message)s")
+    if args.max_parallel < 1:
+        print("playdeck server: --max-parallel must be at least 1", file=sys.stderr)
+        return 2
+    state = (
+        args.state_dir.expanduser() if args.state_dir else default_state_dir()
+    ).absolute()
+    why = check_writable(state)
+    if why is not None:
+        print(f"playdeck server: state dir {state} {why}", file=sys.stderr)
+        return 2
+    path = socket_path().absolute()
+    try:
+        ensure_socket_dir(path)
+        sock = _bind(path)
+    except UnsafeSocketDir as exc:
+        print(f"playdeck server: {exc}", file=sys.stderr)
+        return 2
+    if not args.foreground:
+        _detach()  # the socket is bound (and listened on below) before the parent returns
+    sock.listen(128)
+    server = Server(path, state, args.max_parallel, args.idle_exit)
+    return asyncio.run(serve(server, sock))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Event stream clients: a bounded outgoing queue each, written by a task of its own.
+
+The engine's callbacks only mark jobs dirty; a flusher turns dirty jobs into one
+delta frame every FLUSH seconds and offers it to each client. A client whose
+queue is full (a stalled SSH link, a SIGSTOPped console) loses its queued frames
+and gets one fresh snapshot when its writer gets going again: its memory stays
+bounded and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from aiohttp import web
+
+from tui.core.job import Job
+from tui.server.wire import frame, log_frame
+
+log = logging.getLogger(__name__)
+
+FLUSH = 0.1  # seconds between delta frames, at most
+MAX_FRAMES = 256
+MAX_BYTES = 1 << 20
+
+
+class Client:
+    """One websocket: its queue, its watched jobs, and how far it has seen each watched log."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, snapshot: Callable[[], str], number: int
+    ):
+        self.ws = ws
+        self.number = number
+        self._snapshot = snapshot
+        self.queue: deque[str] = deque()
+        self.bytes = 0
+        self.needs_resync = True  # the first frame is a snapshot
+        self.resyncs = 0
+        self.dropped = 0
+        self.watch: dict[str, int] = {}  # job name -> log lines total already queued
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self.task: asyncio.Task[None] | None = None
+
+    def offer(self, text: str) -> None:
+        """Queue a frame, or give up on the queue (resync later) when it is full; never blocks."""
+        if self.needs_resync:
+            self.dropped += 1
+            return
+        if len(self.queue) >= MAX_FRAMES or self.bytes + len(text) > MAX_BYTES:
+            self.dropped += len(self.queue) + 1
+            self.queue.clear()
+            self.bytes = 0
+            self.needs_resync = True
+            self.resyncs += 1
+            self.watch = dict.fromkeys(
+                self.watch, -1
+            )  # logs restart from the tail after the snapshot
+        else:
+            self.queue.append(text)
+            self.bytes += len(text)
+        self._wake.set()
+
+    async def writer(self) -> None:
+        """Send queued frames in order; after a drop, a snapshot built when it is sent (fresh)."""
+        try:
+            while not self.ws.closed:
+                await self._wake.wait()
+                self._wake.clear()
+                while not self.ws.closed:
+                    if self.queue:
+                        text = self.queue.popleft()
+                        self.bytes -= len(text)
+                    elif self.needs_resync:
+                        self.needs_resync = False
+                        text = self._snapshot()
+                    else:
+                        break
+                    await self.ws.send_str(text)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+
+    def info(self) -> dict[str, int]:
+        return {
+            "id": self.number,
+            "queued": len(self.queue),
+            "bytes": self.bytes,
+            "max_frames": MAX_FRAMES,
+            "max_bytes": MAX_BYTES,
+            "resyncs": self.resyncs,
+            "dropped": self.dropped,
+        }
+
+
+class Hub:
+    """Collects what changed and sends it, batched, to every client."""
+
+    def __init__(self, jobs: Callable[[], list[Job]]):
+        self._jobs = jobs
+        self.clients: set[Client] = set()
+        self.seq = 0
+        self._dirty: dict[int, Job] = {}
+        self._logs: set[int] = set()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._numbers = 0
+
+    def on_change(self, job: Job, what: str) -> None:
+        """The engine listener: note it, flush soon. Cheap; never touches a socket."""
+        self._dirty[job.id] = job
+        if what == "event":
+            self._logs.add(job.id)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(
+                FLUSH, self.flush
+            )
+
+    def snapshot(self) -> str:
+        return frame("snapshot", self.seq, self._jobs())
+
+    def flush(self) -> None:
+        self._flush_handle = None
+        if not self._dirty:
+            return
+        jobs = sorted(self._dirty.values(), key=lambda j: j.id)
+        self._dirty.clear()
+        logs, self._logs = self._logs, set()
+        self.seq += 1
+        text = frame("delta", self.seq, jobs)
+        for client in list(self.clients):
+            client.offer(text)
+            for job in jobs:
+                if job.id in logs or job.status.finished:
+                    self._send_log(client, job)
+
+    def _send_log(self, client: Client, job: Job) -> None:
+        seen = client.watch.get(job.name)
+        if seen is None or client.needs_resync:
+            return
+        tail = job.tail
+        new = tail.total - seen if seen >= 0 else len(tail.lines)
+        if new <= 0:
+            return
+        lines = list(tail.lines)[-min(new, len(tail.lines)) :]
+        client.watch[job.name] = tail.total
+        client.offer(log_frame(job.name, lines, tail.total))
+
+    def watch(self, client: Client, names: list[str]) -> None:
+        """Replace the watched set; a newly watched job's current tail is sent at once."""
+        old = client.watch
+        client.watch = {name: old.get(name, -1) for name in names}
+        for job in self._jobs():
+            if job.name in client.watch and client.watch[job.name] < 0:
+                self._send_log(client, job)
+
+    def add(self, ws: web.WebSocketResponse) -> Client:
+        self._numbers += 1
+        client = Client(ws, self.snapshot, self._numbers)
+        client.task = asyncio.get_running_loop().create_task(client.writer())
+        self.clients.add(client)
+        return client
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        if client.task is not None:
+            client.task.cancel()

@@ -1,0 +1,87 @@
+"""GET /v1/jobs/{name}/log: a job's output.log files, every attempt in order, as on disk.
+
+Read in chunks off the loop's thread so a big log never stalls the engine; each
+line is sanitized (the log keeps whatever a host printed). With follow, new lines
+keep coming until the job has finished and its last file is read to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from tui.core.job import Job
+from tui.core.sanitize import decode, sanitize
+
+CHUNK = 1 << 16
+POLL = 0.2
+
+
+def _read(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(CHUNK)
+    except OSError:
+        return b""
+
+
+class _Follower:
+    """Position in a job's attempts' files; yields whole lines only (a partial line waits)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.index = 0
+        self.offset = 0
+        self.partial = b""
+
+    async def next_lines(self) -> tuple[str, bool]:
+        """Text of whole lines read now, and whether every file is read to its current end."""
+        attempts = self.job.attempts
+        if self.index >= len(attempts):
+            return "", True
+        path = attempts[self.index].log
+        data = await asyncio.to_thread(_read, path, self.offset)
+        if data:
+            self.offset += len(data)
+            data = self.partial + data
+            cut = data.rfind(b"\n") + 1
+            self.partial = data[cut:]
+            return sanitize(decode(data[:cut])), False
+        if self.index + 1 < len(attempts) or attempts[self.index].ended is not None:
+            tail, self.partial = self.partial, b""
+            if self.index + 1 < len(attempts):
+                self.index, self.offset = self.index + 1, 0
+                return (sanitize(decode(tail)) + "\n" if tail else ""), False
+            return (sanitize(decode(tail)) + "\n" if tail else ""), True
+        return "", True
+
+
+async def stream_log(
+    request: web.Request, job: Job, follow: bool, stopping: asyncio.Event
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    reader = _Follower(job)
+    while True:
+        text, at_end = await reader.next_lines()
+        if text:
+            await response.write(text.encode("utf-8", "replace"))
+        if not at_end:
+            continue
+        if not follow or stopping.is_set():
+            break
+        if (
+            job.status.finished
+            and reader.index >= len(job.attempts) - 1
+            and (not job.attempts or job.attempts[-1].ended is not None)
+        ):
+            text, _ = await reader.next_lines()  # what was written just before it ended
+            if text:
+                await response.write(text.encode("utf-8", "replace"))
+            break
+        await asyncio.sleep(POLL)
+    await response.write_eof()
+    return response

@@ -1,0 +1,64 @@
+"""Where the server's socket lives, and the checks that keep it private.
+
+The socket is the only door to the engine, so its directory must be ours alone:
+created 0700, and refused when it is a symlink, owned by someone else, or has
+any group/other permission bit (someone else could swap the socket).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+
+class UnsafeSocketDir(Exception):
+    """The socket's directory cannot be trusted; the message says why, in one line."""
+
+
+def socket_path() -> Path:
+    """`$PLAYDECK_SOCKET`, else `$XDG_RUNTIME_DIR/playdeck/server.sock`, else a per-uid temp dir."""
+    override = os.environ.get("PLAYDECK_SOCKET")
+    if override:
+        return Path(override).expanduser()
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "playdeck" / "server.sock"
+    return Path(tempfile.gettempdir()) / f"playdeck-{os.getuid()}" / "server.sock"
+
+
+def check_private_dir(directory: Path) -> None:
+    """Raise UnsafeSocketDir unless `directory` is a real directory, ours, mode 0700 or tighter."""
+    try:
+        info = os.lstat(directory)
+    except OSError as exc:
+        raise UnsafeSocketDir(
+            f"socket directory {directory}: {exc.strerror or exc}"
+        ) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeSocketDir(f"socket directory {directory} is a symlink: refused")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeSocketDir(f"socket directory {directory} is not a directory")
+    if info.st_uid != os.getuid():
+        raise UnsafeSocketDir(
+            f"socket directory {directory} is owned by uid {info.st_uid}, not {os.getuid()}: refused"
+        )
+    if info.st_mode & 0o077:
+        raise UnsafeSocketDir(
+            f"socket directory {directory} has mode {stat.S_IMODE(info.st_mode):o}; "
+            "it must be 0700: refused"
+        )
+
+
+def ensure_socket_dir(socket: Path) -> Path:
+    """Create the socket's directory 0700 if missing (never loosening or adopting one), then check it."""
+    directory = socket.parent
+    if not os.path.lexists(directory):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+    check_private_dir(directory)
+    return directory

@@ -1,0 +1,90 @@
+"""Jobs as the protocol's JSON (JOB objects) and the frames that carry them.
+
+Built from the engine's Job objects on the loop's thread, serialised once per
+frame and shared by every client, so a hundred clients cost one encode.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tui.core.job import Job
+from tui.core.results import HostCounts
+from tui.core.sanitize import sanitize
+from tui.core.summary import job_summary
+
+COUNTS = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
+
+
+def _totals(hosts: dict[str, HostCounts]) -> dict[str, int]:
+    totals = dict.fromkeys(COUNTS, 0)
+    for counts in hosts.values():
+        for key in COUNTS:
+            totals[key] += getattr(counts, key)
+    return totals
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """One JOB object of the protocol (see notes/protocol.md)."""
+    last = job.last
+    results = job.results
+    prompt = job.prompt
+    timeout = (
+        job.deadline - (last.started.timestamp() - time.time() + time.monotonic())
+        if job.deadline is not None and last is not None
+        else job.timeout
+    )
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status.value,
+        "message": job.message,
+        "attempt": len(job.attempts),
+        "limit": job.limit,
+        "target": job.spec.target,
+        "totals": _totals(results.hosts),
+        "hosts": {host: counts.as_dict() for host, counts in results.hosts.items()},
+        "task": results.task,
+        "play": results.play,
+        "elapsed": job.elapsed(),
+        "timeout": timeout,
+        "timeout_left": job.timeout_remaining(),
+        "retry_in": max(0.0, job.retry_at - time.monotonic())
+        if job.retry_at is not None
+        else None,
+        "history": job.history,
+        "prompt": None
+        if prompt is None
+        else {
+            "kind": prompt.kind,
+            "text": prompt.text,
+            "varname": prompt.varname,
+            "private": prompt.private,
+        },
+        "log": str(last.log) if last is not None else None,
+        "started": last.started.isoformat() if last is not None else None,
+    }
+
+
+def summary_dict(job: Job) -> dict[str, Any]:
+    """`playdeck run --json`'s entry for a job, plus the server's id and history flag."""
+    return {**job_summary(job), "id": job.id, "history": job.history}
+
+
+def frame(kind: str, seq: int, jobs: list[Job]) -> str:
+    return json.dumps(
+        {"t": kind, "seq": seq, "jobs": [job_dict(job) for job in jobs]}, default=str
+    )
+
+
+def log_frame(name: str, lines: list[str], total: int) -> str:
+    return json.dumps(
+        {
+            "t": "log",
+            "job": name,
+            "lines": [sanitize(line) for line in lines],
+            "total": total,
+        }
+    )
