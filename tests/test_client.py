@@ -1,0 +1,233 @@
+"""The client library and the CLI verbs against the real server process on a real socket.
+
+Every test gets its own socket and state dir under tmp_path; the verbs run as real processes
+(`python -m tui.verbs`), auto-start the real `python -m tui.server`, and real ansible-playbook
+runs the jobs on the local host. Each test stops its server and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    INVENTORY,
+    PLAYBOOKS,
+    TEST_PLAYBOOKS,
+    end_leftovers,
+    pids_with_env,
+    until,
+)
+from tui.client.autostart import ensure_server
+from tui.client.connection import Connection
+from tui.client.mirror import Mirror
+
+
+class Deck:
+    """One private server's world: its socket, and the verbs run as separate processes."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.socket = tmp_path / "run" / "server.sock"
+        self.env = dict(os.environ, PLAYDECK_SOCKET=str(self.socket))
+
+    def verb(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tui.verbs", *args], env=self.env, capture_output=True, check=False,
+                              text=True, timeout=timeout)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "tui.verbs", *args], env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        result = self.verb("ls", "--json")
+        assert result.returncode == 0, result.stderr
+        return {job["name"]: job for job in json.loads(result.stdout)["jobs"]}
+
+    def wait_status(self, name: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.jobs().get(name)
+            if job is not None and job["status"] in statuses:
+                return job
+            assert time.monotonic() < deadline, f"{name} never became {statuses}: {job}"
+            time.sleep(0.2)
+
+    def job_file(self, text: str, name: str = "jobs.yml") -> Path:
+        path = self.tmp / name
+        path.write_text(f"inventory: {INVENTORY}\n" + text, encoding="utf-8")
+        return path
+
+    def server_pids(self) -> list[int]:
+        return pids_with_env(f"PLAYDECK_SOCKET={self.socket}\0")
+
+
+@pytest.fixture
+def deck(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deck]:
+    deck = Deck(tmp_path)
+    monkeypatch.setenv("PLAYDECK_SOCKET", str(deck.socket))
+    yield deck
+    deck.verb("server", "stop")
+    end_leftovers(deck.server_pids, wait=10)
+    assert deck.server_pids() == []
+
+
+HELLO = f"""jobs:
+  - name: hello
+    playbook: {TEST_PLAYBOOKS / 'load_one_debug.yml'}
+    limit: web01
+"""
+SLOW = f"""jobs:
+  - name: slow
+    playbook: {PLAYBOOKS / 'slow_task.yml'}
+    limit: db01
+    extra_vars: {{slow_seconds: 30}}
+"""
+
+
+def test_two_clients_at_once_start_one_server(deck: Deck) -> None:
+    """Through a dead server's socket, left behind: connect is refused, so it is replaced."""
+    deck.socket.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(deck.socket))
+    stale.close()
+    first, second = deck.start("ls", "--json"), deck.start("ls", "--json")
+    outputs = [proc.communicate(timeout=60) for proc in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert all(json.loads(out) == {"jobs": []} for out, _ in outputs)
+    status = deck.verb("server", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["socket"] == str(deck.socket)
+    assert deck.server_pids() == [info["pid"]]  # one server, not two
+    assert (deck.socket.stat().st_mode & 0o777) == 0o600
+
+
+EVIL = "ev\x1b]0;pwned\x07il\x1b[31m"  # a job name that would retitle the terminal and colour it
+
+
+def test_submit_logs_follow_and_ls(deck: Deck) -> None:
+    hostile = HELLO + f"""  - name: "{EVIL.encode('unicode_escape').decode()}"
+    playbook: {TEST_PLAYBOOKS / 'load_one_debug.yml'}
+    limit: web02
+"""
+    submitted = deck.verb("submit", str(deck.job_file(hostile)))
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stdout.splitlines() == ["hello", "ev\u241b]0;pwned\u2407il"]  # visible, no colour
+    logs = deck.verb("logs", "hello", "-f")  # returns once the job has ended
+    assert logs.returncode == 0, logs.stderr
+    assert '"msg": "hello"' in logs.stdout and "PLAY RECAP" in logs.stdout
+    assert all(ch == "\x1b" or ch in "\n\t" or ord(ch) >= 32 for ch in logs.stdout)
+    evil_logs = deck.verb("logs", EVIL, "-f")  # the name travels as one quoted URL segment
+    assert evil_logs.returncode == 0 and "web02" in evil_logs.stdout, evil_logs.stderr
+    jobs = deck.jobs()
+    job = jobs["hello"]
+    assert job["status"] == "successful" and job["hosts"]["web01"]["ok"] == 1
+    assert [a["number"] for a in job["attempts"]] == [1] and Path(job["attempts"][0]["log"]).is_file()
+    assert jobs[EVIL]["status"] == "successful"
+    table = deck.verb("ls")
+    assert table.returncode == 0 and "hello" in table.stdout and "successful" in table.stdout
+    assert "\x07" not in table.stdout and "]0;pwned" in table.stdout
+    assert "\x1b" not in table.stdout  # not a tty: no colour, and never the name's own
+
+
+def test_submit_invalid_input_submits_nothing(deck: Deck) -> None:
+    bad = deck.job_file(HELLO + "    bogus_key: 1\n", "bad.yml")
+    result = deck.verb("submit", str(bad))
+    assert result.returncode == 2
+    assert "nothing was submitted" in result.stderr and f"{bad}:" in result.stderr and "bogus_key" in result.stderr
+    assert deck.jobs() == {}
+    missing = deck.verb("submit", str(deck.tmp / "absent.yml"))
+    assert missing.returncode == 2 and "absent.yml" in missing.stderr
+    assert deck.verb("timeout", "hello", "5 parsecs").returncode == 2
+    assert deck.verb("frobnicate").returncode == 2
+
+
+def test_timeout_retry_cancel_on_a_real_job(deck: Deck) -> None:
+    jobfile = deck.job_file(SLOW)
+    assert deck.verb("submit", str(jobfile)).returncode == 0
+    deck.wait_status("slow", "running")
+    clash = deck.verb("submit", str(jobfile))
+    assert clash.returncode == 1 and "slow" in clash.stderr
+    assert deck.verb("timeout", "slow", "1s").returncode == 0
+    job = deck.wait_status("slow", "timeout", timeout=30)
+    assert len(job["attempts"]) == 1
+    assert deck.verb("retry", "slow").returncode == 0
+    job = deck.wait_status("slow", "running")
+    assert len(job["attempts"]) == 2
+    assert deck.verb("timeout", "slow", "0").returncode == 0
+    assert deck.verb("cancel", "slow").returncode == 0
+    deck.wait_status("slow", "canceled", timeout=30)
+    again = deck.verb("cancel", "slow")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+    unknown = deck.verb("cancel", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+    server = json.loads(deck.verb("server", "status", "--json").stdout)["pid"]
+    end_leftovers(lambda: [p for p in deck.server_pids() if p != server], wait=10)  # the job's processes ended
+    assert deck.verb("logs", "slow").returncode == 0
+
+
+def test_server_status_and_stop(deck: Deck) -> None:
+    assert deck.verb("server", "status").returncode == 3  # status never starts one
+    start = deck.verb("server", "start")
+    assert start.returncode == 0 and str(deck.socket) in start.stdout
+    status = deck.verb("server", "status")
+    assert status.returncode == 0 and "pid" in status.stdout and str(deck.socket) in status.stdout
+    pid = json.loads(deck.verb("server", "status", "--json").stdout)["pid"]
+    assert deck.verb("server", "start").stdout.startswith("already running")
+    stop = deck.verb("server", "stop")
+    assert stop.returncode == 0 and str(pid) in stop.stdout
+    assert not deck.socket.exists()
+    end_leftovers(deck.server_pids, wait=10)
+    assert deck.verb("server", "status").returncode == 3
+
+
+def test_mirror_gets_snapshot_then_deltas(deck: Deck) -> None:
+    """One job at a time, so `hello` waits in the queue behind `first` long enough to be seen queued."""
+    jobfile = deck.job_file(f"""jobs:
+  - name: first
+    playbook: {PLAYBOOKS / 'slow_task.yml'}
+    limit: db01
+    extra_vars: {{slow_seconds: 1}}
+""" + HELLO[len("jobs:\n"):])
+    started = subprocess.run([sys.executable, "-m", "tui.server", "--max-parallel", "1"], env=deck.env, timeout=60,
+                             check=False)
+    assert started.returncode == 0  # it detaches once its socket is bound
+
+    async def scenario() -> tuple[list[str], list[str], Mirror]:
+        assert (await ensure_server(deck.socket))["pid"] in deck.server_pids()
+        mirror = Mirror()
+        kinds: list[str] = []
+        seen: list[str] = []
+
+        def heard(kind: str, jobs: list[dict[str, Any]]) -> None:
+            kinds.append(kind)
+            seen.extend(job["status"] for job in jobs if job["name"] == "hello")
+
+        mirror.listen(heard)
+        async with Connection(deck.socket, timeout=None) as events, Connection(deck.socket) as conn:
+            follower = asyncio.create_task(mirror.run(events))
+            await until(lambda: mirror.snapshots == 1, 10, "the snapshot")
+            assert await conn.submit(jobfile) == ["first", "hello"]
+            await until(lambda: (mirror.by_name("hello") or {}).get("status") == "successful", 60, "success")
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+        return kinds, seen, mirror
+
+    kinds, seen, mirror = asyncio.run(scenario())
+    assert kinds[0] == "snapshot" and set(kinds[1:]) == {"delta"}
+    assert seen[0] == "queued" and seen[-1] == "successful"
+    assert "running" in seen and seen.index("running") < len(seen) - 1
+    assert mirror.snapshots == 1 and mirror.by_name("first")["status"] == "successful"  # type: ignore[index]
+    job = mirror.by_name("hello")
+    assert job is not None and job["totals"]["ok"] == 1 and job["hosts"]["web01"]["ok"] == 1

@@ -1,0 +1,174 @@
+"""Find the per-user server's socket and start the server when none answers (tmux's model).
+
+Two clients that find no server at the same moment must start one server, not two: the start is
+done under an exclusive flock on `<socket>.lock`, and whoever gets the lock second finds the
+first one's server answering. A socket left by a server that died (connect refused) is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import socket as socketlib
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import tui
+from tui.client.connection import ClientError, Connection, Unreachable
+from tui.core.paths import ensure_private_dir, state_dir
+
+START_TIMEOUT = 30.0  # a cold start imports Ansible's inventory code: seconds on a busy machine
+PROBE_TIMEOUT = 5.0
+
+
+class SocketPathError(ClientError):
+    """The socket's directory is unsafe (someone else's, a symlink, open to others): refused."""
+
+
+def socket_path() -> Path:
+    """The socket every client and the server agree on (the server's rules), its directory ready."""
+    from tui.server.paths import socket_path as server_socket_path
+
+    return private_socket(server_socket_path().absolute())
+
+
+def private_socket(path: Path) -> Path:
+    """`path`, once its directory exists 0700 and is checked: SocketPathError when it is a
+    symlink, someone else's, or open to others (they could swap the socket)."""
+    from tui.server.paths import UnsafeSocketDir, ensure_socket_dir
+
+    try:
+        ensure_socket_dir(path)
+    except UnsafeSocketDir as exc:
+        raise SocketPathError(str(exc)) from exc
+    except OSError as exc:
+        raise SocketPathError(f"socket directory {path.parent}: {exc.strerror or exc}") from exc
+    return path
+
+
+async def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
+    """The server's status, or None when nothing answers on `path`."""
+    async with Connection(path, timeout=timeout) as conn:
+        try:
+            return await conn.status()
+        except Unreachable:
+            return None
+
+
+def _refused(path: Path) -> bool:
+    """True when `path` is a socket nobody listens on (a dead server's leftover)."""
+    sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    try:
+        sock.settimeout(2)
+        sock.connect(str(path))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return False
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove a dead server's socket; never remove anything that is not a socket."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise SocketPathError(f"{path} exists and is not a socket: refused to remove it")
+    if _refused(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _log_file() -> IO[bytes] | int:
+    """Where a detached server's stdout/stderr go: server.log in the state dir, else nowhere."""
+    try:
+        directory = ensure_private_dir(state_dir())
+        fd = os.open(directory / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "ab")
+    except OSError:
+        return subprocess.DEVNULL
+
+
+def spawn_server(path: Path) -> subprocess.Popen[bytes]:
+    """Start `python -m tui.server` in its own session, detached from our terminal, so a hangup
+    of this client never reaches it; it is told the socket we agreed on."""
+    env = dict(os.environ, PLAYDECK_SOCKET=str(path))
+    log = _log_file()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.server"], env=env, start_new_session=True, close_fds=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            cwd=str(Path(tui.__file__).resolve().parent.parent),  # the same tui package as ours
+        )
+    finally:
+        if not isinstance(log, int):
+            log.close()
+    # reap it when it exits (idle exit, stop) so a long-lived client keeps no zombie
+    threading.Thread(target=proc.wait, name="playdeck-server-reaper", daemon=True).start()
+    return proc
+
+
+def _lock(path: Path) -> int:
+    """Block until we hold `<socket>.lock` exclusively; closing the returned fd releases it."""
+    fd = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """The status of the server on `path` (default: socket_path()), starting it first if needed."""
+    path = socket_path() if path is None else private_socket(path)
+    status = await probe(path)
+    if status is not None:
+        return status
+    # another client may hold the lock for seconds while it starts one: wait off the event loop
+    lock = await asyncio.get_running_loop().run_in_executor(None, _lock, path)
+    try:
+        status = await probe(path)
+        if status is not None:
+            return status
+        if path.exists() and not _refused(path):
+            raise Unreachable(f"a playdeck server holds {path} but does not answer")
+        _remove_stale(path)
+        proc = spawn_server(path)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = await probe(path, timeout=2.0)
+            if status is not None:
+                return status
+            if proc.returncode not in (None, 0):
+                raise Unreachable(f"the playdeck server exited with status {proc.returncode} while starting "
+                                  f"(see {state_dir() / 'server.log'})")
+            await asyncio.sleep(0.05)
+        raise Unreachable(f"the playdeck server did not answer on {path} within {timeout:.0f}s")
+    finally:
+        os.close(lock)
+
+
+async def wait_gone(path: Path, timeout: float = 30.0) -> bool:
+    """True once the socket is gone (the server removed it on its way out) or nothing listens."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.lstat(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return True
+        await asyncio.sleep(0.05)
+    return False

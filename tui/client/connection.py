@@ -1,0 +1,178 @@
+"""One client's HTTP connection to the engine server over its private Unix socket (protocol v1).
+
+Every request carries who is asking (login name, SUDO_USER, SSH_CLIENT) so the server can audit
+each action; the server takes the pid from SO_PEERCRED, never from us. Errors come back as
+exceptions with the server's one line for people, so verbs and the console can show it as is.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+
+BASE = "http://playdeck"
+
+
+class ClientError(Exception):
+    """Base of what a client call can raise; `str()` is one line fit for an operator."""
+
+
+class Unreachable(ClientError):
+    """No server answers on the socket (absent, refused, or it went away mid-call)."""
+
+
+class ServerError(ClientError):
+    """The server refused the request: `status` is the HTTP status, `problems` its detail lines."""
+
+    def __init__(self, status: int, error: str, problems: list[str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.problems = list(problems or [])
+
+
+def identity_headers() -> dict[str, str]:
+    """Who is acting, for the server's audit trail (the pid it reads from the socket itself)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {
+        "X-Playdeck-User": user,
+        "X-Playdeck-Sudo-User": os.environ.get("SUDO_USER", ""),
+        "X-Playdeck-SSH-Client": os.environ.get("SSH_CLIENT", ""),
+    }
+
+
+async def _raise_for(resp: aiohttp.ClientResponse) -> None:
+    """Turn a 4xx/5xx into ServerError with the server's own words when it gave them."""
+    if resp.status < 400:
+        return
+    error, problems = f"server answered HTTP {resp.status}", None
+    try:
+        body = json.loads(await resp.text())
+        if isinstance(body, dict):
+            error = str(body.get("error") or error)
+            raw = body.get("problems")
+            problems = [str(p) for p in raw] if isinstance(raw, list) else None
+    except (ValueError, aiohttp.ClientError):
+        pass
+    raise ServerError(resp.status, error, problems)
+
+
+class Connection:
+    """An aiohttp session bound to the server's socket; use as `async with Connection(path) as c`."""
+
+    def __init__(self, socket: Path | str, timeout: float | None = 30.0) -> None:
+        self.socket = Path(socket)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def open(self) -> None:
+        """Create the session (needs a running loop); idempotent."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket)),
+                headers=identity_headers(), timeout=self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        self.open()
+        assert self._session is not None
+        return self._session
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One JSON request; the decoded JSON answer (None for an empty body)."""
+        try:
+            async with self.session.request(method, BASE + path, json=body) as resp:
+                await _raise_for(resp)
+                text = await resp.text()
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise Unreachable(f"no playdeck server answers on {self.socket}: {exc}") from exc
+        return json.loads(text) if text.strip() else None
+
+    # --- the endpoints ---------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/v1/status"))
+
+    async def jobs(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/v1/jobs"))
+
+    async def submit(self, jobfile: Path, preflight: bool = True) -> list[str]:
+        """Submit a job file by absolute path (the server reads it); the names it started."""
+        body: dict[str, Any] = {"jobfile": str(Path(jobfile).expanduser().absolute())}
+        if not preflight:
+            body["preflight"] = False
+        answer = await self.request("POST", "/v1/jobs", body)
+        return [str(name) for name in (answer or {}).get("jobs", [])]
+
+    async def cancel(self, name: str) -> None:
+        await self.request("POST", f"/v1/jobs/{_quote(name)}/cancel", {})
+
+    async def retry(self, name: str, failed: bool = False) -> None:
+        await self.request("POST", f"/v1/jobs/{_quote(name)}/retry", {"failed": failed})
+
+    async def set_timeout(self, name: str, seconds: float | None) -> None:
+        await self.request("POST", f"/v1/jobs/{_quote(name)}/timeout", {"seconds": seconds})
+
+    async def answer(self, name: str, text: str) -> None:
+        await self.request("POST", f"/v1/jobs/{_quote(name)}/answer", {"text": text})
+
+    async def stop_server(self) -> None:
+        await self.request("POST", "/v1/server/stop", {})
+
+    async def log_lines(self, name: str, follow: bool = False) -> AsyncIterator[str]:
+        """The job's output, line by line as the server streams it (follow: until the job ends).
+        No total timeout: a followed job may run for hours."""
+        url = f"{BASE}/v1/jobs/{_quote(name)}/log?follow={int(follow)}"
+        try:
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None,
+                                                                           sock_connect=10)) as resp:
+                await _raise_for(resp)
+                pending = b""
+                async for chunk in resp.content.iter_any():
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        yield line.decode("utf-8", errors="replace")
+                if pending:
+                    yield pending.decode("utf-8", errors="replace")
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise Unreachable(f"no playdeck server answers on {self.socket}: {exc}") from exc
+
+    async def events(self) -> aiohttp.ClientWebSocketResponse:
+        """The websocket of /v1/events (snapshot, deltas, logs of watched jobs); caller closes it."""
+        try:
+            return await self.session.ws_connect(BASE + "/v1/events", timeout=aiohttp.ClientWSTimeout(ws_close=5),
+                                                 heartbeat=None, max_msg_size=0)
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise Unreachable(f"no playdeck server answers on {self.socket}: {exc}") from exc
+        except aiohttp.WSServerHandshakeError as exc:
+            raise ServerError(exc.status, f"server refused the event stream: HTTP {exc.status}") from exc
+
+
+def _quote(name: str) -> str:
+    """A job name as one URL path segment (names may hold any character but '/')."""
+    return quote(name, safe="")

@@ -1,0 +1,90 @@
+"""A client-side mirror of the server's jobs, kept from the /v1/events stream.
+
+The console owns no job state: it renders this mirror. The server sends a snapshot first (and
+again whenever it had to drop messages for a slow client), then batched deltas of changed jobs,
+and log lines for the jobs this client watches. Applying them is plain dict work, kept apart
+from any UI so it can be tested and reused by any client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+
+from tui.client.connection import Connection
+
+Job = dict[str, Any]
+# listener(kind, jobs): kind is "snapshot" or "delta"; jobs are the ones that came in that message
+JobsListener = Callable[[str, list[Job]], None]
+# log listener(job name, new lines, total lines the server has sent for it)
+LogListener = Callable[[str, list[str], int], None]
+
+
+class Mirror:
+    """Job states by id, as the server last described them; listeners hear of every change."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, Job] = {}
+        self.seq: int | None = None
+        self.snapshots = 0  # how many snapshots were applied (more than one: the server resynced us)
+        self._listeners: list[JobsListener] = []
+        self._log_listeners: list[LogListener] = []
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def listen(self, listener: JobsListener) -> None:
+        self._listeners.append(listener)
+
+    def listen_logs(self, listener: LogListener) -> None:
+        self._log_listeners.append(listener)
+
+    def by_name(self, name: str) -> Job | None:
+        """The newest job of that name (an earlier server's job may share it with a new one)."""
+        found = [job for job in self.jobs.values() if job.get("name") == name]
+        return max(found, key=lambda job: int(job.get("id", 0))) if found else None
+
+    def apply(self, message: dict[str, Any]) -> None:
+        """Apply one server message; unknown kinds are ignored (a newer server may send more)."""
+        kind = message.get("t")
+        if kind == "snapshot":
+            self.jobs = {int(job["id"]): job for job in message.get("jobs", [])}
+            self.seq = message.get("seq")
+            self.snapshots += 1
+            self._tell(kind, list(self.jobs.values()))
+        elif kind == "delta":
+            changed = list(message.get("jobs", []))
+            for job in changed:
+                self.jobs[int(job["id"])] = job
+            self.seq = message.get("seq")
+            self._tell(kind, changed)
+        elif kind == "log":
+            name, lines = str(message.get("job", "")), [str(x) for x in message.get("lines", [])]
+            total = int(message.get("total", len(lines)))
+            for log_listener in list(self._log_listeners):
+                log_listener(name, lines, total)
+
+    def _tell(self, kind: str, jobs: list[Job]) -> None:
+        for listener in list(self._listeners):
+            listener(kind, jobs)
+
+    async def watch(self, names: Iterable[str]) -> None:
+        """Ask for the log lines of these jobs (replaces the watched set)."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps({"watch": list(names)}))
+
+    async def run(self, conn: Connection) -> None:
+        """Follow the event stream until the server closes it (or the task is cancelled).
+        `conn` should have no total timeout: the stream lasts as long as the client."""
+        ws = await conn.events()
+        self._ws = ws
+        try:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.apply(json.loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+        finally:
+            self._ws = None
+            await ws.close()

@@ -1,0 +1,338 @@
+"""The CLI verbs that talk to the engine server: for scripts and for a second terminal.
+
+`playdeck ls|submit|cancel|retry|timeout|logs|server ...`. Each is one short client of the
+server (started on demand, except by `server stop|status`). Exit statuses: 0 ok, 1 the server
+refused the action or the job did not succeed, 2 invalid input, 3 no server could be reached.
+Everything the server sends (job names, messages, log lines) is untrusted text: it is printed
+plain, SGR colours at most in log lines, never a control character and never as markup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tui.client.autostart import (
+    SocketPathError,
+    ensure_server,
+    probe,
+    socket_path,
+    wait_gone,
+)
+from tui.client.connection import ClientError, Connection, ServerError, Unreachable
+from tui.core.durations import DurationError, format_duration, parse_duration
+from tui.core.sanitize import sanitize, strip_sgr
+
+OK, REFUSED, INVALID, UNREACHABLE = 0, 1, 2, 3
+VERBS = ("ls", "submit", "cancel", "retry", "timeout", "logs", "server")
+
+
+def _write(stream: Any, text: str) -> None:
+    """One line; a closed pipe (`| head`) or a hung-up terminal is not an error here."""
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+
+def out(text: object) -> None:
+    """Untrusted text on stdout as plain characters."""
+    _write(sys.stdout, strip_sgr(str(text)))
+
+
+def err(text: object) -> None:
+    """One line on stderr, plain."""
+    _write(sys.stderr, strip_sgr(str(text)).replace("\n", " "))
+
+
+def _refusal(exc: ServerError) -> int:
+    """The server's refusal as one line (plus its problem lines); 400/404 are the caller's input."""
+    err(f"playdeck: {exc.error}")
+    for problem in exc.problems:
+        err(f"  {problem}")
+    return INVALID if exc.status in (400, 404) else REFUSED
+
+
+async def _connected(action: Callable[[Connection], Awaitable[int]], start: bool = True) -> int:
+    """Run `action` on a connection to the server, starting the server first unless told not to."""
+    try:
+        path = socket_path()
+        if start:
+            await ensure_server(path)
+        async with Connection(path) as conn:
+            return await action(conn)
+    except SocketPathError as exc:
+        err(f"playdeck: {exc}")
+        return INVALID
+    except ServerError as exc:
+        return _refusal(exc)
+    except ClientError as exc:
+        err(f"playdeck: {exc}")
+        return UNREACHABLE
+
+
+# --- ls ------------------------------------------------------------------------------------------
+
+def _elapsed(job: dict[str, Any]) -> float | None:
+    """The last attempt's run time, as `playdeck run`'s table shows it."""
+    attempts = job.get("attempts") or []
+    if not attempts:
+        return None
+    try:
+        started = datetime.fromisoformat(attempts[-1]["started"])
+        ended = attempts[-1].get("ended")
+        end = datetime.fromisoformat(ended) if ended else datetime.now(started.tzinfo or UTC)
+        return (end - started).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _totals(job: dict[str, Any]) -> dict[str, int]:
+    totals = {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0}
+    for counts in (job.get("hosts") or {}).values():
+        for key in totals:
+            totals[key] += int(counts.get(key, 0))
+    return totals
+
+
+def print_jobs(summary: dict[str, Any]) -> None:
+    """The table `playdeck run` prints, from the server's /v1/jobs (every cell a Text: no markup)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    styles = {"successful": "green", "failed": "red", "timeout": "magenta", "canceled": "yellow",
+              "error": "bold red", "running": "cyan", "waiting": "yellow", "queued": "dim",
+              "interrupted": "yellow"}
+    table = Table(title="playdeck server jobs", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("job", no_wrap=True, overflow="ellipsis", max_width=32)
+    table.add_column("status", no_wrap=True)
+    for header in ("att.", "ok", "changed", "failed", "unreach.", "elapsed"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for job in summary.get("jobs", []):
+        status = strip_sgr(str(job.get("status", "")))
+        totals = _totals(job)
+        name = Text(strip_sgr(str(job.get("name", ""))), style="dim" if job.get("history") else "")
+        table.add_row(name, Text(status, style=styles.get(status, "")),
+                      *(Text(str(n)) for n in (len(job.get("attempts") or []), totals["ok"], totals["changed"],
+                                               totals["failed"], totals["unreachable"])),
+                      Text(format_duration(_elapsed(job))))
+    try:
+        Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)
+    except (OSError, ValueError):
+        pass
+
+
+async def _ls(args: argparse.Namespace, conn: Connection) -> int:
+    summary = await conn.jobs()
+    if args.json:
+        _write(sys.stdout, json.dumps(summary, indent=2))  # JSON escapes every control character
+    else:
+        print_jobs(summary)
+    return OK
+
+
+# --- job actions ---------------------------------------------------------------------------------
+
+async def _submit(args: argparse.Namespace, conn: Connection) -> int:
+    path = Path(args.jobfile).expanduser().absolute()
+    if not path.is_file():
+        err(f"playdeck: {path}: no such job file, nothing was submitted")
+        return INVALID
+    try:
+        names = await conn.submit(path, preflight=not args.no_preflight)
+    except ServerError as exc:
+        if exc.status == 400:
+            err("playdeck: invalid input, nothing was submitted:")
+            for problem in exc.problems or [exc.error]:
+                err(f"  {problem}")
+            return INVALID
+        raise
+    for name in names:
+        out(name)
+    return OK
+
+
+async def _cancel(args: argparse.Namespace, conn: Connection) -> int:
+    await conn.cancel(args.job)
+    return OK
+
+
+async def _retry(args: argparse.Namespace, conn: Connection) -> int:
+    await conn.retry(args.job, failed=args.failed)
+    return OK
+
+
+async def _timeout(args: argparse.Namespace, conn: Connection) -> int:
+    await conn.set_timeout(args.job, args.seconds)
+    return OK
+
+
+def _job(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The newest job of that name in /v1/jobs (an earlier server's job may share the name)."""
+    found = [job for job in summary.get("jobs", []) if job.get("name") == name]
+    return max(found, key=lambda job: (not job.get("history"), int(job.get("id", 0)))) if found else None
+
+
+async def _logs(args: argparse.Namespace, conn: Connection) -> int:
+    async for line in conn.log_lines(args.job, follow=args.follow):
+        _write(sys.stdout, sanitize(line))  # the server sanitized it; a second pass costs one search
+    if not args.follow:
+        return OK
+    job = _job(await conn.jobs(), args.job)
+    status = str(job.get("status", "")) if job else "gone"
+    if status == "successful":
+        return OK
+    message = str(job.get("message") or "") if job else ""
+    err(f"playdeck: {args.job}: {status}" + (f": {message}" if message else ""))
+    return REFUSED
+
+
+# --- server --------------------------------------------------------------------------------------
+
+def _status_lines(status: dict[str, Any]) -> list[str]:
+    jobs = status.get("jobs") or {}
+    return [
+        f"pid       {status.get('pid')}",
+        f"socket    {status.get('socket')}",
+        f"version   {status.get('version')}",
+        f"started   {status.get('started')}",
+        f"jobs      {jobs.get('total', 0)} ({jobs.get('unfinished', 0)} unfinished)",
+        f"clients   {status.get('clients')}",
+        f"idle exit {format_duration(status.get('idle_exit'))}",
+    ]
+
+
+async def _server(args: argparse.Namespace) -> int:
+    try:
+        path = socket_path()
+    except SocketPathError as exc:
+        err(f"playdeck: {exc}")
+        return INVALID
+    status = await probe(path)
+    if args.action == "status":
+        if status is None:
+            err(f"playdeck: no server answers on {path}")
+            return UNREACHABLE
+        if args.json:
+            _write(sys.stdout, json.dumps(status, indent=2))
+        else:
+            for line in _status_lines(status):
+                out(line)
+        return OK
+    if args.action == "stop":
+        if status is None:
+            err(f"playdeck: no server answers on {path}: nothing to stop")
+            return OK
+        async with Connection(path) as conn:
+            try:
+                await conn.stop_server()
+            except Unreachable:
+                pass  # it may close the connection as it goes
+        if not await wait_gone(path, timeout=60):
+            err(f"playdeck: the server (pid {status.get('pid')}) did not remove {path} within 60s")
+            return REFUSED
+        out(f"stopped server pid {status.get('pid')}")
+        return OK
+    if status is not None:
+        out(f"already running: pid {status.get('pid')}, socket {path}")
+        return OK
+    try:
+        status = await ensure_server(path)
+    except ClientError as exc:
+        err(f"playdeck: {exc}")
+        return UNREACHABLE
+    out(f"started: pid {status.get('pid')}, socket {path}")
+    return OK
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one plain line and status 2, returned rather than exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Invalid(f"{self.prog}: {message}")
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="playdeck", description="Talk to the playdeck server (started on demand).")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    ls = verbs.add_parser("ls", help="list the server's jobs")
+    ls.add_argument("--json", action="store_true", help="the server's JSON (the shape of `playdeck run --json`)")
+    submit = verbs.add_parser("submit", help="submit a job file's jobs")
+    submit.add_argument("jobfile", type=Path)
+    submit.add_argument("--no-preflight", action="store_true", help="skip Ansible's check of inventories and limits")
+    for name, text in (("cancel", "cancel a job"), ("retry", "run a job again"),
+                       ("timeout", "set a job's timeout (0 = none)"), ("logs", "print a job's output")):
+        verb = verbs.add_parser(name, help=text)
+        verb.add_argument("job")
+        if name == "retry":
+            verb.add_argument("--failed", action="store_true", help="only the hosts that failed or were unreachable")
+        elif name == "timeout":
+            verb.add_argument("duration", help="seconds, or 90s / 5m / 1h; 0 = no timeout")
+        elif name == "logs":
+            verb.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    server = verbs.add_parser("server", help="start, stop or describe the server")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--json", action="store_true", help="status as JSON")
+    server.add_argument("--foreground", action="store_true", help="start: run the server in this process")
+    return parser
+
+
+ACTIONS: dict[str, Callable[[argparse.Namespace, Connection], Awaitable[int]]] = {
+    "ls": _ls, "submit": _submit, "cancel": _cancel, "retry": _retry, "timeout": _timeout, "logs": _logs,
+}
+
+
+def main(argv: list[str]) -> int | None:
+    """Run a verb; None when argv[0] is not one of ours (the caller then tries its own commands)."""
+    if not argv or argv[0] not in VERBS:
+        return None
+    try:
+        args = _parser().parse_args(argv)
+        if args.verb == "timeout":
+            args.seconds = parse_duration(args.duration)
+    except _Invalid as exc:
+        err(str(exc))
+        return INVALID
+    except DurationError as exc:
+        err(f"playdeck timeout: {exc}")
+        return INVALID
+    if args.verb == "server" and args.foreground:
+        if args.action != "start":
+            err("playdeck server: --foreground goes with start")
+            return INVALID
+        os.execv(sys.executable, [sys.executable, "-m", "tui.server", "--foreground"])
+    try:
+        if args.verb == "server":
+            return asyncio.run(_server(args))
+        action = ACTIONS[args.verb]
+        return asyncio.run(_connected(lambda conn: action(args, conn)))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    status = main(sys.argv[1:])
+    if status is None:
+        err(f"playdeck: not a verb: {' '.join(sys.argv[1:2])!r}; one of {', '.join(VERBS)}")
+        status = INVALID
+    sys.exit(status)
