@@ -180,6 +180,21 @@ def test_status_submit_validate_clash_and_audit(server, tmp_path):
         and oct(srv.socket.parent.stat().st_mode & 0o777) == "0o700"
     )
 
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PLAYDECK_SOCKET=str(srv.socket))
+    second = subprocess.run(
+        [sys.executable, "-m", "tui.server", "--foreground"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (
+        second.returncode == 1
+        and "already running" in second.stderr
+        and srv("GET", "/v1/status")[0] == 200
+    )
+
     who = {
         "X-Playdeck-User": "alice",
         "X-Playdeck-Sudo-User": "bob",
@@ -624,3 +639,81 @@ def test_idle_exit_waits_for_clients_and_stop_request(server, tmp_path):
         e["action"] == "client" and e["args"]["request"] == "server-stop"
         for e in audit(again.state)
     )
+
+
+def test_timeout_retry_answer_and_followed_log(server, tmp_path):
+    srv = server()
+    jobs = job_file(
+        tmp_path,
+        slow("napper", 74),
+        {
+            "name": "asker",
+            "playbook": str(TEST_PLAYBOOKS / "prompt_vars.yml"),
+            "limit": "web01",
+        },
+    )
+    assert srv("POST", "/v1/jobs", {"jobfile": str(jobs), "preflight": False})[0] == 201
+    wait_for(lambda: pids_with_cmdline("sleep 74"), what="napper's sleep")
+
+    async def follow() -> tuple[int, str, float]:
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(srv.socket))
+            ) as session,
+            session.get(URL + "/v1/jobs/napper/log?follow=1") as response,
+        ):
+            first = await response.content.readline()  # the log so far comes at once
+            await session.post(URL + "/v1/jobs/napper/timeout", json={"seconds": 0.5})
+            started = time.monotonic()
+            rest = await asyncio.wait_for(
+                response.content.read(), 30
+            )  # ends when the job does
+            return response.status, (first + rest).decode(), time.monotonic() - started
+
+    code, text, took = asyncio.run(follow())
+    assert code == 200 and "Run long database migration" in text and took < 15, (
+        took,
+        text,
+    )
+    assert (
+        job_status(srv, "napper") == "timeout" and pids_with_cmdline("sleep 74") == []
+    )
+    assert srv("POST", "/v1/jobs/napper/timeout", {"seconds": "soon"})[0] == 400
+    assert srv("POST", "/v1/jobs/napper/retry", {"failed": False})[0] == 200
+    wait_for(lambda: pids_with_cmdline("sleep 74"), what="the retry's sleep")
+    jobs_now = {j["name"]: j for j in srv("GET", "/v1/jobs")[1]["jobs"]}
+    assert [a["status"] for a in jobs_now["napper"]["attempts"]] == [
+        "timeout",
+        "running",
+    ]
+    assert srv("POST", "/v1/jobs/napper/cancel")[0] == 200
+
+    wait_for(
+        lambda: srv("GET", "/v1/jobs")[1] and job_status(srv, "asker") == "running"
+    )
+    assert srv("POST", "/v1/jobs/asker/answer", {"text": "v1.2.3"})[0] in (
+        200,
+        409,
+    )  # 409 until it asks
+
+    def answered() -> bool:
+        return (
+            srv("POST", "/v1/jobs/asker/answer", {"text": "v1.2.3"})[0] == 200
+            or job_status(srv, "asker") != "running"
+        )
+
+    wait_for(answered, what="the prompt to be answered")
+    wait_for(lambda: job_status(srv, "asker") == "successful", what="asker to succeed")
+    assert "release is v1.2.3" in srv("GET", "/v1/jobs/asker/log")[1]
+    assert (
+        "v1.2.3" not in (srv.state / "audit.jsonl").read_text()
+    )  # answers are never logged
+    requests = [
+        e["args"]["request"] for e in audit(srv.state) if e["action"] == "client"
+    ]
+    assert requests[:1] == ["submit"] and {
+        "timeout",
+        "retry",
+        "cancel",
+        "answer",
+    } <= set(requests)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import signal
@@ -84,14 +85,30 @@ def _bind(path: Path) -> socketlib.socket:
 
 
 def _detach() -> None:
-    """Leave the starting client's session and terminal: its hangup must not reach the jobs."""
+    """Leave the starting client's session and terminal: its hangup must not reach the jobs.
+    Output that goes to a file (the client's server.log) stays there; a terminal is let go."""
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
-        os.dup2(null, fd)
+        if fd == 0 or os.isatty(fd):
+            os.dup2(null, fd)
     os.close(null)
+
+
+def _own(path: Path) -> int:
+    """Hold `<socket>.owner` locked for the server's life: a second server (two --foreground
+    starts at once) is refused here instead of stealing the first one's socket."""
+    fd = os.open(f"{path}.owner", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"playdeck server: already running on {path}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 async def serve(server: Server, sock: socketlib.socket) -> int:
@@ -150,15 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     path = socket_path().absolute()
     try:
         ensure_socket_dir(path)
-        sock = _bind(path)
     except UnsafeSocketDir as exc:
         print(f"playdeck server: {exc}", file=sys.stderr)
         return 2
     if not args.foreground:
-        _detach()  # the socket is bound (and listened on below) before the parent returns
+        _detach()  # the parent returns at once; clients wait for the socket to answer
+    owner = _own(path)
+    sock = _bind(path)
     sock.listen(128)
     server = Server(path, state, args.max_parallel, args.idle_exit)
-    return asyncio.run(serve(server, sock))
+    try:
+        return asyncio.run(serve(server, sock))
+    finally:
+        os.close(owner)
 
 
 if __name__ == "__main__":
