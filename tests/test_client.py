@@ -39,7 +39,9 @@ class Deck:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
         self.socket = tmp_path / "run" / "server.sock"
-        self.env = dict(os.environ, PLAYDECK_SOCKET=str(self.socket))
+        # who the audit should see: the verbs send these as X-Playdeck-* headers
+        self.env = dict(os.environ, PLAYDECK_SOCKET=str(self.socket), SUDO_USER="alice",
+                        SSH_CLIENT="203.0.113.7 50000 22")
 
     def verb(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "tui.verbs", *args], env=self.env, capture_output=True, check=False,
@@ -54,11 +56,12 @@ class Deck:
         assert result.returncode == 0, result.stderr
         return {job["name"]: job for job in json.loads(result.stdout)["jobs"]}
 
-    def wait_status(self, name: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_status(self, name: str, *statuses: str, attempts: int = 1, timeout: float = 60) -> dict[str, Any]:
+        """The job once it has one of `statuses` in attempt `attempts` (or later)."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.jobs().get(name)
-            if job is not None and job["status"] in statuses:
+            if job is not None and job["status"] in statuses and len(job["attempts"]) >= attempts:
                 return job
             assert time.monotonic() < deadline, f"{name} never became {statuses}: {job}"
             time.sleep(0.2)
@@ -153,8 +156,11 @@ def test_submit_invalid_input_submits_nothing(deck: Deck) -> None:
     assert deck.verb("frobnicate").returncode == 2
 
 
-def test_timeout_retry_cancel_on_a_real_job(deck: Deck) -> None:
-    jobfile = deck.job_file(SLOW)
+def test_timeout_retry_cancel_on_a_real_job(deck: Deck, isolated_state: Path) -> None:
+    jobfile = deck.job_file(SLOW + f"""  - name: failing
+    playbook: {PLAYBOOKS / 'failing_host.yml'}
+    limit: web01,web02
+""")
     assert deck.verb("submit", str(jobfile)).returncode == 0
     deck.wait_status("slow", "running")
     clash = deck.verb("submit", str(jobfile))
@@ -163,7 +169,7 @@ def test_timeout_retry_cancel_on_a_real_job(deck: Deck) -> None:
     job = deck.wait_status("slow", "timeout", timeout=30)
     assert len(job["attempts"]) == 1
     assert deck.verb("retry", "slow").returncode == 0
-    job = deck.wait_status("slow", "running")
+    job = deck.wait_status("slow", "running", attempts=2)
     assert len(job["attempts"]) == 2
     assert deck.verb("timeout", "slow", "0").returncode == 0
     assert deck.verb("cancel", "slow").returncode == 0
@@ -175,6 +181,18 @@ def test_timeout_retry_cancel_on_a_real_job(deck: Deck) -> None:
     server = json.loads(deck.verb("server", "status", "--json").stdout)["pid"]
     end_leftovers(lambda: [p for p in deck.server_pids() if p != server], wait=10)  # the job's processes ended
     assert deck.verb("logs", "slow").returncode == 0
+
+    deck.wait_status("failing", "failed")
+    assert deck.verb("retry", "failing", "--failed").returncode == 0
+    job = deck.wait_status("failing", "failed", "successful", attempts=2)
+    assert job["attempts"][1]["limit"] == "web02"  # only the host that failed
+    follow = deck.verb("logs", "failing", "-f")
+    assert follow.returncode == 1 and follow.stderr.startswith("playdeck: failing: failed")
+
+    entries = [json.loads(line) for line in (isolated_state / "audit.jsonl").read_text().splitlines()]
+    cancel = next(e for e in entries if e["action"] == "client" and e["args"].get("request") == "cancel")
+    assert cancel["args"]["client_sudo_user"] == "alice" and cancel["args"]["client_ssh"] == "203.0.113.7 50000 22"
+    assert cancel["args"]["client_user"] and cancel["args"]["client_pid"] not in (None, server)
 
 
 def test_server_status_and_stop(deck: Deck) -> None:
@@ -190,6 +208,20 @@ def test_server_status_and_stop(deck: Deck) -> None:
     assert not deck.socket.exists()
     end_leftovers(deck.server_pids, wait=10)
     assert deck.verb("server", "status").returncode == 3
+
+    foreground = deck.start("server", "start", "--foreground")  # for a systemd unit: execs the server
+    try:
+        deadline = time.monotonic() + 30
+        while (status := deck.verb("server", "status", "--json")).returncode != 0:
+            assert foreground.poll() is None and time.monotonic() < deadline, foreground.stderr
+            time.sleep(0.1)
+        assert json.loads(status.stdout)["pid"] == foreground.pid
+        assert deck.verb("server", "stop").returncode == 0
+        assert foreground.wait(timeout=30) == 0
+    finally:
+        if foreground.poll() is None:
+            foreground.kill()
+            foreground.wait()
 
 
 def test_mirror_gets_snapshot_then_deltas(deck: Deck) -> None:
@@ -209,17 +241,22 @@ def test_mirror_gets_snapshot_then_deltas(deck: Deck) -> None:
         mirror = Mirror()
         kinds: list[str] = []
         seen: list[str] = []
+        logs: list[str] = []
 
         def heard(kind: str, jobs: list[dict[str, Any]]) -> None:
             kinds.append(kind)
             seen.extend(job["status"] for job in jobs if job["name"] == "hello")
 
         mirror.listen(heard)
+        mirror.listen_logs(lambda name, lines, total: logs.extend(f"{name}: {line}" for line in lines))
         async with Connection(deck.socket, timeout=None) as events, Connection(deck.socket) as conn:
             follower = asyncio.create_task(mirror.run(events))
             await until(lambda: mirror.snapshots == 1, 10, "the snapshot")
+            await mirror.watch(["hello"])
             assert await conn.submit(jobfile) == ["first", "hello"]
             await until(lambda: (mirror.by_name("hello") or {}).get("status") == "successful", 60, "success")
+            await until(lambda: any("PLAY RECAP" in line for line in logs), 10, "the watched job's log")
+            assert all(line.startswith("hello: ") for line in logs)  # only the watched job's
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
         return kinds, seen, mirror

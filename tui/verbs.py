@@ -34,11 +34,12 @@ OK, REFUSED, INVALID, UNREACHABLE = 0, 1, 2, 3
 VERBS = ("ls", "submit", "cancel", "retry", "timeout", "logs", "server")
 
 
-def _write(stream: Any, text: str) -> None:
-    """One line; a closed pipe (`| head`) or a hung-up terminal is not an error here."""
+def _write(stream: Any, text: str) -> bool:
+    """One line; a closed pipe (`| head`) or a hung-up terminal is not an error here (False)."""
     try:
         stream.write(text + "\n")
         stream.flush()
+        return True
     except (OSError, ValueError):
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -46,6 +47,7 @@ def _write(stream: Any, text: str) -> None:
             os.close(devnull)
         except (OSError, ValueError):
             pass
+        return False
 
 
 def out(text: object) -> None:
@@ -189,7 +191,9 @@ def _job(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 async def _logs(args: argparse.Namespace, conn: Connection) -> int:
     async for line in conn.log_lines(args.job, follow=args.follow):
-        _write(sys.stdout, sanitize(line))  # the server sanitized it; a second pass costs one search
+        # the server sanitized it; a second pass costs one search. Nobody reading (`| head`): stop
+        if not _write(sys.stdout, sanitize(line)):
+            return OK
     if not args.follow:
         return OK
     job = _job(await conn.jobs(), args.job)
