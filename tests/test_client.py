@@ -268,3 +268,17 @@ def test_mirror_gets_snapshot_then_deltas(deck: Deck) -> None:
     assert mirror.snapshots == 1 and mirror.by_name("first")["status"] == "successful"  # type: ignore[index]
     job = mirror.by_name("hello")
     assert job is not None and job["totals"]["ok"] == 1 and job["hosts"]["web01"]["ok"] == 1
+
+
+def test_mirror_resync_replaces_everything() -> None:
+    """A second snapshot (the server resynced a slow client) drops what it no longer lists."""
+    mirror = Mirror()
+    heard: list[tuple[str, list[str]]] = []
+    mirror.listen(lambda kind, jobs: heard.append((kind, [job["name"] for job in jobs])))
+    mirror.apply({"t": "snapshot", "seq": 1, "jobs": [{"id": 0, "name": "a", "status": "running"}]})
+    mirror.apply({"t": "delta", "seq": 2, "jobs": [{"id": 1, "name": "b", "status": "queued"}]})
+    assert sorted(job["name"] for job in mirror.jobs.values()) == ["a", "b"]
+    mirror.apply({"t": "something-newer", "seq": 3})  # ignored, not an error
+    mirror.apply({"t": "snapshot", "seq": 9, "jobs": [{"id": 1, "name": "b", "status": "running"}]})
+    assert list(mirror.jobs) == [1] and mirror.seq == 9 and mirror.snapshots == 2
+    assert heard == [("snapshot", ["a"]), ("delta", ["b"]), ("snapshot", ["b"])]
