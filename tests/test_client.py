@@ -40,16 +40,28 @@ class Deck:
         self.tmp = tmp_path
         self.socket = tmp_path / "run" / "server.sock"
         # who the audit should see: the verbs send these as X-Playdeck-* headers
-        self.env = dict(os.environ, PLAYDECK_SOCKET=str(self.socket), SUDO_USER="alice",
-                        SSH_CLIENT="203.0.113.7 50000 22")
+        self.env = dict(
+            os.environ, PLAYDECK_SOCKET=str(self.socket), SUDO_USER="alice", SSH_CLIENT="203.0.113.7 50000 22"
+        )
 
     def verb(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tui.verbs", *args], env=self.env, capture_output=True, check=False,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "tui.verbs", *args],
+            env=self.env,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "tui.verbs", *args], env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tui.verbs", *args],
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def jobs(self) -> dict[str, dict[str, Any]]:
         result = self.verb("ls", "--json")
@@ -87,12 +99,12 @@ def deck(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deck]:
 
 HELLO = f"""jobs:
   - name: hello
-    playbook: {TEST_PLAYBOOKS / 'load_one_debug.yml'}
+    playbook: {TEST_PLAYBOOKS / "load_one_debug.yml"}
     limit: web01
 """
 SLOW = f"""jobs:
   - name: slow
-    playbook: {PLAYBOOKS / 'slow_task.yml'}
+    playbook: {PLAYBOOKS / "slow_task.yml"}
     limit: db01
     extra_vars: {{slow_seconds: 30}}
 """
@@ -120,10 +132,13 @@ EVIL = "ev\x1b]0;pwned\x07il\x1b[31m"  # a job name that would retitle the termi
 
 
 def test_submit_logs_follow_and_ls(deck: Deck) -> None:
-    hostile = HELLO + f"""  - name: "{EVIL.encode('unicode_escape').decode()}"
-    playbook: {TEST_PLAYBOOKS / 'load_one_debug.yml'}
+    hostile = (
+        HELLO
+        + f"""  - name: "{EVIL.encode("unicode_escape").decode()}"
+    playbook: {TEST_PLAYBOOKS / "load_one_debug.yml"}
     limit: web02
 """
+    )
     submitted = deck.verb("submit", str(deck.job_file(hostile)))
     assert submitted.returncode == 0, submitted.stderr
     assert submitted.stdout.splitlines() == ["hello", "ev\u241b]0;pwned\u2407il"]  # visible, no colour
@@ -157,10 +172,13 @@ def test_submit_invalid_input_submits_nothing(deck: Deck) -> None:
 
 
 def test_timeout_retry_cancel_on_a_real_job(deck: Deck, isolated_state: Path) -> None:
-    jobfile = deck.job_file(SLOW + f"""  - name: failing
-    playbook: {PLAYBOOKS / 'failing_host.yml'}
+    jobfile = deck.job_file(
+        SLOW
+        + f"""  - name: failing
+    playbook: {PLAYBOOKS / "failing_host.yml"}
     limit: web01,web02
-""")
+"""
+    )
     assert deck.verb("submit", str(jobfile)).returncode == 0
     deck.wait_status("slow", "running")
     clash = deck.verb("submit", str(jobfile))
@@ -226,14 +244,18 @@ def test_server_status_and_stop(deck: Deck) -> None:
 
 def test_mirror_gets_snapshot_then_deltas(deck: Deck) -> None:
     """One job at a time, so `hello` waits in the queue behind `first` long enough to be seen queued."""
-    jobfile = deck.job_file(f"""jobs:
+    jobfile = deck.job_file(
+        f"""jobs:
   - name: first
-    playbook: {PLAYBOOKS / 'slow_task.yml'}
+    playbook: {PLAYBOOKS / "slow_task.yml"}
     limit: db01
     extra_vars: {{slow_seconds: 1}}
-""" + HELLO[len("jobs:\n"):])
-    started = subprocess.run([sys.executable, "-m", "tui.server", "--max-parallel", "1"], env=deck.env, timeout=60,
-                             check=False)
+"""
+        + HELLO[len("jobs:\n") :]
+    )
+    started = subprocess.run(
+        [sys.executable, "-m", "tui.server", "--max-parallel", "1"], env=deck.env, timeout=60, check=False
+    )
     assert started.returncode == 0  # it detaches once its socket is bound
 
     async def scenario() -> tuple[list[str], list[str], Mirror]:

@@ -88,6 +88,7 @@ async def _connected(action: Callable[[Connection], Awaitable[int]], start: bool
 
 # --- ls ------------------------------------------------------------------------------------------
 
+
 def _elapsed(job: dict[str, Any]) -> float | None:
     """The last attempt's run time, as `playdeck run`'s table shows it."""
     attempts = job.get("attempts") or []
@@ -116,9 +117,17 @@ def print_jobs(summary: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    styles = {"successful": "green", "failed": "red", "timeout": "magenta", "canceled": "yellow",
-              "error": "bold red", "running": "cyan", "waiting": "yellow", "queued": "dim",
-              "interrupted": "yellow"}
+    styles = {
+        "successful": "green",
+        "failed": "red",
+        "timeout": "magenta",
+        "canceled": "yellow",
+        "error": "bold red",
+        "running": "cyan",
+        "waiting": "yellow",
+        "queued": "dim",
+        "interrupted": "yellow",
+    }
     table = Table(title="playdeck server jobs", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("job", no_wrap=True, overflow="ellipsis", max_width=32)
     table.add_column("status", no_wrap=True)
@@ -128,10 +137,21 @@ def print_jobs(summary: dict[str, Any]) -> None:
         status = strip_sgr(str(job.get("status", "")))
         totals = _totals(job)
         name = Text(strip_sgr(str(job.get("name", ""))), style="dim" if job.get("history") else "")
-        table.add_row(name, Text(status, style=styles.get(status, "")),
-                      *(Text(str(n)) for n in (len(job.get("attempts") or []), totals["ok"], totals["changed"],
-                                               totals["failed"], totals["unreachable"])),
-                      Text(format_duration(_elapsed(job))))
+        table.add_row(
+            name,
+            Text(status, style=styles.get(status, "")),
+            *(
+                Text(str(n))
+                for n in (
+                    len(job.get("attempts") or []),
+                    totals["ok"],
+                    totals["changed"],
+                    totals["failed"],
+                    totals["unreachable"],
+                )
+            ),
+            Text(format_duration(_elapsed(job))),
+        )
     try:
         Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)
     except (OSError, ValueError):
@@ -148,6 +168,7 @@ async def _ls(args: argparse.Namespace, conn: Connection) -> int:
 
 
 # --- job actions ---------------------------------------------------------------------------------
+
 
 async def _submit(args: argparse.Namespace, conn: Connection) -> int:
     path = Path(args.jobfile).expanduser().absolute()
@@ -207,6 +228,7 @@ async def _logs(args: argparse.Namespace, conn: Connection) -> int:
 
 # --- server --------------------------------------------------------------------------------------
 
+
 def _status_lines(status: dict[str, Any]) -> list[str]:
     jobs = status.get("jobs") or {}
     return [
@@ -265,6 +287,7 @@ async def _server(args: argparse.Namespace) -> int:
 
 # --- parsing -------------------------------------------------------------------------------------
 
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one plain line and status 2, returned rather than exiting."""
 
@@ -284,8 +307,12 @@ def _parser() -> argparse.ArgumentParser:
     submit = verbs.add_parser("submit", help="submit a job file's jobs")
     submit.add_argument("jobfile", type=Path)
     submit.add_argument("--no-preflight", action="store_true", help="skip Ansible's check of inventories and limits")
-    for name, text in (("cancel", "cancel a job"), ("retry", "run a job again"),
-                       ("timeout", "set a job's timeout (0 = none)"), ("logs", "print a job's output")):
+    for name, text in (
+        ("cancel", "cancel a job"),
+        ("retry", "run a job again"),
+        ("timeout", "set a job's timeout (0 = none)"),
+        ("logs", "print a job's output"),
+    ):
         verb = verbs.add_parser(name, help=text)
         verb.add_argument("job")
         if name == "retry":
@@ -302,7 +329,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 ACTIONS: dict[str, Callable[[argparse.Namespace, Connection], Awaitable[int]]] = {
-    "ls": _ls, "submit": _submit, "cancel": _cancel, "retry": _retry, "timeout": _timeout, "logs": _logs,
+    "ls": _ls,
+    "submit": _submit,
+    "cancel": _cancel,
+    "retry": _retry,
+    "timeout": _timeout,
+    "logs": _logs,
 }
 
 

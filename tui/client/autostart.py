@@ -108,8 +108,13 @@ def spawn_server(path: Path) -> subprocess.Popen[bytes]:
     log = _log_file()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.server"], env=env, start_new_session=True, close_fds=True,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            [sys.executable, "-m", "tui.server"],
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
             cwd=str(Path(tui.__file__).resolve().parent.parent),  # the same tui package as ours
         )
     finally:
@@ -153,8 +158,10 @@ async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT
             if status is not None:
                 return status
             if proc.returncode not in (None, 0):
-                raise Unreachable(f"the playdeck server exited with status {proc.returncode} while starting "
-                                  f"(see {state_dir() / 'server.log'})")
+                raise Unreachable(
+                    f"the playdeck server exited with status {proc.returncode} while starting "
+                    f"(see {state_dir() / 'server.log'})"
+                )
             await asyncio.sleep(0.05)
         raise Unreachable(f"the playdeck server did not answer on {path} within {timeout:.0f}s")
     finally:

@@ -80,8 +80,9 @@ class Connection:
         self.open()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     def open(self) -> None:
@@ -89,7 +90,9 @@ class Connection:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.UnixConnector(path=str(self.socket)),
-                headers=identity_headers(), timeout=self._timeout)
+                headers=identity_headers(),
+                timeout=self._timeout,
+            )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -148,8 +151,7 @@ class Connection:
         No total timeout: a followed job may run for hours."""
         url = f"{BASE}/v1/jobs/{_quote(name)}/log?follow={int(follow)}"
         try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None,
-                                                                           sock_connect=10)) as resp:
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as resp:
                 await _raise_for(resp)
                 pending = b""
                 async for chunk in resp.content.iter_any():
@@ -165,8 +167,9 @@ class Connection:
     async def events(self) -> aiohttp.ClientWebSocketResponse:
         """The websocket of /v1/events (snapshot, deltas, logs of watched jobs); caller closes it."""
         try:
-            return await self.session.ws_connect(BASE + "/v1/events", timeout=aiohttp.ClientWSTimeout(ws_close=5),
-                                                 heartbeat=None, max_msg_size=0)
+            return await self.session.ws_connect(
+                BASE + "/v1/events", timeout=aiohttp.ClientWSTimeout(ws_close=5), heartbeat=None, max_msg_size=0
+            )
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise Unreachable(f"no playdeck server answers on {self.socket}: {exc}") from exc
         except aiohttp.WSServerHandshakeError as exc:
