@@ -29,9 +29,7 @@ log = logging.getLogger("tui.server")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m tui.server", description="The playdeck engine server."
-    )
+    parser = argparse.ArgumentParser(prog="python -m tui.server", description="The playdeck engine server.")
     parser.add_argument(
         "--foreground",
         action="store_true",
@@ -44,9 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit after this long with no unfinished job and no client (0 = never; default 600)",
     )
-    parser.add_argument(
-        "--max-parallel", type=int, default=4, help="jobs running at once (default 4)"
-    )
+    parser.add_argument("--max-parallel", type=int, default=4, help="jobs running at once (default 4)")
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -117,9 +113,7 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
         loop.add_signal_handler(sig, server.stop, signal.Signals(sig).name)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     interrupted = await asyncio.to_thread(server.restore_history)
-    runner = web.AppRunner(
-        server_app := make_app(server), handle_signals=False, access_log=None
-    )
+    runner = web.AppRunner(server_app := make_app(server), handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
@@ -134,9 +128,7 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
     await server.stopping.wait()
     idle.cancel()
     unfinished = [job.name for job in server.unfinished()]
-    server.engine.record(
-        "server-stop", None, reason=server.stop_reason, canceled=unfinished
-    )
+    server.engine.record("server-stop", None, reason=server.stop_reason, canceled=unfinished)
     try:
         os.unlink(server.socket)  # no new client finds a server that is going away
     except OSError:
@@ -157,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_parallel < 1:
         print("playdeck server: --max-parallel must be at least 1", file=sys.stderr)
         return 2
-    state = (
-        args.state_dir.expanduser() if args.state_dir else default_state_dir()
-    ).absolute()
+    state = (args.state_dir.expanduser() if args.state_dir else default_state_dir()).absolute()
     why = check_writable(state)
     if why is not None:
         print(f"playdeck server: state dir {state} {why}", file=sys.stderr)

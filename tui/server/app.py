@@ -38,9 +38,7 @@ def error(status: int, text: str, problems: list[str] | None = None) -> web.Resp
 @web.middleware
 async def only_our_uid(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse any peer whose kernel-reported uid is not ours, before any handler runs."""
-    peer = peer_of(
-        request.transport.get_extra_info("socket") if request.transport else None
-    )
+    peer = peer_of(request.transport.get_extra_info("socket") if request.transport else None)
     if not trusted(peer):
         if request.transport is not None:
             request.transport.close()
@@ -49,9 +47,7 @@ async def only_our_uid(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-def audit(
-    request: web.Request, action: str, job: Job | None = None, **args: Any
-) -> None:
+def audit(request: web.Request, action: str, job: Job | None = None, **args: Any) -> None:
     """Who asked, from where: the client's claims plus the kernel's pid, before the engine acts."""
     server = request.app[SERVER]
     server.engine.record(
@@ -94,11 +90,7 @@ async def get_jobs(request: web.Request) -> web.Response:
 def _clashes(server: Server, names: list[str]) -> list[str]:
     """Names taken by a job of this server (the engine refuses those: finished ones included)."""
     taken = {job.name: job for job in server.engine.jobs if not job.history}
-    return [
-        f"{name!r} is {taken[name].status.value} on the server"
-        for name in names
-        if name in taken
-    ]
+    return [f"{name!r} is {taken[name].status.value} on the server" for name in names if name in taken]
 
 
 async def post_jobs(request: web.Request) -> web.Response:
@@ -107,37 +99,26 @@ async def post_jobs(request: web.Request) -> web.Response:
     data = await body(request)
     raw = data.get("jobfile")
     if not isinstance(raw, str) or not raw:
-        return error(
-            400, 'body needs "jobfile": an absolute path (v1 takes no "specs")'
-        )
+        return error(400, 'body needs "jobfile": an absolute path (v1 takes no "specs")')
     path = Path(raw)
     if not path.is_absolute():
         return error(400, f"jobfile must be an absolute path: {raw}")
     try:
         job_file = await asyncio.to_thread(load_job_file, path)
     except InputError as exc:
-        return error(
-            400, "invalid input, nothing was submitted", [str(p) for p in exc.problems]
-        )
+        return error(400, "invalid input, nothing was submitted", [str(p) for p in exc.problems])
     names = [spec.name for spec in job_file.jobs]
     if clash := _clashes(server, names):
-        return error(
-            409, "a job of that name exists on the server, nothing was submitted", clash
-        )
+        return error(409, "a job of that name exists on the server, nothing was submitted", clash)
     if data.get("preflight", True) is not False:
         found = await asyncio.to_thread(start_check(job_file.jobs))
         if found:
-            problems = [
-                str(Problem(path, None, f"job {name!r}", why))
-                for name, why in found.items()
-            ]
+            problems = [str(Problem(path, None, f"job {name!r}", why)) for name, why in found.items()]
             return error(400, "invalid input, nothing was submitted", problems)
-    if clash := _clashes(
-        server, names
-    ):  # another submission may have won during the preflight
-        return error(
-            409, "a job of that name exists on the server, nothing was submitted", clash
-        )
+    if server.stopping.is_set():
+        return error(409, "the server is stopping, nothing was submitted")
+    if clash := _clashes(server, names):  # another submission may have won during the preflight
+        return error(409, "a job of that name exists on the server, nothing was submitted", clash)
     audit(request, "submit", jobfile=str(path), jobs=names)
     try:
         for spec in job_file.jobs:
@@ -173,9 +154,7 @@ async def post_action(request: web.Request) -> web.Response:
             engine.retry(job, failed_only=bool(data.get("failed")))
         elif action == "timeout":
             seconds = data.get("seconds")
-            if seconds is not None and (
-                isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-            ):
+            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
                 return error(400, '"seconds" must be a number or null')
             audit(request, "timeout", job, seconds=seconds)
             engine.set_timeout(job, seconds)
@@ -203,9 +182,7 @@ async def get_log(request: web.Request) -> web.StreamResponse:
     job = _job(request)
     server.streams += 1
     try:
-        return await stream_log(
-            request, job, request.query.get("follow") == "1", server.stopping
-        )
+        return await stream_log(request, job, request.query.get("follow") == "1", server.stopping)
     finally:
         server.streams -= 1
 

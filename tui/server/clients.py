@@ -29,9 +29,7 @@ MAX_BYTES = 1 << 20
 class Client:
     """One websocket: its queue, its watched jobs, and how far it has seen each watched log."""
 
-    def __init__(
-        self, ws: web.WebSocketResponse, snapshot: Callable[[], str], number: int
-    ):
+    def __init__(self, ws: web.WebSocketResponse, snapshot: Callable[[], str], number: int):
         self.ws = ws
         self.number = number
         self._snapshot = snapshot
@@ -56,9 +54,7 @@ class Client:
             self.bytes = 0
             self.needs_resync = True
             self.resyncs += 1
-            self.watch = dict.fromkeys(
-                self.watch, -1
-            )  # logs restart from the tail after the snapshot
+            self.watch = dict.fromkeys(self.watch, -1)  # logs restart from the tail after the snapshot
         else:
             self.queue.append(text)
             self.bytes += len(text)
@@ -113,9 +109,7 @@ class Hub:
         if what == "event":
             self._logs.add(job.id)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(
-                FLUSH, self.flush
-            )
+            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH, self.flush)
 
     def snapshot(self) -> str:
         return frame("snapshot", self.seq, self._jobs())

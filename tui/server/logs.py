@@ -59,9 +59,7 @@ class _Follower:
         return "", True
 
 
-async def stream_log(
-    request: web.Request, job: Job, follow: bool, stopping: asyncio.Event
-) -> web.StreamResponse:
+async def stream_log(request: web.Request, job: Job, follow: bool, stopping: asyncio.Event) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await response.prepare(request)
     reader = _Follower(job)

@@ -33,21 +33,16 @@ def check_private_dir(directory: Path) -> None:
     try:
         info = os.lstat(directory)
     except OSError as exc:
-        raise UnsafeSocketDir(
-            f"socket directory {directory}: {exc.strerror or exc}"
-        ) from exc
+        raise UnsafeSocketDir(f"socket directory {directory}: {exc.strerror or exc}") from exc
     if stat.S_ISLNK(info.st_mode):
         raise UnsafeSocketDir(f"socket directory {directory} is a symlink: refused")
     if not stat.S_ISDIR(info.st_mode):
         raise UnsafeSocketDir(f"socket directory {directory} is not a directory")
     if info.st_uid != os.getuid():
-        raise UnsafeSocketDir(
-            f"socket directory {directory} is owned by uid {info.st_uid}, not {os.getuid()}: refused"
-        )
+        raise UnsafeSocketDir(f"socket directory {directory} is owned by uid {info.st_uid}, not {os.getuid()}: refused")
     if info.st_mode & 0o077:
         raise UnsafeSocketDir(
-            f"socket directory {directory} has mode {stat.S_IMODE(info.st_mode):o}; "
-            "it must be 0700: refused"
+            f"socket directory {directory} has mode {stat.S_IMODE(info.st_mode):o}; it must be 0700: refused"
         )
 
 

@@ -23,14 +23,10 @@ SHOW_HISTORY = 50
 class Server:
     """Owns the engine exactly as the console does: nice 10, prompts kept for a client to answer."""
 
-    def __init__(
-        self, socket: Path, state_dir: Path | None, max_parallel: int, idle_exit: float
-    ):
+    def __init__(self, socket: Path, state_dir: Path | None, max_parallel: int, idle_exit: float):
         self.socket = socket
         self.idle_exit = idle_exit
-        self.engine = Engine(
-            state_dir, max_parallel=max_parallel, job_nice=10, prompts="ask"
-        )
+        self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=10, prompts="ask")
         self.hub = Hub(lambda: self.engine.jobs)
         self.engine.subscribe(self.hub.on_change)
         self.started = datetime.now().astimezone()
@@ -55,11 +51,7 @@ class Server:
         return interrupted
 
     def unfinished(self) -> list[Job]:
-        return [
-            job
-            for job in self.engine.jobs
-            if not job.history and not job.status.finished
-        ]
+        return [job for job in self.engine.jobs if not job.history and not job.status.finished]
 
     def find(self, name: str) -> Job | None:
         """The job a name means: this server's own (newest) before an earlier run's."""
@@ -95,7 +87,5 @@ class Server:
             await asyncio.sleep(min(1.0, max(0.1, self.idle_exit / 4)))
             if self.unfinished() or self.hub.clients or self.streams:
                 self.busy_at = time.monotonic()
-            elif (
-                self.idle_exit > 0 and time.monotonic() - self.busy_at >= self.idle_exit
-            ):
+            elif self.idle_exit > 0 and time.monotonic() - self.busy_at >= self.idle_exit:
                 self.stop("idle")

@@ -51,9 +51,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "elapsed": job.elapsed(),
         "timeout": timeout,
         "timeout_left": job.timeout_remaining(),
-        "retry_in": max(0.0, job.retry_at - time.monotonic())
-        if job.retry_at is not None
-        else None,
+        "retry_in": max(0.0, job.retry_at - time.monotonic()) if job.retry_at is not None else None,
         "history": job.history,
         "prompt": None
         if prompt is None
@@ -74,9 +72,7 @@ def summary_dict(job: Job) -> dict[str, Any]:
 
 
 def frame(kind: str, seq: int, jobs: list[Job]) -> str:
-    return json.dumps(
-        {"t": kind, "seq": seq, "jobs": [job_dict(job) for job in jobs]}, default=str
-    )
+    return json.dumps({"t": kind, "seq": seq, "jobs": [job_dict(job) for job in jobs]}, default=str)
 
 
 def log_frame(name: str, lines: list[str], total: int) -> str:
