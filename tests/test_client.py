@@ -304,3 +304,18 @@ def test_mirror_resync_replaces_everything() -> None:
     mirror.apply({"t": "snapshot", "seq": 9, "jobs": [{"id": 1, "name": "b", "status": "running"}]})
     assert list(mirror.jobs) == [1] and mirror.seq == 9 and mirror.snapshots == 2
     assert heard == [("snapshot", ["a"]), ("delta", ["b"]), ("snapshot", ["b"])]
+
+
+def test_unsafe_socket_dir_and_a_server_that_cannot_start(deck: Deck, tmp_path: Path) -> None:
+    deck.socket.parent.mkdir(mode=0o700)
+    os.chmod(deck.socket.parent, 0o755)  # others could swap the socket: refused, nothing started
+    unsafe = deck.verb("ls")
+    assert unsafe.returncode == 2 and "755" in unsafe.stderr and "refused" in unsafe.stderr
+    assert not deck.socket.exists() and deck.server_pids() == []
+    os.chmod(deck.socket.parent, 0o700)
+    (tmp_path / "not-a-dir").write_text("")
+    deck.env["PLAYDECK_STATE_DIR"] = str(tmp_path / "not-a-dir")  # the server refuses to start
+    broken = deck.verb("ls")
+    assert broken.returncode == 3 and broken.stderr.count("\n") == 1
+    assert "while starting" in broken.stderr and "not-a-dir" in broken.stderr and "not a directory" in broken.stderr
+    assert deck.server_pids() == []

@@ -91,21 +91,36 @@ def _remove_stale(path: Path) -> None:
             os.unlink(path)
 
 
-def _log_file() -> IO[bytes] | int:
-    """Where a detached server's stdout/stderr go: server.log in the state dir, else nowhere."""
+def log_path(path: Path) -> Path:
+    """Where a detached server's stdout/stderr go: server.log in the state dir; next to the socket
+    (a private dir we just checked) when the state dir is unusable, which is what it will say."""
     try:
-        directory = ensure_private_dir(state_dir())
-        fd = os.open(directory / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        return os.fdopen(fd, "ab")
+        return ensure_private_dir(state_dir()) / "server.log"
     except OSError:
-        return subprocess.DEVNULL
+        return path.parent / "server.log"
+
+
+def _last_line(log: Path) -> str:
+    """The server's last word (why it did not start), or empty."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 4096))
+            lines = [line for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
 
 
 def spawn_server(path: Path) -> subprocess.Popen[bytes]:
     """Start `python -m tui.server` in its own session, detached from our terminal, so a hangup
     of this client never reaches it; it is told the socket we agreed on."""
     env = dict(os.environ, PLAYDECK_SOCKET=str(path))
-    log = _log_file()
+    log: IO[bytes] | int
+    try:
+        # private from its first byte: a server's output may quote a job file
+        log = os.fdopen(os.open(log_path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    except OSError:
+        log = subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tui.server"],
@@ -158,10 +173,8 @@ async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT
             if status is not None:
                 return status
             if proc.returncode not in (None, 0):
-                raise Unreachable(
-                    f"the playdeck server exited with status {proc.returncode} while starting "
-                    f"(see {state_dir() / 'server.log'})"
-                )
+                why = _last_line(log_path(path)) or f"see {log_path(path)}"
+                raise Unreachable(f"the playdeck server exited with status {proc.returncode} while starting: {why}")
             await asyncio.sleep(0.05)
         raise Unreachable(f"the playdeck server did not answer on {path} within {timeout:.0f}s")
     finally:
