@@ -57,7 +57,8 @@ class Server:
         """The job a name means: this server's own (newest) before an earlier run's."""
         found = [job for job in self.engine.jobs if job.name == name]
         own = [job for job in found if not job.history]
-        return (own or found or [None])[-1]
+        pick = own or found
+        return pick[-1] if pick else None
 
     def status(self) -> dict[str, Any]:
         return {
