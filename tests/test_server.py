@@ -461,6 +461,9 @@ def test_sigterm_cancels_every_job_and_removes_the_socket(server, tmp_path):
         {"jobfile": str(job_file(tmp_path, slow("doomed", 72))), "preflight": False},
     )
     wait_for(lambda: pids_with_cmdline("sleep 72"), what="the job's sleep")
+    srv.proc.send_signal(signal.SIGHUP)  # a hangup is ignored: the jobs are why the server exists
+    time.sleep(0.3)
+    assert srv("GET", "/v1/status")[1]["jobs"]["unfinished"] == 1 and pids_with_cmdline("sleep 72")
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(30) == 0
     assert not srv.socket.exists() and pids_with_cmdline("sleep 72") == []
@@ -558,18 +561,23 @@ def test_timeout_retry_answer_and_followed_log(server, tmp_path):
     ]
     assert srv("POST", "/v1/jobs/napper/cancel")[0] == 200
 
-    wait_for(lambda: srv("GET", "/v1/jobs")[1] and job_status(srv, "asker") == "running")
-    assert srv("POST", "/v1/jobs/asker/answer", {"text": "v1.2.3"})[0] in (
-        200,
-        409,
-    )  # 409 until it asks
+    async def answer() -> dict[str, Any]:
+        """The prompt reaches clients as part of the job; an answer then goes through."""
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(srv.socket))) as session,
+            session.ws_connect(URL + "/v1/events") as ws,
+        ):
+            while True:
+                data = json.loads((await ws.receive(timeout=30)).data)
+                asker = next((j for j in data["jobs"] if j["name"] == "asker"), None)
+                if asker is not None and asker["prompt"] is not None:
+                    break
+            async with session.post(URL + "/v1/jobs/asker/answer", json={"text": "v1.2.3"}) as response:
+                assert response.status == 200
+            return asker["prompt"]
 
-    def answered() -> bool:
-        return (
-            srv("POST", "/v1/jobs/asker/answer", {"text": "v1.2.3"})[0] == 200 or job_status(srv, "asker") != "running"
-        )
-
-    wait_for(answered, what="the prompt to be answered")
+    prompt = asyncio.run(answer())
+    assert prompt["kind"] == "vars_prompt" and prompt["varname"] == "release" and "Release to deploy" in prompt["text"]
     wait_for(lambda: job_status(srv, "asker") == "successful", what="asker to succeed")
     assert "release is v1.2.3" in srv("GET", "/v1/jobs/asker/log")[1]
     assert "v1.2.3" not in (srv.state / "audit.jsonl").read_text()  # answers are never logged
