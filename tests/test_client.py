@@ -31,6 +31,7 @@ from tests.conftest import (
 from tui.client.autostart import ensure_server
 from tui.client.connection import Connection
 from tui.client.mirror import Mirror
+from tui.client.session import attach
 
 
 class Deck:
@@ -319,3 +320,25 @@ def test_unsafe_socket_dir_and_a_server_that_cannot_start(deck: Deck, tmp_path: 
     assert broken.returncode == 3 and broken.stderr.count("\n") == 1
     assert "while starting" in broken.stderr and "not-a-dir" in broken.stderr and "not a directory" in broken.stderr
     assert deck.server_pids() == []
+
+
+def test_two_attached_sessions_see_each_others_actions(deck: Deck) -> None:
+    jobfile = deck.job_file(SLOW)
+
+    async def scenario() -> float:
+        first, second = await asyncio.gather(attach(deck.socket), attach(deck.socket))  # one server for both
+        try:
+            assert first.status["pid"] == second.status["pid"] and first.mirror.snapshots == 1
+            assert (await second.commands.status())["clients"] == 2
+            assert await first.commands.submit(jobfile) == ["slow"]
+            await until(lambda: (second.mirror.by_name("slow") or {}).get("status") == "running", 30, "running")
+            await second.commands.cancel("slow")
+            canceled = time.monotonic()
+            await until(lambda: (first.mirror.by_name("slow") or {}).get("status") == "canceled", 5, "canceled")
+            return time.monotonic() - canceled
+        finally:
+            await first.close()
+            assert not first.attached and second.attached
+            await second.close()
+
+    assert asyncio.run(scenario()) < 1.0  # an action in one client shows in the other within a second
