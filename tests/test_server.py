@@ -336,19 +336,8 @@ def test_stalled_client_neither_slows_another_nor_grows_the_server(server, tmp_p
                 session.ws_connect(URL + "/v1/events", max_msg_size=0) as ws,
             ):
                 await ws.send_json({"watch": ["chatty"]})
-                body = {
-                    "jobfile": str(
-                        job_file(
-                            tmp_path,
-                            {
-                                "name": "chatty",
-                                "playbook": str(chatty),
-                                "limit": "web01",
-                            },
-                        )
-                    ),
-                    "preflight": False,
-                }
+                chatty_job = {"name": "chatty", "playbook": str(chatty), "limit": "web01"}
+                body = {"jobfile": str(job_file(tmp_path, chatty_job)), "preflight": False}
                 async with session.post(URL + "/v1/jobs", json=body) as response:
                     assert response.status == 201
                 done = flowing = False
@@ -370,10 +359,7 @@ def test_stalled_client_neither_slows_another_nor_grows_the_server(server, tmp_p
         stuck = [q for q in status["queues"] if q["resyncs"]]
         assert status["clients"] == 1 and len(stuck) == 1, status  # the live client never needed one
         assert stuck[0]["bytes"] <= MAX_BYTES and stuck[0]["queued"] <= MAX_FRAMES and stuck[0]["dropped"] > 0
-        assert rss_after - rss_before < 80_000, (
-            rss_before,
-            rss_after,
-        )  # ~6 MB of log went to the stalled client
+        assert rss_after - rss_before < 80_000, (rss_before, rss_after)  # ~6 MB of log went to the stalled client
         stalled.send_signal(signal.SIGCONT)
         wait_for(
             lambda: seen_file.read_text().split().count("snapshot") >= 2,
@@ -546,19 +532,13 @@ def test_timeout_retry_answer_and_followed_log(server, tmp_path):
             return response.status, (first + rest).decode(), time.monotonic() - started
 
     code, text, took = asyncio.run(follow())
-    assert code == 200 and "Run long database migration" in text and took < 15, (
-        took,
-        text,
-    )
+    assert code == 200 and "Run long database migration" in text and took < 15, (took, text)
     assert job_status(srv, "napper") == "timeout" and pids_with_cmdline("sleep 74") == []
     assert srv("POST", "/v1/jobs/napper/timeout", {"seconds": "soon"})[0] == 400
     assert srv("POST", "/v1/jobs/napper/retry", {"failed": False})[0] == 200
     wait_for(lambda: pids_with_cmdline("sleep 74"), what="the retry's sleep")
     jobs_now = {j["name"]: j for j in srv("GET", "/v1/jobs")[1]["jobs"]}
-    assert [a["status"] for a in jobs_now["napper"]["attempts"]] == [
-        "timeout",
-        "running",
-    ]
+    assert [a["status"] for a in jobs_now["napper"]["attempts"]] == ["timeout", "running"]
     assert srv("POST", "/v1/jobs/napper/cancel")[0] == 200
 
     async def answer() -> dict[str, Any]:
@@ -582,9 +562,4 @@ def test_timeout_retry_answer_and_followed_log(server, tmp_path):
     assert "release is v1.2.3" in srv("GET", "/v1/jobs/asker/log")[1]
     assert "v1.2.3" not in (srv.state / "audit.jsonl").read_text()  # answers are never logged
     requests = [e["args"]["request"] for e in audit(srv.state) if e["action"] == "client"]
-    assert requests[:1] == ["submit"] and {
-        "timeout",
-        "retry",
-        "cancel",
-        "answer",
-    } <= set(requests)
+    assert requests[:1] == ["submit"] and {"timeout", "retry", "cancel", "answer"} <= set(requests)
