@@ -342,3 +342,20 @@ def test_two_attached_sessions_see_each_others_actions(deck: Deck) -> None:
             await second.close()
 
     assert asyncio.run(scenario()) < 1.0  # an action in one client shows in the other within a second
+
+
+def test_mirror_skips_stale_deltas_and_repeated_log_lines() -> None:
+    """A delta older than the snapshot is ignored; a watched log resent after a resync is not
+    heard twice (only its new lines are)."""
+    mirror = Mirror()
+    heard: list[tuple[str, list[str], int]] = []
+    mirror.listen_logs(lambda name, lines, total: heard.append((name, lines, total)))
+    mirror.apply({"t": "snapshot", "seq": 5, "jobs": [{"id": 0, "name": "a", "status": "running"}]})
+    mirror.apply({"t": "delta", "seq": 4, "jobs": [{"id": 0, "name": "a", "status": "queued"}]})
+    assert mirror.jobs[0]["status"] == "running" and mirror.seq == 5
+    mirror.apply({"t": "delta", "seq": 6, "jobs": [{"id": 0, "name": "a", "status": "successful"}]})
+    assert mirror.jobs[0]["status"] == "successful"
+    mirror.apply({"t": "log", "job": "a", "lines": ["1", "2"], "total": 2})
+    mirror.apply({"t": "log", "job": "a", "lines": ["1", "2", "3"], "total": 3})  # the tail again, after a resync
+    mirror.apply({"t": "log", "job": "a", "lines": ["4"], "total": 4})
+    assert heard == [("a", ["1", "2"], 2), ("a", ["3"], 3), ("a", ["4"], 4)]

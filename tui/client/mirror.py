@@ -19,7 +19,8 @@ from tui.client.connection import Connection
 Job = dict[str, Any]
 # listener(kind, jobs): kind is "snapshot" or "delta"; jobs are the ones that came in that message
 JobsListener = Callable[[str, list[Job]], None]
-# log listener(job name, new lines, total lines the server has sent for it)
+# log listener(job name, lines not heard before, total): the lines are the last ones of `total`
+# (a gap, when total - len(lines) > the previous total, means lines were dropped on the way)
 LogListener = Callable[[str, list[str], int], None]
 
 
@@ -30,6 +31,8 @@ class Mirror:
         self.jobs: dict[int, Job] = {}
         self.seq: int | None = None
         self.snapshots = 0  # how many snapshots were applied (more than one: the server resynced us)
+        # per watched job, how many of its log lines we have heard; drop an entry to hear its tail again
+        self.log_seen: dict[str, int] = {}
         self._listeners: list[JobsListener] = []
         self._log_listeners: list[LogListener] = []
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -41,9 +44,10 @@ class Mirror:
         self._log_listeners.append(listener)
 
     def by_name(self, name: str) -> Job | None:
-        """The newest job of that name (an earlier server's job may share it with a new one)."""
+        """The job that name means to the server: its own newest of that name, else an earlier
+        server's (history) one; the two may share a name."""
         found = [job for job in self.jobs.values() if job.get("name") == name]
-        return max(found, key=lambda job: int(job.get("id", 0))) if found else None
+        return max(found, key=lambda job: (not job.get("history"), int(job.get("id", 0)))) if found else None
 
     def apply(self, message: dict[str, Any]) -> None:
         """Apply one server message; unknown kinds are ignored (a newer server may send more)."""
@@ -54,16 +58,26 @@ class Mirror:
             self.snapshots += 1
             self._tell(kind, list(self.jobs.values()))
         elif kind == "delta":
+            seq = message.get("seq")
+            if seq is not None and self.seq is not None and seq <= self.seq:
+                return  # older than the snapshot we hold: applying it would step back in time
             changed = list(message.get("jobs", []))
             for job in changed:
                 self.jobs[int(job["id"])] = job
-            self.seq = message.get("seq")
+            self.seq = seq
             self._tell(kind, changed)
         elif kind == "log":
-            name, lines = str(message.get("job", "")), [str(x) for x in message.get("lines", [])]
-            total = int(message.get("total", len(lines)))
+            self._log(str(message.get("job", "")), [str(x) for x in message.get("lines", [])], message.get("total"))
+
+    def _log(self, name: str, lines: list[str], total: Any) -> None:
+        """Pass on only unheard lines: after a resync the server resends a watched job's whole tail."""
+        total = int(total) if isinstance(total, int) else self.log_seen.get(name, 0) + len(lines)
+        seen = self.log_seen.get(name, 0)
+        fresh = lines[max(0, seen - (total - len(lines))) :]
+        self.log_seen[name] = max(seen, total)
+        if fresh:
             for log_listener in list(self._log_listeners):
-                log_listener(name, lines, total)
+                log_listener(name, fresh, total)
 
     def _tell(self, kind: str, jobs: list[Job]) -> None:
         for listener in list(self._listeners):
