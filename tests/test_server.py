@@ -218,6 +218,11 @@ def test_status_submit_validate_clash_and_audit(server, tmp_path):
     assert [job["name"] for job in srv("GET", "/v1/jobs")[1]["jobs"]] == ["hello"]
     assert srv("POST", "/v1/jobs/nosuch/cancel")[0] == 404
     assert srv("POST", "/v1/jobs/hello/cancel")[0] == 409  # finished: the engine's reason, nothing changes
+    # the next preflight runs in the spare worker the first one left (Ansible already imported)
+    assert srv("POST", "/v1/jobs", {"jobfile": str(job_file(tmp_path, hello("checked"), name="ok.yml"))})[0] == 201
+    assert len(pids_with_cmdline("-m tui.server.warm")) >= 1
+    srv.stop()
+    assert srv.proc.returncode == 0 and pids_with_env(f"PLAYDECK_STATE_DIR={srv.state}") == []  # spare included
 
 
 async def _events_until(

@@ -134,6 +134,7 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
     except OSError:
         pass
     await server.engine.close()
+    server.spares.close()
     server.hub.flush()
     await asyncio.sleep(0.2)  # let writers send the last delta
     for client in list(server.hub.clients):

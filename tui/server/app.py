@@ -18,7 +18,6 @@ from aiohttp import WSMsgType, web
 from tui.core.engine import EngineError
 from tui.core.job import Job
 from tui.core.jobfile import InputError, Problem, load_job_file
-from tui.core.preflight import start_check
 from tui.server.logs import stream_log
 from tui.server.state import Server
 from tui.server.trust import identity, peer_of, trusted
@@ -111,7 +110,7 @@ async def post_jobs(request: web.Request) -> web.Response:
     if clash := _clashes(server, names):
         return error(409, "a job of that name exists on the server, nothing was submitted", clash)
     if data.get("preflight", True) is not False:
-        found = await asyncio.to_thread(start_check(job_file.jobs))
+        found = await asyncio.to_thread(server.spares.take(job_file.jobs))  # a warm preflight worker
         if found:
             problems = [str(Problem(path, None, f"job {name!r}", why)) for name, why in found.items()]
             return error(400, "invalid input, nothing was submitted", problems)

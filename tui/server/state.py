@@ -14,6 +14,7 @@ from tui.core.engine import Engine
 from tui.core.history import load_history, prune
 from tui.core.job import Job
 from tui.server.clients import Hub
+from tui.server.warm import Spares
 
 KEEP_RUNS = 50  # the console's history defaults (tui/console/config.py)
 KEEP_DAYS = 30.0
@@ -33,6 +34,7 @@ class Server:
         self.busy_at = time.monotonic()
         self.streams = 0  # open log streams count as clients for the idle exit
         self.stopping = asyncio.Event()
+        self.spares = Spares()  # preflight workers with Ansible imported, from the first submission on
         self.stop_reason = ""
 
     def restore_history(self) -> list[str]:
