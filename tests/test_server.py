@@ -269,6 +269,10 @@ def test_websocket_snapshot_deltas_logs_and_cancel(server, tmp_path):
                 if pids_with_cmdline("sleep 71"):
                     break
                 await asyncio.sleep(0.1)
+            async with session.post(URL + "/v1/jobs/sleeper/timeout", json={"seconds": 60}) as response:
+                assert response.status == 200
+            timed = lambda: [j for m in seen if m["t"] == "delta" for j in m["jobs"] if j["timeout_left"]]
+            await _events_until(ws, seen, timed)
             async with session.post(URL + "/v1/jobs/sleeper/cancel") as response:
                 assert response.status == 200
             await _events_until(ws, seen, lambda: "canceled" in states())
@@ -288,6 +292,10 @@ def test_websocket_snapshot_deltas_logs_and_cancel(server, tmp_path):
     assert {(j["name"], j["status"]) for m in deltas for j in m["jobs"] if j["name"] != "sleeper"} <= {
         ("first", "successful")
     }
+    timed = next(j for m in deltas for j in m["jobs"] if j["timeout_left"])
+    assert 50 < timed["timeout_left"] <= 60 and timed["timeout"] == pytest.approx(
+        timed["elapsed"] + timed["timeout_left"]
+    )
     logs = [line for m in seen if m["t"] == "log" and m["job"] == "sleeper" for line in m["lines"]]
     assert any("Run long database migration" in line for line in logs)
     assert pids_with_cmdline("sleep 71") == []  # the cancel ended the process, not just the job

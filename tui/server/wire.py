@@ -31,11 +31,9 @@ def job_dict(job: Job) -> dict[str, Any]:
     last = job.last
     results = job.results
     prompt = job.prompt
-    timeout = (
-        job.deadline - (last.started.timestamp() - time.time() + time.monotonic())
-        if job.deadline is not None and last is not None
-        else job.timeout
-    )
+    left = job.timeout_remaining()
+    # a running attempt's timeout as counted from its start (a re-timeout moves it); else the next one's
+    timeout = (job.elapsed() or 0.0) + left if left is not None else job.timeout
     return {
         "id": job.id,
         "name": job.name,
