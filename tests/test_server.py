@@ -374,10 +374,12 @@ def test_stalled_client_neither_slows_another_nor_grows_the_server(server, tmp_p
         assert stuck[0]["bytes"] <= MAX_BYTES and stuck[0]["queued"] <= MAX_FRAMES and stuck[0]["dropped"] > 0
         assert rss_after - rss_before < 80_000, (rss_before, rss_after)  # ~6 MB of log went to the stalled client
         stalled.send_signal(signal.SIGCONT)
-        wait_for(
-            lambda: seen_file.read_text().split().count("snapshot") >= 2,
-            what="the resync snapshot",
-        )
+
+        def resynced() -> bool:  # a fresh snapshot, then the watched job's tail (it has finished: no new lines)
+            kinds = seen_file.read_text().split()
+            return kinds.count("snapshot") >= 2 and "log" in kinds[kinds.index("snapshot", 1) :]
+
+        wait_for(resynced, what="the resync snapshot and the watched tail")
     finally:
         stalled.send_signal(signal.SIGCONT)
         stalled.kill()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
@@ -24,15 +24,33 @@ log = logging.getLogger(__name__)
 FLUSH = 0.1  # seconds between delta frames, at most
 MAX_FRAMES = 256
 MAX_BYTES = 1 << 20
+LOG_FRAME_BYTES = 256 << 10  # one log frame at most: a client is told `total`, so it sees the gap
+
+
+def _last_lines(lines: Iterable[str], count: int) -> list[str]:
+    """The last `count` lines, fewer if they would not fit in one log frame: a tail of huge lines
+    must not make every frame too big to queue (and the client resync for ever)."""
+    picked: list[str] = []
+    size = 0
+    for line in reversed(list(lines)[-count:] if count else []):
+        size += len(line) + 4
+        if picked and size > LOG_FRAME_BYTES:
+            break
+        picked.append(line)
+    picked.reverse()
+    return picked
 
 
 class Client:
     """One websocket: its queue, its watched jobs, and how far it has seen each watched log."""
 
-    def __init__(self, ws: web.WebSocketResponse, snapshot: Callable[[], str], number: int):
+    def __init__(
+        self, ws: web.WebSocketResponse, snapshot: Callable[[], str], number: int, resynced: Callable[[Client], None]
+    ):
         self.ws = ws
         self.number = number
         self._snapshot = snapshot
+        self._resynced = resynced  # after a snapshot: the watched logs' tails again
         self.queue: deque[str] = deque()
         self.bytes = 0
         self.needs_resync = True  # the first frame is a snapshot
@@ -48,7 +66,7 @@ class Client:
         if self.needs_resync:
             self.dropped += 1
             return
-        if len(self.queue) >= MAX_FRAMES or self.bytes + len(text) > MAX_BYTES:
+        if self.queue and (len(self.queue) >= MAX_FRAMES or self.bytes + len(text) > MAX_BYTES):
             self.dropped += len(self.queue) + 1
             self.queue.clear()
             self.bytes = 0
@@ -72,7 +90,9 @@ class Client:
                         self.bytes -= len(text)
                     elif self.needs_resync:
                         self.needs_resync = False
-                        text = self._snapshot()
+                        await self.ws.send_str(self._snapshot())
+                        self._resynced(self)
+                        continue
                     else:
                         break
                     await self.ws.send_str(text)
@@ -137,7 +157,7 @@ class Hub:
         new = tail.total - seen if seen >= 0 else len(tail.lines)
         if new <= 0:
             return
-        lines = list(tail.lines)[-min(new, len(tail.lines)) :]
+        lines = _last_lines(tail.lines, min(new, len(tail.lines)))
         client.watch[job.name] = tail.total
         client.offer(log_frame(job.name, lines, tail.total))
 
@@ -145,13 +165,18 @@ class Hub:
         """Replace the watched set; a newly watched job's current tail is sent at once."""
         old = client.watch
         client.watch = {name: old.get(name, -1) for name in names}
+        self.resend_logs(client)
+
+    def resend_logs(self, client: Client) -> None:
+        """The tails of watched jobs the client has not had since it (re)started: even a job that
+        finished while the client was stalled, which has no new line to carry them."""
         for job in self._jobs():
             if job.name in client.watch and client.watch[job.name] < 0:
                 self._send_log(client, job)
 
     def add(self, ws: web.WebSocketResponse) -> Client:
         self._numbers += 1
-        client = Client(ws, self.snapshot, self._numbers)
+        client = Client(ws, self.snapshot, self._numbers, self.resend_logs)
         client.task = asyncio.get_running_loop().create_task(client.writer())
         self.clients.add(client)
         return client
