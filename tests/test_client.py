@@ -69,7 +69,7 @@ class Deck:
         assert result.returncode == 0, result.stderr
         return {job["name"]: job for job in json.loads(result.stdout)["jobs"]}
 
-    def wait_status(self, name: str, *statuses: str, attempts: int = 1, timeout: float = 60) -> dict[str, Any]:
+    def wait_status(self, name: str, *statuses: str, attempts: int = 1, timeout: float = 90) -> dict[str, Any]:
         """The job once it has one of `statuses` in attempt `attempts` (or later)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -185,14 +185,14 @@ def test_timeout_retry_cancel_on_a_real_job(deck: Deck, isolated_state: Path) ->
     clash = deck.verb("submit", str(jobfile))
     assert clash.returncode == 1 and "slow" in clash.stderr
     assert deck.verb("timeout", "slow", "1s").returncode == 0
-    job = deck.wait_status("slow", "timeout", timeout=30)
+    job = deck.wait_status("slow", "timeout")
     assert len(job["attempts"]) == 1
     assert deck.verb("retry", "slow").returncode == 0
     job = deck.wait_status("slow", "running", attempts=2)
     assert len(job["attempts"]) == 2
     assert deck.verb("timeout", "slow", "0").returncode == 0
     assert deck.verb("cancel", "slow").returncode == 0
-    deck.wait_status("slow", "canceled", timeout=30)
+    deck.wait_status("slow", "canceled")
     again = deck.verb("cancel", "slow")
     assert again.returncode == 1 and again.stderr.count("\n") == 1
     unknown = deck.verb("cancel", "nope")
