@@ -455,23 +455,25 @@ def test_server_refuses_a_loose_or_foreign_socket_dir(tmp_path):
 
 
 def test_sigterm_cancels_every_job_and_removes_the_socket(server, tmp_path):
+    stubborn = tmp_path / "stubborn.yml"  # ignores SIGTERM (and so does its sleep): its cancel takes the grace
+    stubborn.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: \"trap '' TERM; sleep 75\"\n")
     srv = server()
-    srv(
-        "POST",
-        "/v1/jobs",
-        {"jobfile": str(job_file(tmp_path, slow("doomed", 72))), "preflight": False},
-    )
-    wait_for(lambda: pids_with_cmdline("sleep 72"), what="the job's sleep")
+    jobs = job_file(tmp_path, slow("doomed", 72), {"name": "stubborn", "playbook": str(stubborn), "limit": "web01"})
+    srv("POST", "/v1/jobs", {"jobfile": str(jobs), "preflight": False})
+    wait_for(lambda: pids_with_cmdline("sleep 72") and pids_with_cmdline("sleep 75"), what="the jobs' sleeps")
     srv.proc.send_signal(signal.SIGHUP)  # a hangup is ignored: the jobs are why the server exists
     time.sleep(0.3)
-    assert srv("GET", "/v1/status")[1]["jobs"]["unfinished"] == 1 and pids_with_cmdline("sleep 72")
+    assert srv("GET", "/v1/status")[1]["jobs"]["unfinished"] == 2 and pids_with_cmdline("sleep 72")
     srv.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: not srv.socket.exists(), what="the socket to go")
+    # a start while it is still stopping waits for it to finish, then serves
+    after = server()
     assert srv.proc.wait(30) == 0
-    assert not srv.socket.exists() and pids_with_cmdline("sleep 72") == []
+    assert pids_with_cmdline("sleep 72") == [] and pids_with_cmdline("sleep 75") == []
     stop = next(e for e in audit(srv.state) if e["action"] == "server-stop")
-    assert stop["args"] == {"reason": "SIGTERM", "canceled": ["doomed"]}
-    record = json.loads(next(srv.state.glob("runs/*/doomed/job.json")).read_text())
-    assert record["status"] == "canceled"
+    assert stop["args"] == {"reason": "SIGTERM", "canceled": ["doomed", "stubborn"]}
+    listed = {j["name"]: (j["status"], j["history"]) for j in after("GET", "/v1/jobs")[1]["jobs"]}
+    assert listed == {"doomed": ("canceled", True), "stubborn": ("canceled", True)}
 
 
 def test_sigkill_leaves_no_job_process_and_the_next_server_shows_it_interrupted(server, tmp_path):

@@ -15,6 +15,7 @@ import os
 import signal
 import socket as socketlib
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, socket_path
 from tui.server.state import Server
 
 log = logging.getLogger("tui.server")
+OWNER_WAIT = 60.0  # seconds a new server waits for a stopping one to finish
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,15 +95,22 @@ def _detach() -> None:
     os.close(null)
 
 
-def _own(path: Path) -> int:
+def _own(path: Path, wait: float = OWNER_WAIT) -> int:
     """Hold `<socket>.owner` locked for the server's life: a second server (two --foreground
-    starts at once) is refused here instead of stealing the first one's socket."""
+    starts at once) is refused here instead of stealing the first one's socket. A server that
+    is stopping (its socket already gone, its jobs being canceled) is waited for, so
+    `server stop` followed at once by a start gets a new server, not an error."""
     fd = os.open(f"{path}.owner", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SystemExit(f"playdeck server: already running on {path}") from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if _live(path) or time.monotonic() > deadline:
+                os.close(fd)
+                raise SystemExit(f"playdeck server: already running on {path}") from None
+            time.sleep(0.1)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
