@@ -268,8 +268,9 @@ async def _server(args: argparse.Namespace) -> int:
                 await conn.stop_server()
             except Unreachable:
                 pass  # it may close the connection as it goes
-        if not await wait_gone(path, timeout=60):
-            err(f"playdeck: the server (pid {status.get('pid')}) did not remove {path} within 60s")
+        pid = status.get("pid")
+        if not await wait_gone(path, pid if isinstance(pid, int) else None, timeout=60):
+            err(f"playdeck: the server (pid {pid}) has not ended within 60s")
             return REFUSED
         out(f"stopped server pid {status.get('pid')}")
         return OK

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import os
 import socket as socketlib
@@ -181,14 +180,22 @@ async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT
         os.close(lock)
 
 
-async def wait_gone(path: Path, timeout: float = 30.0) -> bool:
-    """True once the socket is gone (the server removed it on its way out) or nothing listens."""
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat_line = fh.read()
+    except OSError:
+        return False
+    return stat_line[stat_line.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
+
+
+async def wait_gone(path: Path, pid: int | None = None, timeout: float = 30.0) -> bool:
+    """True once the socket is gone (the server removes it first on its way out) and the server
+    process `pid` has ended (after its jobs were canceled); False at the timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.lstat(path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return True
+        if not os.path.lexists(path) and (pid is None or not _alive(pid)):
+            return True
         await asyncio.sleep(0.05)
     return False
