@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -358,3 +359,19 @@ def test_mirror_skips_stale_deltas_and_repeated_log_lines() -> None:
     mirror.apply({"t": "log", "job": "a", "lines": ["1", "2", "3"], "total": 3})  # the tail again, after a resync
     mirror.apply({"t": "log", "job": "a", "lines": ["4"], "total": 4})
     assert heard == [("a", ["1", "2"], 2), ("a", ["3"], 3), ("a", ["4"], 4)]
+
+
+def test_a_stopped_server_is_reported_not_replaced(deck: Deck) -> None:
+    """A server that holds the socket but does not answer (SIGSTOP) is not a stale socket."""
+    assert deck.verb("server", "start").returncode == 0
+    (pid,) = deck.server_pids()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        stuck = deck.verb("ls")
+        assert stuck.returncode == 3 and "does not answer" in stuck.stderr and stuck.stderr.count("\n") == 1
+        assert time.monotonic() - began < 20
+        assert deck.server_pids() == [pid] and deck.socket.exists()  # no second server took its place
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert deck.verb("ls").returncode == 0

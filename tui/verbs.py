@@ -248,7 +248,11 @@ async def _server(args: argparse.Namespace) -> int:
     except SocketPathError as exc:
         err(f"playdeck: {exc}")
         return INVALID
-    status = await probe(path)
+    try:
+        status = await probe(path)
+    except ClientError as exc:
+        err(f"playdeck: {exc}")
+        return UNREACHABLE
     if args.action == "status":
         if status is None:
             err(f"playdeck: no server answers on {path}")

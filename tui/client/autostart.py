@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import tui
-from tui.client.connection import ClientError, Connection, Unreachable
+from tui.client.connection import ClientError, Connection, NoAnswer, Unreachable
 from tui.core.paths import ensure_private_dir, state_dir
 
 START_TIMEOUT = 30.0  # a cold start imports Ansible's inventory code: seconds on a busy machine
@@ -54,10 +54,13 @@ def private_socket(path: Path) -> Path:
 
 
 async def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
-    """The server's status, or None when nothing answers on `path`."""
+    """The server's status, or None when nobody is there; NoAnswer when a server is there but
+    does not answer: it must not be taken for a dead one and replaced."""
     async with Connection(path, timeout=timeout) as conn:
         try:
             return await conn.status()
+        except NoAnswer:
+            raise
         except Unreachable:
             return None
 
@@ -150,27 +153,35 @@ def _lock(path: Path) -> int:
     return fd
 
 
+async def _answer(path: Path) -> dict[str, Any] | None:
+    try:
+        return await probe(path)
+    except NoAnswer as exc:
+        raise NoAnswer(f"a playdeck server holds {path} but does not answer") from exc
+
+
 async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT) -> dict[str, Any]:
     """The status of the server on `path` (default: socket_path()), starting it first if needed."""
     path = socket_path() if path is None else private_socket(path)
-    status = await probe(path)
+    status = await _answer(path)
     if status is not None:
         return status
     # another client may hold the lock for seconds while it starts one: wait off the event loop
     lock = await asyncio.get_running_loop().run_in_executor(None, _lock, path)
     try:
-        status = await probe(path)
+        status = await _answer(path)
         if status is not None:
             return status
         if path.exists() and not _refused(path):
-            raise Unreachable(f"a playdeck server holds {path} but does not answer")
+            raise NoAnswer(f"a playdeck server holds {path} but does not answer")
         _remove_stale(path)
         proc = spawn_server(path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = await probe(path, timeout=2.0)
-            if status is not None:
-                return status
+            with contextlib.suppress(NoAnswer):  # one that is still starting may be slow to answer
+                status = await probe(path, timeout=2.0)
+                if status is not None:
+                    return status
             if proc.returncode not in (None, 0):
                 why = _last_line(log_path(path)) or f"see {log_path(path)}"
                 raise Unreachable(f"the playdeck server exited with status {proc.returncode} while starting: {why}")

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import aiohttp
 
 BASE = "http://playdeck"
+SUBMIT_TIMEOUT = 300.0
 
 
 class ClientError(Exception):
@@ -27,6 +28,10 @@ class ClientError(Exception):
 
 class Unreachable(ClientError):
     """No server answers on the socket (absent, refused, or it went away mid-call)."""
+
+
+class NoAnswer(Unreachable):
+    """Something holds the socket but did not answer in time (a stopped or swamped server)."""
 
 
 class ServerError(ClientError):
@@ -105,14 +110,20 @@ class Connection:
         assert self._session is not None
         return self._session
 
-    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One JSON request; the decoded JSON answer (None for an empty body)."""
+    async def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """One JSON request; the decoded JSON answer (None for an empty body). `timeout` replaces
+        the connection's for this request; a server that does not answer in time is Unreachable."""
+        options: dict[str, Any] = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
         try:
-            async with self.session.request(method, BASE + path, json=body) as resp:
+            async with self.session.request(method, BASE + path, json=body, **options) as resp:
                 await _raise_for(resp)
                 text = await resp.text()
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise Unreachable(f"no playdeck server answers on {self.socket}: {exc}") from exc
+        except TimeoutError as exc:  # a stopped (SIGSTOP) or swamped server
+            raise NoAnswer(f"the playdeck server on {self.socket} did not answer {method} {path} in time") from exc
         return json.loads(text) if text.strip() else None
 
     # --- the endpoints ---------------------------------------------------------------------------
@@ -128,7 +139,8 @@ class Connection:
         body: dict[str, Any] = {"jobfile": str(Path(jobfile).expanduser().absolute())}
         if not preflight:
             body["preflight"] = False
-        answer = await self.request("POST", "/v1/jobs", body)
+        # the server runs Ansible's preflight on the file's inventories first: allow it minutes
+        answer = await self.request("POST", "/v1/jobs", body, timeout=SUBMIT_TIMEOUT)
         return [str(name) for name in (answer or {}).get("jobs", [])]
 
     async def cancel(self, name: str) -> None:
