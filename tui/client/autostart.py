@@ -24,7 +24,8 @@ import tui
 from tui.client.connection import ClientError, Connection, NoAnswer, Unreachable
 from tui.core.paths import ensure_private_dir, state_dir
 
-START_TIMEOUT = 30.0  # a cold start imports Ansible's inventory code: seconds on a busy machine
+START_TIMEOUT = 90.0  # a cold start takes seconds on a busy machine; a server still stopping (its jobs
+# being canceled) holds a new one back for up to 60 s
 PROBE_TIMEOUT = 5.0
 
 
