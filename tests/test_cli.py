@@ -117,3 +117,14 @@ def test_a_console_crash_never_exits_0(tmp_path):
 
     status = cmd_console(["--demo", "--state-dir", str(tmp_path / "state")], app_class=Crashing, headless=True)
     assert status == 1
+
+
+def test_server_verbs_are_reached_through_the_playdeck_command(tmp_path, monkeypatch, capsys):
+    """`playdeck server status` is a verb, not a job file named "server": with no server on the
+    socket it says so and exits 3 (status never starts one)."""
+    from tui.cli import main
+
+    monkeypatch.setenv("PLAYDECK_SOCKET", str(tmp_path / "sock" / "server.sock"))
+    assert main(["server", "status"]) == 3
+    assert "no server" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "sock" / "server.sock").exists()

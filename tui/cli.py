@@ -217,7 +217,11 @@ def _console_parser() -> argparse.ArgumentParser:
         epilog="headless command (no console; for scripts, CI and cron):\n"
                "  playdeck run JOBFILE [--json FILE]\n"
                "  playdeck run PLAYBOOK... -i INVENTORY [-l LIMIT] [--json FILE]\n"
-               "see `playdeck run --help` for its options and exit statuses.",
+               "see `playdeck run --help` for its options and exit statuses.\n\n"
+               "engine server commands (a per-user server, started on demand; jobs outlive the terminal):\n"
+               "  playdeck ls [--json] | submit JOBFILE | cancel JOB | retry JOB [--failed]\n"
+               "  playdeck timeout JOB DURATION | logs JOB [-f] | server start|stop|status [--json]\n"
+               "(the console itself does not attach to the server yet)",
     )
     parser.add_argument("jobfile", nargs="?", type=Path, help="a job file whose jobs start at once")
     parser.add_argument("-i", "--inventory", type=Path, help="inventory for the inventory pane and launches")
@@ -293,4 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"]:
         return cmd_run(argv[1:])
+    from tui.verbs import main as verbs_main  # noqa: PLC0415 - ls, submit, cancel, ... talk to the server
+
+    status = verbs_main(argv)  # None: not a verb (a job file named like a verb: write ./ls)
+    if status is not None:
+        return status
     return cmd_console(argv)
