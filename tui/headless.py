@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -29,6 +28,7 @@ from tui.core.engine import Engine, Job
 from tui.core.sanitize import strip_sgr
 from tui.core.spec import JobSpec, Status
 from tui.core.summary import run_summary
+from tui.streams import say, silence
 
 STATUS_STYLE = {
     Status.SUCCESSFUL: "green", Status.FAILED: "red", Status.TIMEOUT: "magenta", Status.CANCELED: "yellow",
@@ -45,28 +45,6 @@ def handled_signals() -> list[signal.Signals]:
 def exit_status(signo: int) -> int:
     """What the shell expects of a run ended by `signo`: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
     return 128 + signo
-
-
-def _silence(stream: TextIO) -> None:
-    """Point a dead stream's descriptor at /dev/null so later writes, and the flush at exit, cannot fail
-    (what the Python docs recommend for SIGPIPE/EPIPE)."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
-def say(stream: TextIO, text: str) -> bool:
-    """Write a line that may go nowhere: a closed pipe or a hung-up terminal is not an error here."""
-    try:
-        stream.write(text + "\n")
-        stream.flush()
-        return True
-    except (OSError, ValueError):
-        _silence(stream)
-        return False
 
 
 class Progress:
@@ -192,7 +170,7 @@ class _Console(Console):
     """Rich exits with status 1 on a broken pipe; here the run's own status must stand."""
 
     def on_broken_pipe(self) -> None:
-        _silence(sys.stdout)
+        silence(sys.stdout)
         raise BrokenPipeError
 
 
@@ -206,7 +184,7 @@ def print_summary(engine: Engine) -> None:
         console.print(Text(f"logs: {plain(engine.state_dir / 'runs' / engine.run_id)}", style="dim"))
         sys.stdout.flush()
     except (OSError, ValueError):
-        _silence(sys.stdout)
+        silence(sys.stdout)
 
 
 def run_headless(specs: list[JobSpec], max_parallel: int, json_path: Path | None, state_dir: Path | None,

@@ -29,35 +29,20 @@ from tui.client.autostart import (
 from tui.client.connection import ClientError, Connection, ServerError, Unreachable
 from tui.core.durations import DurationError, format_duration, parse_duration
 from tui.core.sanitize import sanitize, strip_sgr
+from tui.streams import say
 
 OK, REFUSED, INVALID, UNREACHABLE = 0, 1, 2, 3
 VERBS = ("ls", "submit", "cancel", "retry", "timeout", "logs", "server")
 
 
-def _write(stream: Any, text: str) -> bool:
-    """One line; a closed pipe (`| head`) or a hung-up terminal is not an error here (False)."""
-    try:
-        stream.write(text + "\n")
-        stream.flush()
-        return True
-    except (OSError, ValueError):
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
-        return False
-
-
 def out(text: object) -> None:
     """Untrusted text on stdout as plain characters."""
-    _write(sys.stdout, strip_sgr(str(text)))
+    say(sys.stdout, strip_sgr(str(text)))
 
 
 def err(text: object) -> None:
     """One line on stderr, plain."""
-    _write(sys.stderr, strip_sgr(str(text)).replace("\n", " "))
+    say(sys.stderr, strip_sgr(str(text)).replace("\n", " "))
 
 
 def _refusal(exc: ServerError) -> int:
@@ -161,7 +146,7 @@ def print_jobs(summary: dict[str, Any]) -> None:
 async def _ls(args: argparse.Namespace, conn: Connection) -> int:
     summary = await conn.jobs()
     if args.json:
-        _write(sys.stdout, json.dumps(summary, indent=2))  # JSON escapes every control character
+        say(sys.stdout, json.dumps(summary, indent=2))  # JSON escapes every control character
     else:
         print_jobs(summary)
     return OK
@@ -213,7 +198,7 @@ def _job(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
 async def _logs(args: argparse.Namespace, conn: Connection) -> int:
     async for line in conn.log_lines(args.job, follow=args.follow):
         # the server sanitized it; a second pass costs one search. Nobody reading (`| head`): stop
-        if not _write(sys.stdout, sanitize(line)):
+        if not say(sys.stdout, sanitize(line)):
             return OK
     if not args.follow:
         return OK
@@ -258,7 +243,7 @@ async def _server(args: argparse.Namespace) -> int:
             err(f"playdeck: no server answers on {path}")
             return UNREACHABLE
         if args.json:
-            _write(sys.stdout, json.dumps(status, indent=2))
+            say(sys.stdout, json.dumps(status, indent=2))
         else:
             for line in _status_lines(status):
                 out(line)
