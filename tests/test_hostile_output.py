@@ -251,7 +251,7 @@ def walk(t: Terminal) -> Session:
         t.press("i")  # the tree, cursor on its root: all, then the first group, then its host
         time.sleep(0.3)
         t.press("Down", "Down")
-        before = t.settled()
+        t.settled()
         t.press("x")
         screen = w.seen("host vars", lambda s_: "VAR-MARK" in s_, "the host-vars screen of the hostile host", 15)
         t.press("Escape")

@@ -261,9 +261,9 @@ def test_websocket_snapshot_deltas_logs_and_cancel(server, tmp_path):
             }
             async with session.post(URL + "/v1/jobs", json=body) as response:
                 assert response.status == 201
-            states = lambda: [
-                j["status"] for m in seen if m["t"] == "delta" for j in m["jobs"] if j["name"] == "sleeper"
-            ]
+            def states() -> list[str]:
+                return [j["status"] for m in seen if m["t"] == "delta" for j in m["jobs"] if j["name"] == "sleeper"]
+
             await _events_until(ws, seen, lambda: "running" in states())
             for _ in range(300):  # the sleep starts after the task's last event: no message to wait for
                 if pids_with_cmdline("sleep 71"):
@@ -271,7 +271,9 @@ def test_websocket_snapshot_deltas_logs_and_cancel(server, tmp_path):
                 await asyncio.sleep(0.1)
             async with session.post(URL + "/v1/jobs/sleeper/timeout", json={"seconds": 60}) as response:
                 assert response.status == 200
-            timed = lambda: [j for m in seen if m["t"] == "delta" for j in m["jobs"] if j["timeout_left"]]
+            def timed() -> list[dict]:
+                return [j for m in seen if m["t"] == "delta" for j in m["jobs"] if j["timeout_left"]]
+
             await _events_until(ws, seen, timed)
             async with session.post(URL + "/v1/jobs/sleeper/cancel") as response:
                 assert response.status == 200

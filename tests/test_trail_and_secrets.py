@@ -128,7 +128,7 @@ def test_audit_trail_records_every_operator_action_with_who_and_from_where(monke
 def test_history_keeps_finished_jobs_and_retention_prunes_old_runs(isolated_state):
     async def main():
         engine = Engine()
-        job = engine.add(spec_for_playbook(PLAYBOOKS / "failing_host.yml", INVENTORY, limit="web01,web02"))
+        engine.add(spec_for_playbook(PLAYBOOKS / "failing_host.yml", INVENTORY, limit="web01,web02"))
         await engine.wait_idle()
         return engine
 

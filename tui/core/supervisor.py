@@ -214,6 +214,8 @@ class PromptWatch:
         if prompt["kind"] == "vars_prompt":  # input()/getpass write the prompt once they read
             with self.lock:  # the tty turned a multi-line prompt's newlines into CRLF
                 return asked.replace("\r\n", "\n") in self.output.replace("\r\n", "\n")
+        if self.fd is None:
+            return True  # no pty yet: nothing to wait for
         try:  # on Linux the master's termios are the slave's: pause sets it raw, and echo back on if shown
             lflag = termios.tcgetattr(self.fd)[3]
         except (OSError, termios.error):
