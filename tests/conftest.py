@@ -66,10 +66,20 @@ def pids_with_env(needle: str) -> list[int]:
 
 
 def pids_with_cmdline(needle: str) -> list[int]:
-    """Live processes whose command line contains `needle` (arguments joined by spaces)."""
+    """Live processes whose command line contains `needle` (arguments joined by spaces), ending at an
+    argument's end: "sleep 42" must not find an unrelated "sleep 420" running on the same machine."""
     want = needle.encode()
-    return [int(p) for p in os.listdir("/proc")
-            if p.isdigit() and want in _read(f"/proc/{p}/cmdline").replace(b"\0", b" ") and _live(p)]
+
+    def has(cmdline: bytes) -> bool:
+        joined = cmdline.replace(b"\0", b" ") + b" "
+        start = joined.find(want)
+        while start != -1:
+            if joined[start + len(want):start + len(want) + 1] in (b" ", b"/", b"="):
+                return True
+            start = joined.find(want, start + 1)
+        return False
+
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and has(_read(f"/proc/{p}/cmdline")) and _live(p)]
 
 
 def end_leftovers(find: Callable[[], list[int]], wait: float = 15.0,
