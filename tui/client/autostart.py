@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import socket as socketlib
 import stat
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import IO, Any
 import tui
 from tui.client.connection import ClientError, Connection, NoAnswer, Unreachable
 from tui.core.paths import ensure_private_dir, state_dir
+from tui.server.paths import knock
 
 START_TIMEOUT = 90.0  # a cold start takes seconds on a busy machine; a server still stopping (its jobs
 # being canceled) holds a new one back for up to 60 s
@@ -68,17 +68,7 @@ async def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | 
 
 def _refused(path: Path) -> bool:
     """True when `path` is a socket nobody listens on (a dead server's leftover)."""
-    sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
-    try:
-        sock.settimeout(2)
-        sock.connect(str(path))
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-    return False
+    return isinstance(knock(path, 2), ConnectionRefusedError)
 
 
 def _remove_stale(path: Path) -> None:

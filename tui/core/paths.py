@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -50,4 +51,27 @@ def check_writable(path: Path) -> str | None:
         os.unlink(probe)
     except OSError as exc:
         return f"cannot be written: {exc.strerror or exc}"
+    return None
+
+
+def private_dir_problem(path: str | Path, *, exact_mode: bool = True) -> str | None:
+    """Why `path` is not a directory that only we control, or None when it is.
+
+    For the private sockets (the server's, ssh's control masters) under a predictable name that
+    another local user could have made first: lstat, so a symlink is refused, never followed.
+    `exact_mode` wants 0700; otherwise any mode without group/other bits will do.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be used: {exc.strerror or exc}"
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.getuid():
+        return f"belongs to uid {info.st_uid}, not to us (uid {os.getuid()})"
+    if (mode != 0o700) if exact_mode else (mode & 0o077):
+        return f"has mode {mode:o}, not 0700"
     return None

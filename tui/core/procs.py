@@ -18,6 +18,8 @@ import tempfile
 import time
 from typing import Callable, Iterable
 
+from tui.core.paths import private_dir_problem
+
 MARKER_VAR = "PLAYDECK_ATTEMPT"
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -156,16 +158,7 @@ def private_control_base() -> str:
         os.mkdir(base, 0o700)
     except FileExistsError:
         pass
-    st = os.lstat(base)
-    why = None
-    if stat.S_ISLNK(st.st_mode):
-        why = "is a symlink"
-    elif not stat.S_ISDIR(st.st_mode):
-        why = "is not a directory"
-    elif st.st_uid != os.getuid():
-        why = f"belongs to uid {st.st_uid}, not to us (uid {os.getuid()})"
-    elif stat.S_IMODE(st.st_mode) != 0o700:
-        why = f"has mode {stat.S_IMODE(st.st_mode):04o}, not 0700"
+    why = private_dir_problem(base)
     if why is not None:
         raise UnsafeDirError(f"refusing the ssh control socket directory {base}: it {why}; "
                              "remove it, or set XDG_RUNTIME_DIR or TMPDIR to a private directory")

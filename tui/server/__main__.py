@@ -23,7 +23,7 @@ from aiohttp import web
 from tui.core.paths import check_writable
 from tui.core.paths import state_dir as default_state_dir
 from tui.server.app import make_app
-from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, socket_path
+from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, knock, socket_path
 from tui.server.state import Server
 
 log = logging.getLogger("tui.server")
@@ -55,15 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _live(path: Path) -> bool:
     """Whether a server answers on `path` (a leftover socket of a dead one does not)."""
-    probe = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
+    return knock(path, 1.0) is None
 
 
 def _bind(path: Path) -> socketlib.socket:

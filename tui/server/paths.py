@@ -8,9 +8,11 @@ any group/other permission bit (someone else could swap the socket).
 from __future__ import annotations
 
 import os
-import stat
+import socket
 import tempfile
 from pathlib import Path
+
+from tui.core.paths import private_dir_problem
 
 
 class UnsafeSocketDir(Exception):
@@ -30,20 +32,9 @@ def socket_path() -> Path:
 
 def check_private_dir(directory: Path) -> None:
     """Raise UnsafeSocketDir unless `directory` is a real directory, ours, mode 0700 or tighter."""
-    try:
-        info = os.lstat(directory)
-    except OSError as exc:
-        raise UnsafeSocketDir(f"socket directory {directory}: {exc.strerror or exc}") from exc
-    if stat.S_ISLNK(info.st_mode):
-        raise UnsafeSocketDir(f"socket directory {directory} is a symlink: refused")
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeSocketDir(f"socket directory {directory} is not a directory")
-    if info.st_uid != os.getuid():
-        raise UnsafeSocketDir(f"socket directory {directory} is owned by uid {info.st_uid}, not {os.getuid()}: refused")
-    if info.st_mode & 0o077:
-        raise UnsafeSocketDir(
-            f"socket directory {directory} has mode {stat.S_IMODE(info.st_mode):o}; it must be 0700: refused"
-        )
+    why = private_dir_problem(directory, exact_mode=False)
+    if why is not None:
+        raise UnsafeSocketDir(f"socket directory {directory} {why}: refused")
 
 
 def ensure_socket_dir(socket: Path) -> Path:
@@ -57,3 +48,17 @@ def ensure_socket_dir(socket: Path) -> Path:
             pass
     check_private_dir(directory)
     return directory
+
+
+def knock(path: Path, timeout: float) -> OSError | None:
+    """Connect to the socket at `path` and hang up: None when something listens there, else why
+    not (ConnectionRefusedError: a dead server's leftover socket, safe to replace)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(timeout)
+        probe.connect(str(path))
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        probe.close()
