@@ -25,19 +25,29 @@ TIMEOUT = 120.0
 class Check:
     """A running check: call it for the answer; `stop()` ends it and everything it started."""
 
-    def __init__(self, specs: list[JobSpec]):
-        self.specs = specs
-        request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")}
-                   for s in specs]
+    def __init__(self, specs: list[JobSpec] | None = None, *, module: str = "tui.core.preflight"):
+        """Start the worker (`python -m module`, which must end in `main()` below); with `specs`
+        it checks those, else `assign` gives it its jobs later (a worker started early, warm)."""
         env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
         env.pop("ANSIBLE_FORCE_COLOR", None)
         package_root = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         # a session of its own: the check and any inventory script it runs are found, and ended, as one
-        self.proc = subprocess.Popen([sys.executable, "-m", "tui.core.preflight"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                      start_new_session=True)
+        self.specs: list[JobSpec] = []
+        self.data = b""
+        if specs is not None:
+            self.assign(specs)
+
+    def assign(self, specs: list[JobSpec]) -> Check:
+        """The jobs this worker checks: their inventories and limits, sent when the answer is asked for."""
+        self.specs = list(specs)
+        request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")}
+                   for s in self.specs]
         self.data = json.dumps(request).encode()
+        return self
 
     def __call__(self) -> dict[str, str]:
         specs = self.specs
@@ -95,7 +105,7 @@ def _why(noise: str) -> str:
     return ""
 
 
-def _main() -> int:
+def main() -> int:
     """The worker: load each inventory once with Ansible's InventoryManager, try every limit on it."""
     import io
     from contextlib import redirect_stderr, redirect_stdout
@@ -135,4 +145,4 @@ def _main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    raise SystemExit(main())
