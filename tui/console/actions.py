@@ -18,7 +18,7 @@ import sys
 import termios
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from rich.console import RenderableType
 from textual import work
@@ -59,11 +59,6 @@ def clean(text: object) -> str:
     return strip_sgr(str(text))
 
 
-def job_prompt(job: Job | None) -> Any:
-    """The prompt the job's playbook waits at (vars_prompt or pause), or None."""
-    return getattr(job, "prompt", None) if job is not None else None
-
-
 class JobActions:
     """The console's key actions, for `PlaydeckApp` (which provides `selected_job`, `engine`, `say`)."""
 
@@ -86,7 +81,7 @@ class JobActions:
         if job.history and action != "results":
             return f"{name} is from an earlier run and is read-only: {self.key_for('new-job')} launches it again"
         if action == "answer_prompt":
-            return None if job_prompt(job) is not None else f"{name} is {job.status.value}: it is not waiting for input"
+            return None if job.prompt is not None else f"{name} is {job.status.value}: it is not waiting for input"
         if command.applies_to is not None and job.status not in command.applies_to:
             return f"{name} is {job.status.value}: {WHY_NOT[action]}"
         if action == "retry_failed" and not job.results.failed_hosts():
@@ -222,15 +217,15 @@ class JobActions:
 
     # -- prompts ------------------------------------------------------------
     def action_answer_prompt(self) -> None:
-        job = self._job_for("answer_prompt")
-        prompt = job_prompt(job)
-        if job is None or prompt is None:
+        job = self._job_for("answer_prompt")  # None unless it waits at a prompt
+        if job is None or job.prompt is None:
             return
+        prompt = job.prompt
 
         def answer(text: str | None) -> None:
             if text is None:
                 return  # Esc: the job keeps waiting
-            if job_prompt(job) is None:
+            if job.prompt is None:
                 self.say(f"{job.name} no longer waits for input: the answer was not sent", severity="warning")
                 return
             try:
@@ -239,9 +234,7 @@ class JobActions:
                 self.say(str(exc), severity="warning")
             self._dirty.add(job.id)
 
-        self.push_screen(PromptDialog(clean(job.name), clean(getattr(prompt, "text", "") or ""),
-                                      str(getattr(prompt, "kind", "") or ""),
-                                      bool(getattr(prompt, "private", False))), answer)
+        self.push_screen(PromptDialog(clean(job.name), clean(prompt.text), prompt.kind, prompt.private), answer)
 
     # -- launching ------------------------------------------------------------
     def action_new_job(self) -> None:

@@ -24,7 +24,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from tui.console.actions import JobActions, clean, job_prompt
+from tui.console.actions import JobActions, clean
 from tui.console.commands import (COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings,
                                   key_label)
 from tui.console.config import Config, remember, remembered
@@ -76,6 +76,8 @@ class PlaydeckApp(JobActions, App[int]):
         self._shown_text: dict[str, str] = {}
         self._requested_theme = theme
         self._quitting = False
+        self._search_from: int | None = None  # the log line the last search landed on
+        self._miss_said = False  # a search that found nothing in memory said so once
         self._hung_up = False
         self._paging = False
 
@@ -159,9 +161,8 @@ class PlaydeckApp(JobActions, App[int]):
             if self.config.bell:
                 self.bell()
         if what == "prompt" and not self._quitting:
-            prompt = job_prompt(job)
-            if prompt is not None:
-                self.say(f"{job.name} is waiting for input: {getattr(prompt, 'text', '')}".rstrip(": "),
+            if job.prompt is not None:
+                self.say(f"{job.name} is waiting for input: {job.prompt.text}".rstrip(": "),
                          title=f"job waiting · {self.key_for('answer-prompt')} answers", severity="warning",
                          timeout=10)
                 if self.config.bell:
@@ -266,7 +267,7 @@ class PlaydeckApp(JobActions, App[int]):
         log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
-        if job_prompt(job) is not None:
+        if job.prompt is not None:
             follow = f"waiting for input ({self.key_for('answer-prompt')} answers) · {follow}"
         self._update_if_changed(title, Text(clean(f" {job.name} · {job.status.value} · {follow}{where}"),
                                             no_wrap=True, overflow="ellipsis"))
@@ -311,7 +312,7 @@ class PlaydeckApp(JobActions, App[int]):
         job = self.selected_job
         # the footer re-judges every key: only when what decides whether a key applies changed
         key = (job.id, job.status, job.history, bool(job.results.failed_hosts()), job.last is not None,
-               job_prompt(job) is not None) if job is not None else ()
+               job.prompt is not None) if job is not None else ()
         if key != self._bindings_key:
             self._bindings_key = key
             self.refresh_bindings()
@@ -415,7 +416,8 @@ class PlaydeckApp(JobActions, App[int]):
 
     def action_focus_log(self) -> None:
         """Enter on the grid: the log, or the prompt's dialog when the job waits for input."""
-        if job_prompt(self.selected_job) is not None and self.why_not("answer_prompt") is None:
+        job = self.selected_job
+        if job is not None and job.prompt is not None and self.why_not("answer_prompt") is None:
             self.action_answer_prompt()
             return
         self.query_one(LogView).focus()
@@ -451,7 +453,7 @@ class PlaydeckApp(JobActions, App[int]):
             if index is not None:
                 log.jump_to(index)
                 self._search_from = index
-            elif log.dropped and not getattr(self, "_miss_said", False):
+            elif log.dropped and not self._miss_said:
                 self._miss_said = True  # once per search: not a toast per keystroke
                 self.say(log.search_miss(), timeout=5)
         else:
@@ -460,10 +462,10 @@ class PlaydeckApp(JobActions, App[int]):
     @on(Input.Submitted, "#log-search")
     def _search_next(self, event: Input.Submitted) -> None:
         log = self.query_one(LogView)
-        index = log.find(event.value, getattr(self, "_search_from", None))
+        index = log.find(event.value, self._search_from)
         if index is None:
             # what is only on disk cannot be searched here: say so, and where it is
-            self.say(log.search_miss(older=getattr(self, "_search_from", None) is not None),
+            self.say(log.search_miss(older=self._search_from is not None),
                      timeout=5 if log.dropped else 2)
             return
         self._search_from = index

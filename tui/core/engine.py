@@ -336,7 +336,7 @@ class Engine:
     def _on_prompt(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
         varname = message.get("varname")
         prompt = Prompt(kind="pause" if message.get("kind") == "pause" else "vars_prompt",
-                        text=sanitize(strip_sgr(str(message.get("text") or ""))).strip(),
+                        text=strip_sgr(str(message.get("text") or "")).strip(),  # strip_sgr sanitizes too
                         varname=sanitize(str(varname)) if varname else None, private=bool(message.get("private")))
         if attempt.ended is not None or attempt.stop_reason is not None:
             return  # already stopping: nobody will answer

@@ -160,7 +160,7 @@ class JobGrid(ScrollView, can_focus=True):
     @staticmethod
     def _haystack(job: Job) -> str:
         words = (job.name, job.spec.target, job.limit or "all", job.status.value, EARLIER if job.history else "",
-                 NEEDS_INPUT if getattr(job, "prompt", None) is not None else "")
+                 NEEDS_INPUT if job.prompt is not None else "")
         return " ".join(words).lower()
 
     @property
@@ -234,7 +234,7 @@ class JobGrid(ScrollView, can_focus=True):
 
     def _status_cell(self, job: Job) -> Text:
         """The engine's word; a running job stopped at a prompt says so, since it will not move on its own."""
-        if job.status is Status.RUNNING and getattr(job, "prompt", None) is not None:
+        if job.status is Status.RUNNING and job.prompt is not None:
             return Text(NEEDS_INPUT, style=self._status_style(Status.WAITING) + Style(bold=True))
         return Text(job.status.value, style=self._status_style(job.status))
 
