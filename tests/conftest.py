@@ -42,7 +42,8 @@ def run(coro: Awaitable[object]) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-# --- looking at the process table, independently of tui.core.procs -----------
+# --- looking at the process table, independently of tui.core.running.procs -----------
+
 
 def _read(path: str) -> bytes:
     try:
@@ -54,15 +55,18 @@ def _read(path: str) -> bytes:
 
 def _live(pid: str) -> bool:
     stat = _read(f"/proc/{pid}/stat")
-    return bool(stat) and stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+    return bool(stat) and stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 def pids_with_env(needle: str) -> list[int]:
     """Live processes whose environment contains `needle` (e.g. the attempt marker)."""
     want = needle.encode()
     me = str(os.getpid())
-    return [int(p) for p in os.listdir("/proc")
-            if p.isdigit() and p != me and want in _read(f"/proc/{p}/environ") and _live(p)]
+    return [
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and p != me and want in _read(f"/proc/{p}/environ") and _live(p)
+    ]
 
 
 def pids_with_cmdline(needle: str) -> list[int]:
@@ -74,7 +78,7 @@ def pids_with_cmdline(needle: str) -> list[int]:
         joined = cmdline.replace(b"\0", b" ") + b" "
         start = joined.find(want)
         while start != -1:
-            if joined[start + len(want):start + len(want) + 1] in (b" ", b"/", b"="):
+            if joined[start + len(want) : start + len(want) + 1] in (b" ", b"/", b"="):
                 return True
             start = joined.find(want, start + 1)
         return False
@@ -82,8 +86,9 @@ def pids_with_cmdline(needle: str) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and has(_read(f"/proc/{p}/cmdline")) and _live(p)]
 
 
-def end_leftovers(find: Callable[[], list[int]], wait: float = 15.0,
-                  note: Callable[[int, signal.Signals], None] | None = None) -> None:
+def end_leftovers(
+    find: Callable[[], list[int]], wait: float = 15.0, note: Callable[[int, signal.Signals], None] | None = None
+) -> None:
     """Give what `find()` returns `wait` seconds to end by itself (supervisors stop their jobs when
     the console dies); then SIGTERM and SIGKILL, by pid, whatever is left. `note(pid, signal)` is
     told of each before it is sent."""

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
+
 from tests.conftest import _read  # one /proc reader for every test and bench
 
 SSHD = "/usr/sbin/sshd"  # sshd refuses to re-exec itself unless started by absolute path
@@ -42,8 +43,12 @@ def free_port() -> int:
 
 def keygen(path: Path, comment: str = "playdeck-test") -> Path:
     """A fresh ed25519 key pair at `path` (and `path`.pub), without a passphrase."""
-    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    subprocess.run(
+        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
     return path
 
 
@@ -57,6 +62,7 @@ def control_name(port: int, user: str, host: str = HOST) -> str:
     using it has `ControlPath=<dir>/<this name>` on its command line.
     """
     import hashlib
+
     return hashlib.sha1(f"{host}-{port}-{user}".encode()).hexdigest()[:10]
 
 
@@ -68,7 +74,7 @@ def _ppid_map() -> dict[int, list[int]]:
         stat = _read(f"/proc/{name}/stat")
         if not stat:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         if fields[0] in (b"Z", b"X"):
             continue
         children.setdefault(int(fields[1]), []).append(int(name))
@@ -160,7 +166,9 @@ def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text(errors='replace') if log.exists() else ''}")
+            raise RuntimeError(
+                f"sshd exited with {proc.returncode}: {log.read_text(errors='replace') if log.exists() else ''}"
+            )
         try:
             with socket.create_connection((HOST, port), timeout=0.5) as conn:
                 conn.settimeout(2.0)
@@ -187,34 +195,44 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     port = free_port()
     log = directory / "sshd.log"
     config = directory / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}",
-        f"ListenAddress {HOST}",
-        f"HostKey {host_key}",
-        f"PidFile {directory / 'sshd.pid'}",
-        f"AuthorizedKeysFile {authorized}",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password",
-        "UsePAM no",
-        "StrictModes no",
-        "LogLevel VERBOSE",
-        "MaxStartups 50:30:100",
-        "MaxSessions 50",
-        "UseDNS no",
-        "Subsystem sftp internal-sftp",
-        "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                f"ListenAddress {HOST}",
+                f"HostKey {host_key}",
+                f"PidFile {directory / 'sshd.pid'}",
+                f"AuthorizedKeysFile {authorized}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",
+                "LogLevel VERBOSE",
+                "MaxStartups 50:30:100",
+                "MaxSessions 50",
+                "UseDNS no",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
     # sshd insists on its privilege separation directory (normally made by the service unit)
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     subprocess.run([SSHD, "-t", "-f", str(config)], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k != "PLAYDECK_ATTEMPT"}
-    proc = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(log)], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    server = SshServer(host=HOST, port=port, user=getpass.getuser(), key=client_key, directory=directory,
-                       log=log, process=proc)
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-f", str(config), "-E", str(log)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = SshServer(
+        host=HOST, port=port, user=getpass.getuser(), key=client_key, directory=directory, log=log, process=proc
+    )
     try:
         _wait_for_port(proc, port, log)
         yield server

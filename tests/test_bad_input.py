@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run
 from tui.core.engine import Engine, spec_for_playbook
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
 
 
 def playdeck(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -22,12 +22,15 @@ def playdeck(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def job_file(tmp_path: Path, inventory: Path, limit: str | None = None, book: str = "health_check.yml") -> Path:
     path = tmp_path / "jobs.yml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         inventory: {inventory}
         jobs:
           - name: checked
-            playbook: {PLAYBOOKS / book if '/' not in book else book}
-    """) + (f"    limit: {limit}\n" if limit else ""))
+            playbook: {PLAYBOOKS / book if "/" not in book else book}
+    """)
+        + (f"    limit: {limit}\n" if limit else "")
+    )
     return path
 
 
@@ -72,6 +75,7 @@ def test_limit_that_matches_no_host(tmp_path):
 
 def test_engine_reports_a_limit_matching_nothing_while_other_jobs_keep_going():
     """The console has no preflight: the job itself must say what is wrong, and others run on."""
+
     async def main():
         engine = Engine()
         wrong = engine.add(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, name="wrong", limit="web99"))
@@ -105,8 +109,9 @@ def test_log_disk_full_mid_run_ends_that_job_as_error_and_the_engine_goes_on(tin
 
     async def main():
         engine = Engine(tiny_disk / "state")
-        chatty = engine.add(spec_for_playbook(PLAYBOOKS / "chatty.yml", INVENTORY, limit="lb01",
-                                              extra_vars={"chatty_lines": 3000}))
+        chatty = engine.add(
+            spec_for_playbook(PLAYBOOKS / "chatty.yml", INVENTORY, limit="lb01", extra_vars={"chatty_lines": 3000})
+        )
         await engine.wait_idle()
         filler.unlink()  # the operator frees space; the same engine runs the next job fine
         after = engine.add(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, name="after", limit="cache01"))
@@ -124,11 +129,13 @@ def test_log_disk_full_mid_run_ends_that_job_as_error_and_the_engine_goes_on(tin
 
 # --- the ssh control socket directory: a predictable name must not be someone else's -------------
 
+
 @pytest.fixture
 def runtime_dir(monkeypatch):
     """A short private XDG_RUNTIME_DIR (socket paths must stay short, pytest's tmp_path is long)."""
     import shutil
     import tempfile
+
     path = tempfile.mkdtemp(prefix="pdrt", dir="/tmp")
     monkeypatch.setenv("XDG_RUNTIME_DIR", path)
     yield Path(path)
@@ -138,6 +145,7 @@ def runtime_dir(monkeypatch):
 def test_control_dir_lives_in_a_private_per_user_directory(runtime_dir):
     import shutil
     import stat
+
     from tui.core import procs
 
     path = Path(procs.control_dir("attempt-1"))
@@ -205,13 +213,17 @@ def test_control_base_falls_back_to_a_short_path_when_tmpdir_is_long(monkeypatch
     monkeypatch.setenv("TMPDIR", str(tmp_path / ("x" * 80)))
     (tmp_path / ("x" * 80)).mkdir()
     import tempfile
+
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches TMPDIR
     assert procs.control_base() == f"/tmp/playdeck-{os.getuid()}"
 
 
 # --- the sample playbooks never write through a symlink planted in their demo directory ----------
 
-@pytest.mark.parametrize(("book", "planted"), [("deploy.yml", "playdeck-demo"), ("failing_host.yml", "playdeck-demo/web01")])
+
+@pytest.mark.parametrize(
+    ("book", "planted"), [("deploy.yml", "playdeck-demo"), ("failing_host.yml", "playdeck-demo/web01")]
+)
 def test_sample_playbook_refuses_a_symlinked_demo_directory(tmp_path, book, planted):
     """Another user pre-creates $TMPDIR/playdeck-demo (or a host's dir in it) as a symlink to
     somewhere else: the job fails saying so, and nothing is written there."""

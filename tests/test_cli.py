@@ -22,18 +22,20 @@ def playdeck(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[st
 
 def test_job_file_run_writes_the_json_summary_and_exits_1_when_a_job_fails(tmp_path):
     jobs = tmp_path / "jobs.yml"
-    jobs.write_text(textwrap.dedent(f"""\
+    jobs.write_text(
+        textwrap.dedent(f"""\
         inventory: {INVENTORY}
         max_parallel: 2
         jobs:
           - name: health
-            playbook: {PLAYBOOKS / 'health_check.yml'}
+            playbook: {PLAYBOOKS / "health_check.yml"}
             limit: cache01
           - name: failing
-            playbook: {PLAYBOOKS / 'failing_host.yml'}
+            playbook: {PLAYBOOKS / "failing_host.yml"}
             limit: web01,web02
             extra_vars: {{failing_host: web01}}
-    """))
+    """)
+    )
     summary = tmp_path / "out.json"
     out = playdeck("run", str(jobs), "--json", str(summary))
     assert out.returncode == 1, out.stderr
@@ -59,8 +61,20 @@ def test_job_file_run_writes_the_json_summary_and_exits_1_when_a_job_fails(tmp_p
 
 def test_playbook_flags_run_and_exit_0_on_success(tmp_path):
     summary = tmp_path / "out.json"
-    out = playdeck("run", str(PLAYBOOKS / "slow_task.yml"), "-i", str(INVENTORY), "--limit", "db02",
-                   "-e", "slow_seconds=1", "--timeout", "1m", "--json", str(summary))
+    out = playdeck(
+        "run",
+        str(PLAYBOOKS / "slow_task.yml"),
+        "-i",
+        str(INVENTORY),
+        "--limit",
+        "db02",
+        "-e",
+        "slow_seconds=1",
+        "--timeout",
+        "1m",
+        "--json",
+        str(summary),
+    )
     assert out.returncode == 0, out.stderr
     (job,) = json.loads(summary.read_text())["jobs"]
     assert job["name"] == "slow_task" and job["status"] == "successful"
@@ -70,8 +84,20 @@ def test_playbook_flags_run_and_exit_0_on_success(tmp_path):
 
 def test_timeout_flag_ends_the_job_as_timeout(tmp_path):
     summary = tmp_path / "out.json"
-    out = playdeck("run", str(PLAYBOOKS / "slow_task.yml"), "-i", str(INVENTORY), "--limit", "db02",
-                   "-e", "slow_seconds=46", "--timeout", "2s", "--json", str(summary))
+    out = playdeck(
+        "run",
+        str(PLAYBOOKS / "slow_task.yml"),
+        "-i",
+        str(INVENTORY),
+        "--limit",
+        "db02",
+        "-e",
+        "slow_seconds=46",
+        "--timeout",
+        "2s",
+        "--json",
+        str(summary),
+    )
     assert out.returncode == 1
     (job,) = json.loads(summary.read_text())["jobs"]
     assert job["status"] == "timeout" and job["attempts"][0]["status"] == "timeout"
@@ -80,9 +106,26 @@ def test_timeout_flag_ends_the_job_as_timeout(tmp_path):
 
 def test_ctrl_c_cancels_every_job_and_leaves_no_process(tmp_path):
     summary = tmp_path / "out.json"
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "run", str(PLAYBOOKS / "slow_task.yml"), "-i", str(INVENTORY),
-                             "--limit", "db02", "-e", "slow_seconds=47", "--json", str(summary)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tui",
+            "run",
+            str(PLAYBOOKS / "slow_task.yml"),
+            "-i",
+            str(INVENTORY),
+            "--limit",
+            "db02",
+            "-e",
+            "slow_seconds=47",
+            "--json",
+            str(summary),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not pids_with_cmdline("sleep 47"):
         assert time.monotonic() < deadline and proc.poll() is None, "the job never started"

@@ -27,9 +27,9 @@ from tui.console.screens.results import ResultsScreen
 from tui.console.widgets.inventory_pane import EXPAND_ALL, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
-from tui.core.logstore import LogTail
-from tui.core.results import HostCounts, TaskResult
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running.results import HostCounts, TaskResult
+from tui.core.storage.logstore import LogTail
 
 CONTROL = ("\x1b", "\x07", "\x9b", "\x9d")  # what must never reach the terminal from a name
 
@@ -165,7 +165,7 @@ def test_the_cursor_row_draws_its_status_in_the_cursor_colours():
 
 
 # -- the log -------------------------------------------------------------------
-LONG = "fatal: [web01]: FAILED! => {\"msg\": \"" + " ".join(f"w{n}" for n in range(80)) + " TAILWORD\"}"
+LONG = 'fatal: [web01]: FAILED! => {"msg": "' + " ".join(f"w{n}" for n in range(80)) + ' TAILWORD"}'
 
 
 def test_the_log_wraps_by_default_and_toggles():
@@ -262,8 +262,9 @@ def test_the_log_says_which_lines_are_only_on_disk():
 
 
 def test_a_real_job_whose_tail_dropped_lines_says_so_in_the_console():
-    spec = JobSpec(name="chatty", inventory=INVENTORY, playbook=playbook("chatty"), limit="lb01",
-                   extra_vars={"chatty_lines": 60})
+    spec = JobSpec(
+        name="chatty", inventory=INVENTORY, playbook=playbook("chatty"), limit="lb01", extra_vars={"chatty_lines": 60}
+    )
 
     async def main():
         app = PlaydeckApp(specs=[spec], inventory=INVENTORY)
@@ -285,8 +286,11 @@ def test_a_real_job_whose_tail_dropped_lines_says_so_in_the_console():
             assert first in job.last.log.read_text() and not any(first in line for line in job.tail.lines)
             await pilot.press("enter", "slash")
             await pilot.press(*first, "enter")
-            await wait(pilot, lambda: any("earlier lines are only on disk" in str(n.message)
-                                          for n in app._notifications), what="the search to say where to look")
+            await wait(
+                pilot,
+                lambda: any("earlier lines are only on disk" in str(n.message) for n in app._notifications),
+                what="the search to say where to look",
+            )
             await pilot.press("escape", "escape", "q")
 
     run(main())
@@ -300,11 +304,19 @@ def test_results_show_a_long_reason_whole_at_80x24():
         app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
         async with app.run_test(size=(80, 24)) as pilot:
             await frozen(pilot, 0)
-            job = frozen_job(0, "release", "deploy.yml", Status.FAILED, "web", {
-                f"web0{n}": HostCounts(ok=2, failed=int(n == 1)) for n in range(1, 4)}, 3)
-            job.results.tasks[:] = [TaskResult("web01", "check the release", "Rollout", "failed", reason),
-                                    *(TaskResult(f"web0{n}", f"step {k}", "Rollout", "ok", "")
-                                      for n in (2, 3) for k in range(6))]
+            job = frozen_job(
+                0,
+                "release",
+                "deploy.yml",
+                Status.FAILED,
+                "web",
+                {f"web0{n}": HostCounts(ok=2, failed=int(n == 1)) for n in range(1, 4)},
+                3,
+            )
+            job.results.tasks[:] = [
+                TaskResult("web01", "check the release", "Rollout", "failed", reason),
+                *(TaskResult(f"web0{n}", f"step {k}", "Rollout", "ok", "") for n in (2, 3) for k in range(6)),
+            ]
             app.engine.jobs.append(job)
             app._added = True
             app._tick()
@@ -429,8 +441,9 @@ def test_a_bigger_inventory_stays_lazy(tmp_path: Path):
 # -- the real console in tmux at 80x24, TERM=screen --------------------------------
 def _job_file(tmp_path: Path, jobs: str, max_parallel: int = 1) -> Path:
     path = tmp_path / "jobs.yml"
-    path.write_text(f"inventory: {INVENTORY}\nmax_parallel: {max_parallel}\njobs:\n"
-                    + textwrap.indent(textwrap.dedent(jobs), "  "))
+    path.write_text(
+        f"inventory: {INVENTORY}\nmax_parallel: {max_parallel}\njobs:\n" + textwrap.indent(textwrap.dedent(jobs), "  ")
+    )
     return path
 
 
@@ -438,8 +451,10 @@ def _job_file(tmp_path: Path, jobs: str, max_parallel: int = 1) -> Path:
 def test_the_ninth_job_selected_with_j_is_on_screen_in_tmux(tmp_path: Path):
     # one job sleeps, the other nine wait their turn (max_parallel 1): nothing heavy runs
     jobs = f"- name: sleeper\n  playbook: {playbook('slow_task')}\n  limit: db01\n  extra_vars: {{slow_seconds: 65}}\n"
-    jobs += "".join(f"- name: queued-{n}\n  playbook: {TEST_PLAYBOOKS / 'load_one_debug.yml'}\n  limit: web01\n"
-                    for n in range(2, 11))
+    jobs += "".join(
+        f"- name: queued-{n}\n  playbook: {TEST_PLAYBOOKS / 'load_one_debug.yml'}\n  limit: web01\n"
+        for n in range(2, 11)
+    )
     term = Terminal(tmp_path, [_job_file(tmp_path, jobs)], name="ninth")
     try:
         term.start()

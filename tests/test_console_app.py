@@ -7,8 +7,8 @@ import json
 import os
 import signal
 import socket
-from dataclasses import replace
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.style import Style
@@ -21,12 +21,12 @@ from tui.console.actions import adhoc_name
 from tui.console.app import PlaydeckApp
 from tui.console.commands import COMMANDS
 from tui.console.screens.prompt import PromptDialog
-from tui.console.widgets.job_grid import JobGrid
 from tui.console.screens.timeout import TimeoutDialog
+from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import NOT_NOW, KeyBar
 from tui.core.engine import Job
-from tui.core.results import HostCounts
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
+from tui.core.running.results import HostCounts
 
 LABELS = {command.label for command in COMMANDS} | {"Show hosts"}
 
@@ -44,8 +44,14 @@ def pieces(line: str) -> list[str]:
             found.append(NOT_NOW)
             index += 1
             continue
-        label = next((lab for lab in sorted(LABELS, key=len, reverse=True)
-                      if words[index + 1:index + 1 + len(lab.split())] == lab.split()), None)
+        label = next(
+            (
+                lab
+                for lab in sorted(LABELS, key=len, reverse=True)
+                if words[index + 1 : index + 1 + len(lab.split())] == lab.split()
+            ),
+            None,
+        )
         assert label is not None, f"a cut or unknown label at {words[index:]!r} in {line!r}"
         found.append(label)
         index += 1 + len(label.split())
@@ -78,13 +84,18 @@ def test_footer_shows_what_applies_first_whole_labels_and_help(tmp_path):
                 line = footer(app)
                 assert len(line) <= 80 and line.rstrip().endswith("? Help"), line
                 shown = pieces(line)
-                applicable = shown[:shown.index(NOT_NOW)] if NOT_NOW in shown else shown
+                applicable = shown[: shown.index(NOT_NOW)] if NOT_NOW in shown else shown
                 for label in applicable[:-1]:
-                    command = next(c for c in COMMANDS if c.label == label or (label == "Show hosts"
-                                                                              and c.id == "toggle-inventory"))
+                    command = next(
+                        c
+                        for c in COMMANDS
+                        if c.label == label or (label == "Show hosts" and c.id == "toggle-inventory")
+                    )
                     assert app.applies(command.action), (job.name, label)
-                ranks = [next(i for i, c in enumerate(COMMANDS) if c.label == label.replace("Show", "Hide"))
-                         for label in applicable]
+                ranks = [
+                    next(i for i, c in enumerate(COMMANDS) if c.label == label.replace("Show", "Hide"))
+                    for label in applicable
+                ]
                 assert ranks == sorted(ranks), line  # most needed first
                 if job is live:
                     assert applicable[:3] == ["Cancel", "Timeout", "Results"], line
@@ -109,8 +120,11 @@ def test_footer_shows_what_applies_first_whole_labels_and_help(tmp_path):
             shown = pieces(line.plain)
             assert NOT_NOW in shown and shown.index("Cancel") > shown.index(NOT_NOW) and shown[-1] == "Help"
             at = line.plain.index(NOT_NOW)
-            assert all(Style.parse(str(span.style)).dim for span in line.spans if span.start >= at and
-                       span.end <= line.plain.index("? Help")), "not-applicable keys are drawn dim"
+            assert all(
+                Style.parse(str(span.style)).dim
+                for span in line.spans
+                if span.start >= at and span.end <= line.plain.index("? Help")
+            ), "not-applicable keys are drawn dim"
             await pilot.press("q")
         return app
 
@@ -129,7 +143,7 @@ def test_a_key_that_does_not_apply_says_why_and_changes_nothing(tmp_path):
                 "c": "deploy-web is successful: only a queued, waiting or running job can be cancelled",
                 "t": "deploy-web is successful: only a queued, waiting or running job has a timeout to change",
                 "f": "deploy-web is successful: only a failed, timed-out, canceled or errored job can retry "
-                     "its failed hosts",
+                "its failed hosts",
                 "p": "deploy-web is successful: it is not waiting for input",
             }
             for key, message in expected.items():
@@ -147,8 +161,9 @@ def test_a_key_that_does_not_apply_says_why_and_changes_nothing(tmp_path):
             assert app.why_not("retry_failed") is None
             app.engine.jobs[3].attempts[-1].results.hosts.clear()
             await pilot.press("f")
-            assert notes(app)[-1] == ("failing-host has no failed or unreachable hosts in its last attempt: "
-                                      "r retries all of it")
+            assert notes(app)[-1] == (
+                "failing-host has no failed or unreachable hosts in its last attempt: r retries all of it"
+            )
             await pilot.press("q")
         return app
 
@@ -211,9 +226,20 @@ def _earlier_run(state: Path, run_id: str, names: list[str], status: str = "runn
     run_dir = state / "runs" / run_id
     for name in names:
         (run_dir / name).mkdir(parents=True)
-        record = {"version": 1, "run": run_id, "name": name, "status": status, "message": "",
-                  "spec": {"target": "x.yml", "playbook": str(PLAYBOOKS / "slow_task.yml"),
-                           "inventory": str(INVENTORY), "limit": None}, "attempts": []}
+        record = {
+            "version": 1,
+            "run": run_id,
+            "name": name,
+            "status": status,
+            "message": "",
+            "spec": {
+                "target": "x.yml",
+                "playbook": str(PLAYBOOKS / "slow_task.yml"),
+                "inventory": str(INVENTORY),
+                "limit": None,
+            },
+            "attempts": [],
+        }
         (run_dir / name / "job.json").write_text(json.dumps(record))
     (run_dir / "owner.json").write_text(json.dumps({"pid": 2**22 + 1, "start": "1", "host": socket.gethostname()}))
 
@@ -252,30 +278,40 @@ def test_adhoc_job_names_say_what_ran():
 
 
 def test_prompting_playbook_answered_in_a_dialog_or_canceled(tmp_path):
-    path = job_file(tmp_path, f"""\
+    path = job_file(
+        tmp_path,
+        f"""\
         - name: asks
-          playbook: {TEST_PLAYBOOKS / 'prompt_vars.yml'}
+          playbook: {TEST_PLAYBOOKS / "prompt_vars.yml"}
           limit: lb01
         - name: asks-secret
-          playbook: {TEST_PLAYBOOKS / 'prompt_vars.yml'}
+          playbook: {TEST_PLAYBOOKS / "prompt_vars.yml"}
           limit: cache01
           extra_vars: {{prompt_private: true}}
-    """)
+    """,
+    )
 
     async def main():
-        from tui.core.jobfile import load_job_file
+        from tui.core.planning.jobfile import load_job_file
 
         app = PlaydeckApp(specs=load_job_file(path).jobs, inventory=INVENTORY, max_parallel=2)
         async with app.run_test(size=(80, 24)) as pilot:
             asks, secret = app.engine.jobs
-            await wait(pilot, lambda: asks.prompt is not None and secret.prompt is not None, timeout=60,
-                       what="both prompts")
-            await wait(pilot, lambda: "waiting for input" in str(app.query_one("#log-title").render()),
-                       what="the log title to say so")
+            await wait(
+                pilot, lambda: asks.prompt is not None and secret.prompt is not None, timeout=60, what="both prompts"
+            )
+            await wait(
+                pilot,
+                lambda: "waiting for input" in str(app.query_one("#log-title").render()),
+                what="the log title to say so",
+            )
             assert any(n.startswith("asks is waiting for input: Release to deploy") for n in notes(app))
             grid = app.query_one(JobGrid)
-            await wait(pilot, lambda: all(grid.row_cells(j.id)[1].plain == "needs input" for j in (asks, secret)),
-                       what="the grid to say both jobs need input")
+            await wait(
+                pilot,
+                lambda: all(grid.row_cells(j.id)[1].plain == "needs input" for j in (asks, secret)),
+                what="the grid to say both jobs need input",
+            )
 
             await pilot.press("j")  # the private one: a password input; Esc leaves it waiting
             await pilot.press("p")
@@ -324,12 +360,12 @@ def test_pager_shows_the_full_log_and_hangup_cancels_every_job(tmp_path):
         term.wait_for(lambda s: grid_status(s, "sleeper") == "running", "the job")
         _wait_ours(term, "sleep 73", True, 30)
         term.press("o")
-        screen = term.wait_for(lambda s: "TASK [Run long database migration]" in s and "playdeck" not in s,
-                               "the log in less")
+        screen = term.wait_for(
+            lambda s: "TASK [Run long database migration]" in s and "playdeck" not in s, "the log in less"
+        )
         assert "? Help" not in screen  # less owns the terminal
         term.press("q")
-        screen = term.wait_for(lambda s: "? Help" in s and grid_status(s, "sleeper") == "running",
-                               "the console again")
+        screen = term.wait_for(lambda s: "? Help" in s and grid_status(s, "sleeper") == "running", "the console again")
         assert term.ours("-m tui") and term.ours("sleep 73")
 
         log = next((term.state / "runs").glob("*/sleeper/attempt-1/output.log"))
@@ -373,14 +409,15 @@ def test_keys_that_do_not_apply_stay_apart_at_16_colours_and_without_colour(tmp_
     """TERM=screen (16 colours) and NO_COLOR=1: the keys that apply are bold, the others come after
     `not now:` in plain weight, and never in an alarm colour."""
     for env in ({}, {"NO_COLOR": "1"}):
-        term = Terminal(tmp_path, ["--demo"], size=(150, 24), term="screen", env=env,
-                        name="nocolor" if env else "ansi16").start()
+        term = Terminal(
+            tmp_path, ["--demo"], size=(150, 24), term="screen", env=env, name="nocolor" if env else "ansi16"
+        ).start()
         try:  # no job selected: c, r, f, t, v, o do not apply
             term.wait_for(lambda s: NOT_NOW in s.splitlines()[-1] and "hosts.yml" in s, "the footer")
             line = term.styled_screen().splitlines()[-1]
             applies, _, later = line.partition(NOT_NOW)
             assert "\x1b[1m" in applies and "New job" in applies  # keys that apply: bold
-            dimmed = later[:later.index("Results") + len("Results")]
+            dimmed = later[: later.index("Results") + len("Results")]
             assert "c Cancel" in dimmed and "\x1b[1m" not in dimmed  # the rest: not bold
             assert not any(code in dimmed for code in ("[91m", "[31m", "[41m", "[101m"))  # no red
             if env:

@@ -48,7 +48,8 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0
 def console(tmp_path: Path):
     jobfile = tmp_path / "jobs.yml"
     slow = playbook("slow_task")
-    jobfile.write_text(f"""\
+    jobfile.write_text(
+        f"""\
 inventory: {INVENTORY}
 max_parallel: 2
 jobs:
@@ -60,7 +61,9 @@ jobs:
     playbook: {slow}
     limit: db02
     extra_vars: {{slow_seconds: 62}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     assert not pids_with_cmdline(SLEEP_A) and not pids_with_cmdline(SLEEP_B), "a stray sleep 61/62 is running"
     console = Terminal(tmp_path, [jobfile], size=(100, 30), term="tmux-256color", name="e2e")
     try:
@@ -72,8 +75,9 @@ jobs:
 
 def test_cancel_retry_timeout_and_quit_in_the_real_console(console: Terminal):
     # both jobs start at once (max_parallel 2); the first row, long-a, is selected
-    console.wait_for(lambda s: is_("long-a", "running")(s) and is_("long-b", "running")(s),
-                     "both jobs to be running", timeout=45)
+    console.wait_for(
+        lambda s: is_("long-a", "running")(s) and is_("long-b", "running")(s), "both jobs to be running", timeout=45
+    )
     wait_until(lambda: console.ours(SLEEP_A) and console.ours(SLEEP_B), "both sleep tasks to start", timeout=45)
     first_b = console.ours(SLEEP_B)
 
@@ -122,6 +126,7 @@ def test_cancel_retry_timeout_and_quit_in_the_real_console(console: Terminal):
     console.press("y")
     console.wait_for(lambda s: "EXIT=0" in s, "the console to exit with status 0", timeout=30)
     assert pids_with_cmdline(SLEEP_A) == [] and pids_with_cmdline(SLEEP_B) == [], "a job's sleep outlived the console"
-    assert [p for p in pids_with_cmdline("tui.core.supervisor") if p in console.ours()] == [], \
+    assert [p for p in pids_with_cmdline("tui.core.running.supervisor") if p in console.ours()] == [], (
         "an attempt supervisor outlived the console"
+    )
     assert console.ours() == [], "a process started by the console outlived it"

@@ -19,13 +19,15 @@ from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
-from tui.core.jobfile import load_job_file
-from tui.core.spec import Status
+from tui.core.planning.jobfile import load_job_file
+from tui.core.planning.spec import Status
 
 
 def job_file(tmp_path: Path, jobs: str, max_parallel: int = 2) -> Path:
     path = tmp_path / "jobs.yml"
-    path.write_text(f"inventory: {INVENTORY}\nmax_parallel: {max_parallel}\njobs:\n" + textwrap.indent(textwrap.dedent(jobs), "  "))
+    path.write_text(
+        f"inventory: {INVENTORY}\nmax_parallel: {max_parallel}\njobs:\n" + textwrap.indent(textwrap.dedent(jobs), "  ")
+    )
     return path
 
 
@@ -68,7 +70,9 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
             grid = app.query_one(JobGrid)
             assert app.focused is grid and grid.selected_id == 0  # grid focused, first job selected
             a, b = app.engine.jobs
-            await wait(pilot, lambda: pids_with_cmdline("sleep 63") and pids_with_cmdline("sleep 64"), what="both sleeps")
+            await wait(
+                pilot, lambda: pids_with_cmdline("sleep 63") and pids_with_cmdline("sleep 64"), what="both sleeps"
+            )
             assert app.applies("cancel_job")
             assert not app.applies("retry_job")  # dimmed: a running job cannot be retried
             assert not app.applies("retry_failed")
@@ -116,15 +120,18 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
 
 
 def test_failed_hosts_results_log_filter_and_help(tmp_path):
-    path = job_file(tmp_path, f"""\
+    path = job_file(
+        tmp_path,
+        f"""\
         - name: failing
-          playbook: {PLAYBOOKS / 'failing_host.yml'}
+          playbook: {PLAYBOOKS / "failing_host.yml"}
           limit: web01,web02
           extra_vars: {{failing_host: web02}}
         - name: health
-          playbook: {PLAYBOOKS / 'health_check.yml'}
+          playbook: {PLAYBOOKS / "health_check.yml"}
           limit: lb01
-    """)
+    """,
+    )
 
     async def main():
         app = make_app(path)
@@ -147,8 +154,12 @@ def test_failed_hosts_results_log_filter_and_help(tmp_path):
             assert isinstance(app.focused, JobGrid)
 
             await pilot.press("f")
-            await wait(pilot, lambda: failing.status.finished and len(failing.attempts) == 2, timeout=60,
-                       what="retry of failed hosts")
+            await wait(
+                pilot,
+                lambda: failing.status.finished and len(failing.attempts) == 2,
+                timeout=60,
+                what="retry of failed hosts",
+            )
             assert failing.attempts[-1].limit == "web02"
 
             await pilot.press("slash")
@@ -197,6 +208,7 @@ def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
             assert isinstance(app.screen, NewJobDialog)
             assert "choose a playbook" in str(dialog.query_one("#launch-error", Static).render())
             from textual.widgets import Select
+
             dialog.query_one(Select).value = str(PLAYBOOKS / "health_check.yml")
             dialog.query_one("#launch-timeout", Input).value = "2m"
             dialog.query_one("#launch-limit", Input).focus()
@@ -215,20 +227,26 @@ def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
             assert adhoc.spec.module == "ansible.builtin.command" and adhoc.spec.limit == "cache"
             assert adhoc.name == "adhoc-command-echo"  # says what ran
             assert any("hello-adhoc" in line for line in adhoc.tail.lines)
-            await wait(pilot, lambda: pane.marks.get("cache01") in ("ok", "changed"),  # latest result marked in the tree
-                       what="the host's mark")
+            await wait(
+                pilot,
+                lambda: pane.marks.get("cache01") in ("ok", "changed"),  # latest result marked in the tree
+                what="the host's mark",
+            )
         return app
 
     run(main())
 
 
 def test_keys_are_remappable_and_in_the_palette(tmp_path):
-    path = job_file(tmp_path, f"""\
+    path = job_file(
+        tmp_path,
+        f"""\
         - name: long
-          playbook: {PLAYBOOKS / 'slow_task.yml'}
+          playbook: {PLAYBOOKS / "slow_task.yml"}
           limit: db01
           extra_vars: {{slow_seconds: 65}}
-    """)
+    """,
+    )
 
     async def main():
         app = make_app(path, config=Config(keys={"cancel-job": "x"}))
@@ -236,8 +254,24 @@ def test_keys_are_remappable_and_in_the_palette(tmp_path):
             job = app.engine.jobs[0]
             await wait(pilot, lambda: pids_with_cmdline("sleep 65"), what="the sleep")
             titles = [title for title, _help, _callback in app.palette_entries()]
-            for label in ("Cancel", "Retry", "Retry failed", "Timeout", "New job", "Ad-hoc", "Filter", "Log", "Help",
-                          "Quit", "Results", "Hosts", "Full log", "Wrap", "Hide hosts", "Answer"):
+            for label in (
+                "Cancel",
+                "Retry",
+                "Retry failed",
+                "Timeout",
+                "New job",
+                "Ad-hoc",
+                "Filter",
+                "Log",
+                "Help",
+                "Quit",
+                "Results",
+                "Hosts",
+                "Full log",
+                "Wrap",
+                "Hide hosts",
+                "Answer",
+            ):
                 assert any(t == label or t.startswith(label + ":") for t in titles), label
             await pilot.press("c")  # no longer cancel
             await pilot.pause(0.5)

@@ -9,12 +9,12 @@ from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
 from tests.test_console_keys import wait
 from tui.console.app import PlaydeckApp
 from tui.console.config import Config, remembered
-from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.screens.help import HelpScreen
+from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
 
 
 class LogOnly(App):
@@ -25,8 +25,13 @@ class LogOnly(App):
 
 
 def test_log_follows_pauses_when_scrolled_up_and_searches():
-    spec = JobSpec(name="chatty", inventory=INVENTORY, playbook=PLAYBOOKS / "chatty.yml", limit="lb01",
-                   extra_vars={"chatty_lines": 150})
+    spec = JobSpec(
+        name="chatty",
+        inventory=INVENTORY,
+        playbook=PLAYBOOKS / "chatty.yml",
+        limit="lb01",
+        extra_vars={"chatty_lines": 150},
+    )
 
     async def main():
         app = PlaydeckApp(specs=[spec], inventory=INVENTORY, config=Config(bell=True))
@@ -124,7 +129,8 @@ def test_theme_switch_is_remembered_and_no_color_is_honoured(monkeypatch):
 def test_console_answers_keys_while_a_5000_host_inventory_loads(tmp_path):
     inventory = tmp_path / "big.yml"
     groups = "".join(
-        f"    g{g}:\n      hosts:\n" + "".join(f"        h{g:02d}x{h:03d}:\n" for h in range(100)) for g in range(50))
+        f"    g{g}:\n      hosts:\n" + "".join(f"        h{g:02d}x{h:03d}:\n" for h in range(100)) for g in range(50)
+    )
     inventory.write_text("all:\n  vars: {ansible_connection: local}\n  children:\n" + groups)
 
     async def main():
@@ -173,6 +179,7 @@ def test_grid_repaints_only_what_changed_and_recolours_on_theme_change():
 
 def test_a_growing_log_asks_for_no_layout_of_the_screen():
     """Assigning virtual_size lays out (and repaints) every pane; a log that grows must only move its scrollbar."""
+
     async def main():
         app = LogOnly()
         async with app.run_test(size=(60, 12)) as pilot:
@@ -203,8 +210,11 @@ def test_footer_dims_the_keys_that_do_not_apply_to_the_selected_job():
         """(the applicable part, the `not now` part, each label -> whether it is drawn dim)."""
         plain = bar.render().plain
         now, _, later = plain.partition(NOT_NOW)
-        dim = {seg.text.strip(): bool(seg.style and seg.style.dim)
-               for seg in bar.render().render(bar.app.console) if len(seg.text.strip()) > 1}
+        dim = {
+            seg.text.strip(): bool(seg.style and seg.style.dim)
+            for seg in bar.render().render(bar.app.console)
+            if len(seg.text.strip()) > 1
+        }
         return now, later, dim
 
     async def main():

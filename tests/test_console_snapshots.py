@@ -16,26 +16,47 @@ import pytest
 from tests.conftest import INVENTORY, PLAYBOOKS
 from tui.console.app import PlaydeckApp
 from tui.console.widgets.inventory_pane import InventoryPane
-from tui.core.attempt import Attempt
 from tui.core.engine import Job
-from tui.core.results import HostCounts, ResultTracker, TaskResult
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running.attempt import Attempt
+from tui.core.running.results import HostCounts, ResultTracker, TaskResult
 
 T0 = datetime(2026, 11, 22, 9, 30, 0, tzinfo=timezone.utc)
 LOG_ROOT = Path("/var/lib/playdeck/runs/20261122-093000-abc123")
 
 
-def frozen_job(job_id: int, name: str, book: str, status: Status, limit: str | None,
-               hosts: dict[str, HostCounts], seconds: int, message: str = "", lines: tuple[str, ...] = ()) -> Job:
+def frozen_job(
+    job_id: int,
+    name: str,
+    book: str,
+    status: Status,
+    limit: str | None,
+    hosts: dict[str, HostCounts],
+    seconds: int,
+    message: str = "",
+    lines: tuple[str, ...] = (),
+) -> Job:
     spec = JobSpec(name=name, inventory=INVENTORY, playbook=PLAYBOOKS / book, limit=limit)
     job = Job(id=job_id, spec=spec, status=status, next_limit=limit, message=message)
     results = ResultTracker(hosts=hosts)
     for host, counts in hosts.items():
         if counts.failed:
-            results.tasks.append(TaskResult(host, "Validate config", "Rollout", "failed", "config check failed on " + host))
-    job.attempts.append(Attempt(number=1, limit=limit, directory=LOG_ROOT / name / "attempt-1", marker="x",
-                                started=T0 + timedelta(seconds=job_id), ended=T0 + timedelta(seconds=job_id + seconds),
-                                status=status, rc=0 if status is Status.SUCCESSFUL else 2, results=results))
+            results.tasks.append(
+                TaskResult(host, "Validate config", "Rollout", "failed", "config check failed on " + host)
+            )
+    job.attempts.append(
+        Attempt(
+            number=1,
+            limit=limit,
+            directory=LOG_ROOT / name / "attempt-1",
+            marker="x",
+            started=T0 + timedelta(seconds=job_id),
+            ended=T0 + timedelta(seconds=job_id + seconds),
+            status=status,
+            rc=0 if status is Status.SUCCESSFUL else 2,
+            results=results,
+        )
+    )
     job.tail.extend(lines)
     return job
 
@@ -43,23 +64,51 @@ def frozen_job(job_id: int, name: str, book: str, status: Status, limit: str | N
 def jobs() -> list[Job]:
     ok = HostCounts(ok=4, changed=1)
     return [
-        frozen_job(0, "health-check", "health_check.yml", Status.FAILED, None,
-                   {"web01": HostCounts(ok=3), "web02": HostCounts(ok=3), "ghost01": HostCounts(unreachable=1)}, 7,
-                   "1 unreachable (ghost01)",
-                   ("PLAY [Fleet health check] ****",
-                    "TASK [Ping host] ****",
-                    "\x1b[0;32mok: [web01]\x1b[0m",
-                    "\x1b[0;32mok: [web02]\x1b[0m",
-                    "\x1b[1;31mfatal: [ghost01]: UNREACHABLE! => {\"msg\": \"Connection refused\"}\x1b[0m",
-                    "PLAY RECAP ****",
-                    "ghost01 : ok=0 changed=0 unreachable=1 failed=0")),
-        frozen_job(1, "deploy-web", "deploy.yml", Status.SUCCESSFUL, "web", {"web01": ok, "web02": ok, "web03": ok}, 15),
-        frozen_job(2, "slow-migration", "slow_task.yml", Status.TIMEOUT, "db01", {"db01": HostCounts()}, 20,
-                   "stopped at its timeout"),
-        frozen_job(3, "failing-host", "failing_host.yml", Status.FAILED, "web01,web02",
-                   {"web01": HostCounts(ok=4), "web02": HostCounts(ok=2, failed=1)}, 6, "1 host failed (web02)"),
-        frozen_job(4, "disk-cleanup", "disk_cleanup.yml", Status.CANCELED, "all:!ghost01", {}, 3,
-                   "canceled by the operator"),
+        frozen_job(
+            0,
+            "health-check",
+            "health_check.yml",
+            Status.FAILED,
+            None,
+            {"web01": HostCounts(ok=3), "web02": HostCounts(ok=3), "ghost01": HostCounts(unreachable=1)},
+            7,
+            "1 unreachable (ghost01)",
+            (
+                "PLAY [Fleet health check] ****",
+                "TASK [Ping host] ****",
+                "\x1b[0;32mok: [web01]\x1b[0m",
+                "\x1b[0;32mok: [web02]\x1b[0m",
+                '\x1b[1;31mfatal: [ghost01]: UNREACHABLE! => {"msg": "Connection refused"}\x1b[0m',
+                "PLAY RECAP ****",
+                "ghost01 : ok=0 changed=0 unreachable=1 failed=0",
+            ),
+        ),
+        frozen_job(
+            1, "deploy-web", "deploy.yml", Status.SUCCESSFUL, "web", {"web01": ok, "web02": ok, "web03": ok}, 15
+        ),
+        frozen_job(
+            2,
+            "slow-migration",
+            "slow_task.yml",
+            Status.TIMEOUT,
+            "db01",
+            {"db01": HostCounts()},
+            20,
+            "stopped at its timeout",
+        ),
+        frozen_job(
+            3,
+            "failing-host",
+            "failing_host.yml",
+            Status.FAILED,
+            "web01,web02",
+            {"web01": HostCounts(ok=4), "web02": HostCounts(ok=2, failed=1)},
+            6,
+            "1 host failed (web02)",
+        ),
+        frozen_job(
+            4, "disk-cleanup", "disk_cleanup.yml", Status.CANCELED, "all:!ghost01", {}, 3, "canceled by the operator"
+        ),
     ]
 
 

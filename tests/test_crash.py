@@ -25,9 +25,11 @@ SLEEP_A, SLEEP_B = "sleep 91", "sleep 92"
 def test_sigkill_of_the_console_leaves_no_process_and_the_next_start_shows_interrupted(tmp_path):
     jobfile = tmp_path / "jobs.yml"
     slow = playbook("slow_task")
-    jobfile.write_text(f"inventory: {INVENTORY}\nmax_parallel: 2\njobs:\n"
-                       f"  - {{name: crash-a, playbook: {slow}, limit: db01, extra_vars: {{slow_seconds: 91}}}}\n"
-                       f"  - {{name: crash-b, playbook: {slow}, limit: db02, extra_vars: {{slow_seconds: 92}}}}\n")
+    jobfile.write_text(
+        f"inventory: {INVENTORY}\nmax_parallel: 2\njobs:\n"
+        f"  - {{name: crash-a, playbook: {slow}, limit: db01, extra_vars: {{slow_seconds: 91}}}}\n"
+        f"  - {{name: crash-b, playbook: {slow}, limit: db02, extra_vars: {{slow_seconds: 92}}}}\n"
+    )
     console = Terminal(tmp_path, [jobfile], size=(100, 30), term="tmux-256color", name="crash")
     try:
         console.start()

@@ -25,11 +25,11 @@ from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog,
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
-from tui.core.attempt import runner_kwargs
 from tui.core.engine import Engine
-from tui.core.jobfile import InputError, load_job_file
+from tui.core.planning.jobfile import InputError, load_job_file
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running.attempt import runner_kwargs
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import JobSpec, Status
 
 Look = list[tuple[str, bool, bool, bool, bool]]
 
@@ -43,8 +43,15 @@ def look(app: PlaydeckApp, widget: Widget) -> Look:
     for segment in strip.crop(widget.region.x, widget.region.right):  # with its left border: the focus edge
         style = segment.style
         for char in segment.text:
-            cells.append((char, bool(style and style.bold), bool(style and style.reverse),
-                          bool(style and style.underline), bool(style and style.italic)))
+            cells.append(
+                (
+                    char,
+                    bool(style and style.bold),
+                    bool(style and style.reverse),
+                    bool(style and style.underline),
+                    bool(style and style.italic),
+                )
+            )
     return cells
 
 
@@ -54,12 +61,14 @@ def screen_text(app: PlaydeckApp) -> str:
 
 # --- without colour: NO_COLOR and 16 colours ----------------------------------
 
+
 def test_toggles_focus_and_the_selected_row_are_visible_without_colour(monkeypatch):
     """Under NO_COLOR=1 Textual greys every colour. Checked and unchecked, focused and not, the
     selected grid row and the others must still differ in characters or attributes."""
     monkeypatch.setenv("NO_COLOR", "1")
-    specs = [JobSpec(name=f"ping-{n}", inventory=INVENTORY, module="ansible.builtin.ping", limit="web01")
-             for n in (1, 2)]
+    specs = [
+        JobSpec(name=f"ping-{n}", inventory=INVENTORY, module="ansible.builtin.ping", limit="web01") for n in (1, 2)
+    ]
 
     async def main() -> None:
         app = PlaydeckApp(specs=specs, inventory=INVENTORY)
@@ -77,12 +86,14 @@ def test_toggles_focus_and_the_selected_row_are_visible_without_colour(monkeypat
                 def attributes(index: int) -> set[tuple[bool, bool]]:
                     """(bold, reverse) of the words in the grid's row of job `index`."""
                     segments = strips[grid.region.y + 1 + index].crop(grid.region.x, grid.region.right)
-                    return {(bool(s.style.bold), bool(s.style.reverse)) for s in segments
-                            if s.style and s.text.strip() and not s.text.strip().isdigit()}
+                    return {
+                        (bool(s.style.bold), bool(s.style.reverse))
+                        for s in segments
+                        if s.style and s.text.strip() and not s.text.strip().isdigit()
+                    }
 
                 other = 1 - grid.cursor
-                assert attributes(grid.cursor) != attributes(other), (focus, attributes(grid.cursor),
-                                                                      attributes(other))
+                assert attributes(grid.cursor) != attributes(other), (focus, attributes(grid.cursor), attributes(other))
                 assert (True, False) in attributes(grid.cursor) or (False, True) in attributes(grid.cursor)
 
             for dialog in (AdhocDialog("web01"), NewJobDialog(sorted(PLAYBOOKS.glob("*.yml")), None)):
@@ -118,6 +129,7 @@ def test_toggles_focus_and_the_selected_row_are_visible_without_colour(monkeypat
 
 
 # --- the ad-hoc dialog ----------------------------------------------------------
+
 
 async def open_adhoc(app: PlaydeckApp, pilot, results: list[Any]) -> AdhocDialog:
     dialog = AdhocDialog("web01")
@@ -174,19 +186,33 @@ def test_adhoc_become_toggle_and_user_reach_the_command_line():
     assert len(results) == 3 and results[1] is None
     request = results[0]
     assert isinstance(request, LaunchRequest)
-    assert (request.become, request.become_user, request.module_args, request.limit) == (True, "deploy", "id -un",
-                                                                                          "web01")
+    assert (request.become, request.become_user, request.module_args, request.limit) == (
+        True,
+        "deploy",
+        "id -un",
+        "web01",
+    )
     spec = request.spec("adhoc", INVENTORY)
     assert (spec.become, spec.become_user, spec.module, spec.module_args) == (True, "deploy", request.module, "id -un")
-    assert shlex.split(runner_kwargs(spec, Path("/tmp/x"), "web01")["cmdline"]) == ["--become", "--become-user",
-                                                                                   "deploy"]
+    assert shlex.split(runner_kwargs(spec, Path("/tmp/x"), "web01")["cmdline"]) == [
+        "--become",
+        "--become-user",
+        "deploy",
+    ]
     plain = results[2].spec("adhoc", INVENTORY)
     assert plain.become is False and "cmdline" not in runner_kwargs(plain, Path("/tmp/x"), "web01")
 
 
 def test_runner_kwargs_quote_the_become_user():
-    spec = JobSpec(name="x", inventory=INVENTORY, module="ansible.builtin.command", module_args="id",
-                   check=True, become=True, become_user="de ploy;rm")
+    spec = JobSpec(
+        name="x",
+        inventory=INVENTORY,
+        module="ansible.builtin.command",
+        module_args="id",
+        check=True,
+        become=True,
+        become_user="de ploy;rm",
+    )
     cmdline = runner_kwargs(spec, Path("/tmp/x"), "web01")["cmdline"]
     assert shlex.split(cmdline) == ["--check", "--become", "--become-user", "de ploy;rm"]
     assert "cmdline" not in runner_kwargs(JobSpec(name="y", inventory=INVENTORY, module="ping"), Path("/x"), None)
@@ -203,8 +229,13 @@ def test_empty_arguments_are_refused_inline_for_modules_that_need_them_and_stay_
                 await type_into(app, pilot, dialog, "adhoc-args", "  " if module == "shell" else "")
                 # jobs that fail meanwhile raise toasts: they must not cover the dialog's own error
                 for n in range(3):
-                    app.notify(f"job failed number {n}: " + "x" * 60, title="job failed", severity="error",
-                               markup=False, timeout=30)
+                    app.notify(
+                        f"job failed number {n}: " + "x" * 60,
+                        title="job failed",
+                        severity="error",
+                        markup=False,
+                        timeout=30,
+                    )
                 await pilot.press("enter")
                 await pilot.pause(0.3)
                 assert app.screen is dialog, f"{module}: the dialog closed with no arguments"
@@ -244,6 +275,7 @@ def test_timeout_dialog_shows_a_hostile_job_name_as_text():
 def test_the_ad_hoc_key_launches_a_job_with_become():
     """`a`, the become toggle and a user: the job the engine runs carries them (app.py passes the
     request on; `LaunchRequest.spec` is the one place that maps every field)."""
+
     async def main() -> JobSpec:
         app = PlaydeckApp(inventory=INVENTORY)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -266,6 +298,7 @@ def test_the_ad_hoc_key_launches_a_job_with_become():
 
 # --- a real become ----------------------------------------------------------------
 
+
 def _become_target() -> str | None:
     """A local account su can switch to and run /usr/bin/python3 as (we must be root: no password)."""
     if os.geteuid() != 0 or shutil.which("su") is None or not os.access("/usr/bin/python3", os.X_OK):
@@ -281,9 +314,16 @@ def test_a_real_ad_hoc_run_becomes_the_user():
     """`--become --become-user USER` through ansible-runner: `whoami` on the host answers USER.
     su (sudo is absent here); the system python, which USER can read (the venv's is under /root)."""
     user = _become_target()
-    spec = JobSpec(name="become", inventory=INVENTORY, module="ansible.builtin.command", module_args="whoami",
-                   limit="web01", become=True, become_user=user,
-                   extra_vars={"ansible_become_method": "su", "ansible_python_interpreter": "/usr/bin/python3"})
+    spec = JobSpec(
+        name="become",
+        inventory=INVENTORY,
+        module="ansible.builtin.command",
+        module_args="whoami",
+        limit="web01",
+        become=True,
+        become_user=user,
+        extra_vars={"ansible_become_method": "su", "ansible_python_interpreter": "/usr/bin/python3"},
+    )
 
     async def main():
         engine = Engine(max_parallel=1)
@@ -302,8 +342,10 @@ def test_a_job_file_can_ask_for_become(tmp_path):
     """`become: true` and `become_user` in a job file reach the command line like the dialog's;
     a wrong type is refused by line and key."""
     good = tmp_path / "jobs.yml"
-    good.write_text(f"inventory: {INVENTORY}\njobs:\n  - name: b\n    playbook: {PLAYBOOKS / 'deploy.yml'}\n"
-                    "    become: true\n    become_user: deploy\n")
+    good.write_text(
+        f"inventory: {INVENTORY}\njobs:\n  - name: b\n    playbook: {PLAYBOOKS / 'deploy.yml'}\n"
+        "    become: true\n    become_user: deploy\n"
+    )
     (spec,) = load_job_file(good).jobs
     assert (spec.become, spec.become_user) == (True, "deploy")
     assert shlex.split(runner_kwargs(spec, tmp_path, None)["cmdline"]) == ["--become", "--become-user", "deploy"]
@@ -352,7 +394,7 @@ def cells(line: str) -> list[tuple[str, frozenset[str]]]:
     attrs: set[str] = set()
     pos = 0
     for match in SGR.finditer(line + "\x1b[m"):
-        out.extend((c, frozenset(attrs)) for c in line[pos:match.start()])
+        out.extend((c, frozenset(attrs)) for c in line[pos : match.start()])
         pos = match.end()
         codes = match.group(1).split(";") if match.group(1) else ["0"]
         skip = 0
@@ -386,17 +428,21 @@ def test_without_colour_in_a_real_terminal(tmp_path):
     book = tmp_path / "quick.yml"
     book.write_text("- hosts: web01\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n")
     jobs = tmp_path / "jobs.yml"
-    jobs.write_text(f"inventory: {INVENTORY}\njobs:\n  - name: first\n    playbook: {book}\n"
-                    f"  - name: second\n    playbook: {book}\n")
+    jobs.write_text(
+        f"inventory: {INVENTORY}\njobs:\n  - name: first\n    playbook: {book}\n"
+        f"  - name: second\n    playbook: {book}\n"
+    )
     terminal = Terminal(tmp_path, [jobs], size=(80, 24), term="screen", env={"NO_COLOR": "1"}, name="nocolor")
     terminal.start()
     try:
         terminal.wait_for(lambda s: s.count("successful") >= 2, "both jobs to end", timeout=60)
         styled = terminal.styled_screen()
+
         def grid_part(row: list[tuple[str, frozenset[str]]]) -> set[frozenset[str]]:
             """The attributes of the words right of the inventory pane's `▎` edge."""
             edge = next(i for i, (c, _) in enumerate(row) if c == "▎")
-            return {a for c, a in row[edge + 1:] if c.strip()}
+            return {a for c, a in row[edge + 1 :] if c.strip()}
+
         selected = grid_part(line_with(styled, " first "))
         other = grid_part(line_with(styled, " second "))
         assert any("bold" in a or "reverse" in a for a in selected), selected
@@ -408,8 +454,10 @@ def test_without_colour_in_a_real_terminal(tmp_path):
         def marked() -> list[bool]:
             """Which of the hosts, module and become fields carry the focus edge `▌`."""
             styled = terminal.styled_screen()
-            return ["▌" in "".join(c for c, _ in line_with(styled, text))
-                    for text in ("hosts (required)", "ansible.builtin.command", "become (-b)")]
+            return [
+                "▌" in "".join(c for c, _ in line_with(styled, text))
+                for text in ("hosts (required)", "ansible.builtin.command", "become (-b)")
+            ]
 
         # (a detached tmux can start the app without terminal focus: Textual then shows no focus until a key)
         terminal.press("Tab")  # hosts -> module

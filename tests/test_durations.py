@@ -3,10 +3,20 @@ import pytest
 from tui.core.durations import DurationError, format_duration, parse_duration
 
 
-@pytest.mark.parametrize("text, seconds", [
-    (300, 300.0), ("300", 300.0), ("90s", 90.0), ("5m", 300.0), ("1h", 3600.0), ("1h30m", 5400.0),
-    ("1.5m", 90.0), (" 2M ", 120.0), (2.5, 2.5),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        (300, 300.0),
+        ("300", 300.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1.5m", 90.0),
+        (" 2M ", 120.0),
+        (2.5, 2.5),
+    ],
+)
 def test_accepts_seconds_and_units(text, seconds):
     assert parse_duration(text) == seconds
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
 from tui.core.engine import Engine, EngineError, spec_for_playbook
-from tui.core.history import load_history
-from tui.core.procs import MARKER_VAR
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
+from tui.core.running.procs import MARKER_VAR
+from tui.core.storage.history import load_history
 
 
 def spec(name: str, book: str, **options):
@@ -31,7 +31,9 @@ def slow(name: str, seconds: int, **options):
 
 def assert_nothing_left(job, sleep_args: str | None = None) -> None:
     for attempt in job.attempts:
-        assert pids_with_env(f"{MARKER_VAR}={attempt.marker}") == [], f"processes of {job.name} attempt {attempt.number} survived"
+        assert pids_with_env(f"{MARKER_VAR}={attempt.marker}") == [], (
+            f"processes of {job.name} attempt {attempt.number} survived"
+        )
     if sleep_args:
         assert pids_with_cmdline(sleep_args) == [], f"{sleep_args!r} survived"
 
@@ -188,8 +190,16 @@ def test_flaky_job_succeeds_on_automatic_retry(tmp_path):
         engine = Engine()
         statuses = []
         engine.subscribe(lambda j, what: statuses.append(j.status) if what == "status" else None)
-        job = engine.add(spec("flaky", "flaky", limit="cache01", retries=2, retry_delay=0.2, extra_vars={
-            "flaky_fail_attempts": 1, "fail_rate": 0, "flaky_state_dir": str(tmp_path / "flaky")}))
+        job = engine.add(
+            spec(
+                "flaky",
+                "flaky",
+                limit="cache01",
+                retries=2,
+                retry_delay=0.2,
+                extra_vars={"flaky_fail_attempts": 1, "fail_rate": 0, "flaky_state_dir": str(tmp_path / "flaky")},
+            )
+        )
         await engine.wait_idle()
         return job, statuses
 
@@ -205,8 +215,7 @@ def test_flaky_job_succeeds_on_automatic_retry(tmp_path):
 def test_retry_of_failed_hosts_only():
     async def main():
         engine = Engine()
-        job = engine.add(spec("fail", "failing_host", limit="web01,web02,web03",
-                              extra_vars={"failing_host": "web02"}))
+        job = engine.add(spec("fail", "failing_host", limit="web01,web02,web03", extra_vars={"failing_host": "web02"}))
         await engine.wait_idle()
         first = job.status
         engine.retry(job, failed_only=True)
@@ -311,11 +320,14 @@ def test_cancel_while_waiting_to_retry_and_retry_now(tmp_path):
 
 
 def test_names_that_slug_alike_get_separate_directories(isolated_state):
-    """"a/b" and "a_b" both slug to "a_b": each job still gets a directory, record and log of its own."""
+    """ "a/b" and "a_b" both slug to "a_b": each job still gets a directory, record and log of its own."""
+
     async def main():
         engine = Engine(max_parallel=3)
-        jobs = [engine.add(spec_for_playbook(TEST_PLAYBOOKS / "load_one_debug.yml", INVENTORY, name=name, limit=host))
-                for name, host in (("a/b", "web01"), ("a_b", "web02"), ("a_b-2", "cache01"))]
+        jobs = [
+            engine.add(spec_for_playbook(TEST_PLAYBOOKS / "load_one_debug.yml", INVENTORY, name=name, limit=host))
+            for name, host in (("a/b", "web01"), ("a_b", "web02"), ("a_b-2", "cache01"))
+        ]
         await engine.wait_idle()
         return engine, jobs
 
@@ -323,8 +335,9 @@ def test_names_that_slug_alike_get_separate_directories(isolated_state):
     directories = [job.last.directory for job in jobs]
     assert len(set(directories)) == 3, directories
     assert [d.parent.name for d in directories] == ["a_b", "a_b-2", "a_b-2-2"]
-    for job, mine, others in zip(jobs, ("web01", "web02", "cache01"),
-                                 (("web02", "cache01"), ("web01", "cache01"), ("web01", "web02"))):
+    for job, mine, others in zip(
+        jobs, ("web01", "web02", "cache01"), (("web02", "cache01"), ("web01", "cache01"), ("web01", "web02"))
+    ):
         assert job.status is Status.SUCCESSFUL, job.message
         log = job.last.log.read_text()
         assert f"[{mine}]" in log and "PLAY RECAP" in log
@@ -338,13 +351,17 @@ def test_retry_failed_targets_hosts_whose_names_hold_control_characters(tmp_path
     import yaml
 
     hostile, globby = "bad\x1b]0;PWN\x07host", "b*ad,x"
-    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-             for name in ("good01", hostile, globby)}
+    hosts = {
+        name: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        for name in ("good01", hostile, globby)
+    }
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}, allow_unicode=True), encoding="utf-8")
     book = tmp_path / "fail_some.yml"
-    book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                    "    - ansible.builtin.fail: {msg: boom}\n      when: inventory_hostname != 'good01'\n")
+    book.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.fail: {msg: boom}\n      when: inventory_hostname != 'good01'\n"
+    )
 
     async def main():
         engine = Engine()

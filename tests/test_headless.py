@@ -23,21 +23,28 @@ HOSTILE_NAME = "[bold]x[/] [/]\x1b]52;c;cHduZWQ=\x07\x1b]0;title\x07\x9b31m"
 
 def job_file(tmp_path: Path, seconds: float, name: str = "slow", db: str = "db02") -> Path:
     path = tmp_path / "jobs.yml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         inventory: {INVENTORY}
         jobs:
           - name: {json.dumps(name)}
-            playbook: {PLAYBOOKS / 'slow_task.yml'}
+            playbook: {PLAYBOOKS / "slow_task.yml"}
             limit: {db}
             extra_vars: {{slow_seconds: {seconds}}}
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     return path
 
 
 def start(*argv: str, **kwargs: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tui", "run", *argv], stdin=subprocess.DEVNULL,
-                            stdout=kwargs.pop("stdout", subprocess.PIPE), stderr=kwargs.pop("stderr", subprocess.PIPE),
-                            **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui", "run", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=kwargs.pop("stdout", subprocess.PIPE),
+        stderr=kwargs.pop("stderr", subprocess.PIPE),
+        **kwargs,
+    )
 
 
 def wait_for(needle: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -98,8 +105,12 @@ def test_a_broken_stdout_still_gets_the_json_written_and_no_traceback(tmp_path):
 def test_nohup_ignored_sighup_stays_ignored_and_the_job_completes(tmp_path):
     summary = tmp_path / "out.json"
     sleep = "sleep 2.22"
-    proc = start(str(job_file(tmp_path, 2.22)), "--json", str(summary),
-                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    proc = start(
+        str(job_file(tmp_path, 2.22)),
+        "--json",
+        str(summary),
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
     try:
         wait_for(sleep, proc)
         proc.send_signal(signal.SIGHUP)
@@ -138,9 +149,21 @@ def test_hostile_job_name_reaches_the_terminal_as_plain_text(tmp_path):
     """A job file's name with OSC 52, OSC 0, a C1 CSI and Rich markup: progress lines, summary table
     and problem lines show it as text; nothing reaches the terminal that could drive it."""
     summary = tmp_path / "out.json"
-    out = subprocess.run([sys.executable, "-m", "tui", "run", str(job_file(tmp_path, 0.1, name=HOSTILE_NAME, db="db99")),
-                          "--no-preflight", "--json", str(summary)],
-                         capture_output=True, timeout=120, env=dict(os.environ, COLUMNS="200"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tui",
+            "run",
+            str(job_file(tmp_path, 0.1, name=HOSTILE_NAME, db="db99")),
+            "--no-preflight",
+            "--json",
+            str(summary),
+        ],
+        capture_output=True,
+        timeout=120,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     for stream in (out.stdout, out.stderr):
         assert NOT_SGR.search(stream) is None, stream
         text = stream.decode("utf-8")  # strict: a lone 0x9b byte would fail here (U+241B "␛" holds 0x9b)
@@ -167,8 +190,9 @@ def test_state_dir_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, how):
         env["PLAYDECK_STATE_DIR"] = str(state)
     else:
         argv += ["--state-dir", str(state)]
-    out = subprocess.run([sys.executable, "-m", "tui", "run", *argv], capture_output=True, text=True,
-                         timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "run", *argv], capture_output=True, text=True, timeout=60, env=env
+    )
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
@@ -179,8 +203,13 @@ def test_state_dir_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, how):
 def test_console_refuses_a_state_dir_that_is_a_file(tmp_path):
     blocker = tmp_path / "state-file"
     blocker.write_text("")
-    out = subprocess.run([sys.executable, "-m", "tui", "--demo", "--state-dir", str(blocker)],
-                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "--demo", "--state-dir", str(blocker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 2
     assert f"state dir {blocker} is not a directory" in out.stderr and "Traceback" not in out.stderr
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, run
 from tui.core.engine import Engine, Job
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
 
 BOOK = TEST_PLAYBOOKS / "host_key_checking.yml"
 SSH_OPTION = "lookup('config','host_key_checking',plugin_type='connection',plugin_name='ssh')"
@@ -79,7 +79,8 @@ def test_no_config_means_on_and_a_cfg_beside_the_playbook_decides(tmp_path: Path
         playbook_job("plain", project(tmp_path / "plain")),
         playbook_job("cfg-off", project(tmp_path / "cfg-off", OFF)),
         # Ansible ignores ./ansible.cfg in a world-writable directory, and so must we
-        playbook_job("world-writable", project(tmp_path / "public", OFF, mode=0o777)))
+        playbook_job("world-writable", project(tmp_path / "public", OFF, mode=0o777)),
+    )
     assert resolved(plain) == ["env= core=True ssh=True"]
     assert resolved(off) == ["env= core=False ssh=False"]
     assert resolved(public) == ["env= core=True ssh=True"]
@@ -105,10 +106,21 @@ def test_home_cfg_ssh_section_and_ad_hoc_jobs(tmp_path: Path, clean_env: Path):
     (clean_env / ".ansible.cfg").write_text("[ssh_connection]\nhost_key_checking = False\n")
     book, adhoc_core, adhoc_ssh = run_jobs(
         playbook_job("home-cfg", project(tmp_path / "p")),
-        JobSpec(name="adhoc-core", inventory=INVENTORY, module="debug", limit="web01",
-                module_args="msg={{lookup('config','HOST_KEY_CHECKING')}}"),
-        JobSpec(name="adhoc-ssh", inventory=INVENTORY, module="debug", limit="web01",
-                module_args="msg={{" + SSH_OPTION + "}}"))
+        JobSpec(
+            name="adhoc-core",
+            inventory=INVENTORY,
+            module="debug",
+            limit="web01",
+            module_args="msg={{lookup('config','HOST_KEY_CHECKING')}}",
+        ),
+        JobSpec(
+            name="adhoc-ssh",
+            inventory=INVENTORY,
+            module="debug",
+            limit="web01",
+            module_args="msg={{" + SSH_OPTION + "}}",
+        ),
+    )
     assert resolved(book) == ["env= core=True ssh=False"]
     assert resolved(adhoc_core) == ["True"]
     assert resolved(adhoc_ssh) == ["False"]

@@ -118,28 +118,37 @@ def write_inputs(directory: Path) -> list[str]:
     inventory = directory / "hostile-inventory.yml"
     inventory.write_text(inventory_yaml(), encoding="utf-8")
     fail = directory / "fail.yml"
-    fail.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                    "    - name: Fail on every host\n      ansible.builtin.command: 'false'\n", encoding="utf-8")
+    fail.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Fail on every host\n      ansible.builtin.command: 'false'\n",
+        encoding="utf-8",
+    )
     slow = directory / "slow.yml"
-    slow.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                    "    - name: Wait\n      ansible.builtin.command: sleep 300\n", encoding="utf-8")
+    slow.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Wait\n      ansible.builtin.command: sleep 300\n",
+        encoding="utf-8",
+    )
     jobfile = directory / "jobs.yml"
-    jobfile.write_text(f"""\
+    jobfile.write_text(
+        f"""\
 inventory: {inventory}
 jobs:
   - name: {HOSTILE_JOB}
-    playbook: {TEST_PLAYBOOKS / 'hostile.yml'}
+    playbook: {TEST_PLAYBOOKS / "hostile.yml"}
     inventory: {INVENTORY}
     limit: "~^(cache01|pwned-host.*)$"
   - name: "{JOB_FAIL}"
     playbook: {fail}
   - name: "{JOB_SLOW}"
     playbook: {slow}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return [str(jobfile), "-i", str(inventory)]
 
 
 # -- reading the screen ---------------------------------------------------------
+
 
 def flat(text: str) -> str:
     """Screen text without box edges, scrollbars and line breaks, so wrapping does not matter."""
@@ -167,23 +176,24 @@ def log_lines(screen: str) -> list[str]:
     title = next((i for i, line in enumerate(lines) if TITLE.search(line)), None)
     if title is None:
         return []
-    return [line[line.find("▎") + 1:].rstrip().rstrip("▁▂▃▄▅▆▇█").rstrip() for line in lines[title + 1:-1]]
+    return [line[line.find("▎") + 1 :].rstrip().rstrip("▁▂▃▄▅▆▇█").rstrip() for line in lines[title + 1 : -1]]
 
 
 def toast_text(screen: str) -> str:
     """The text of the toasts (right of their `▌` edge), without spaces. They end 2 columns short of
     the right edge, where the log's last column and its scrollbar show: those are cut off."""
-    parts = [line[line.rindex("▌") + 1:WIDTH - 2] for line in screen.splitlines() if "▌" in line]
+    parts = [line[line.rindex("▌") + 1 : WIDTH - 2] for line in screen.splitlines() if "▌" in line]
     return flat("".join(parts))
 
 
 def dialog_text(screen: str) -> str:
     """The text inside a dialog (between its `█` edges), wrapped lines joined by one space."""
-    parts = [line[line.index("█") + 1:line.rindex("█")] for line in screen.splitlines() if line.count("█") >= 2]
+    parts = [line[line.index("█") + 1 : line.rindex("█")] for line in screen.splitlines() if line.count("█") >= 2]
     return re.sub(r"\s+", " ", " ".join(parts))
 
 
 # -- the walk -------------------------------------------------------------------
+
 
 class Walk:
     """Visits the places one by one; a place that cannot be reached is noted, and the walk goes on."""
@@ -215,8 +225,7 @@ class Walk:
         the test that checks it)."""
         screen = self.t.wait_for(predicate, what, timeout=timeout)
         try:
-            return self.t.wait_for(lambda s_: predicate(s_) and all_shown(place, s_), f"{place}: every name",
-                                   timeout=5)
+            return self.t.wait_for(lambda s_: predicate(s_) and all_shown(place, s_), f"{place}: every name", timeout=5)
         except AssertionError:
             return screen
 
@@ -237,15 +246,35 @@ def walk(t: Terminal) -> Session:
     fail_name, slow_name = visible(JOB_FAIL), visible(JOB_SLOW)
 
     place = "toast of the hostile-named job"
-    w.place(place, lambda: w.seen(place, lambda s_: shows(toast_text(s_), fail_name, 20),
-                                  "the hostile-named job to fail, and its toast", timeout=90))
+    w.place(
+        place,
+        lambda: w.seen(
+            place,
+            lambda s_: shows(toast_text(s_), fail_name, 20),
+            "the hostile-named job to fail, and its toast",
+            timeout=90,
+        ),
+    )
     # the hostile host's job fails a few seconds later; its toast is gone 8 s after: catch it now
-    w.place("toast of the hostile host", lambda: t.wait_for(lambda s_: "TOAST-MARKUP" in toast_text(s_),
-                                                            "the hostile job's toast", timeout=150))
-    w.place("grid", lambda: w.seen("grid", lambda s_: "SLOW-MARK" in s_ and "JOB-MARK" in s_,
-                                   "both hostile job names in the grid", timeout=20))
-    w.place("inventory tree", lambda: w.seen("inventory tree", lambda s_: "GRP-MARK" in s_ and "hB" in s_,
-                                             "the hostile groups and hosts in the tree", timeout=30))
+    w.place(
+        "toast of the hostile host",
+        lambda: t.wait_for(lambda s_: "TOAST-MARKUP" in toast_text(s_), "the hostile job's toast", timeout=150),
+    )
+    w.place(
+        "grid",
+        lambda: w.seen(
+            "grid", lambda s_: "SLOW-MARK" in s_ and "JOB-MARK" in s_, "both hostile job names in the grid", timeout=20
+        ),
+    )
+    w.place(
+        "inventory tree",
+        lambda: w.seen(
+            "inventory tree",
+            lambda s_: "GRP-MARK" in s_ and "hB" in s_,
+            "the hostile groups and hosts in the tree",
+            timeout=30,
+        ),
+    )
 
     def host_vars() -> str:
         t.press("i")  # the tree, cursor on its root: all, then the first group, then its host
@@ -257,6 +286,7 @@ def walk(t: Terminal) -> Session:
         t.press("Escape")
         t.settled(before=screen)
         return screen
+
     w.place("host vars", host_vars)
 
     def launch_dialogs() -> str:
@@ -272,20 +302,27 @@ def walk(t: Terminal) -> Session:
             t.wait_for(lambda s_: title not in s_, f"the {title} dialog to close", timeout=10)
         t.press("space")  # unselected again
         return "\n".join(screens)
+
     w.place("launch dialogs", launch_dialogs)
 
     def log_title() -> str:
         w.grid_then(fail_name)
         return w.seen("log title", lambda s_: "JOB-MARK" in log_title_line(s_), "the job's log title", 10)
+
     w.place("log title", log_title)
 
     def results() -> str:
         t.press("v")
-        screen = w.seen("results view", lambda s_: "outcome" in s_ and "Fail on every host" in s_,
-                        "the results view of the hostile-named job", timeout=15)
+        screen = w.seen(
+            "results view",
+            lambda s_: "outcome" in s_ and "Fail on every host" in s_,
+            "the results view of the hostile-named job",
+            timeout=15,
+        )
         t.press("Escape")
         t.wait_for(lambda s_: "outcome" not in s_, "the results view to close", timeout=10, hold=0.3)
         return screen
+
     w.place("results view", results)
 
     def timeout_dialog() -> str:
@@ -295,12 +332,14 @@ def walk(t: Terminal) -> Session:
         t.press("Escape")
         t.wait_for(lambda s_: "New timeout for" not in s_, "the timeout dialog to close", timeout=10, hold=0.3)
         return screen
+
     w.place("timeout dialog", timeout_dialog)
 
     def footer() -> str:
         before = t.settled()
         t.press("f")  # retry failed: does not apply to a running job, and says why
         return t.settled(before=before, timeout=3)
+
     w.place("footer, and a key that does not apply", footer)
 
     def palette() -> str:
@@ -311,6 +350,7 @@ def walk(t: Terminal) -> Session:
         t.press("Escape")
         t.settled(before=screen)
         return screen
+
     w.place("command palette", palette)
 
     def help_screen() -> str:
@@ -319,6 +359,7 @@ def walk(t: Terminal) -> Session:
         t.press("Escape")
         t.settled(before=screen)
         return screen
+
     w.place("help", help_screen)
 
     hostile_walk(t, w)
@@ -330,6 +371,7 @@ def walk(t: Terminal) -> Session:
         if "EXIT=" not in screen:
             t.press("y")
         return t.wait_for(lambda s_: "EXIT=" in s_, "the console to exit", timeout=60)
+
     w.place("quit", quit_console)
     s.end = s.screens.get("quit", "")
     s.titles["after exit"] = t.pane_title()
@@ -343,15 +385,18 @@ def walk(t: Terminal) -> Session:
 
 def hostile_walk(t: Terminal, w: Walk) -> None:
     """The host `hostile`: its results, then its whole log, page by page."""
+
     def results() -> str:
         w.grid_then(HOSTILE_JOB)
         t.wait_for(lambda s_: "job failed" not in s_, "the toasts to go", timeout=30, hold=1.0)
         t.press("v")
-        screen = t.wait_for(lambda s_: "outcome" in s_ and "FAIL-MARK" in s_,
-                            "the results view and the failure message", timeout=20)
+        screen = t.wait_for(
+            lambda s_: "outcome" in s_ and "FAIL-MARK" in s_, "the results view and the failure message", timeout=20
+        )
         t.press("Escape")
         t.wait_for(lambda s_: "outcome" not in s_, "the results view to close", timeout=20, hold=0.5)
         return screen
+
     w.place("results of the hostile host", results)
 
     def log() -> str:
@@ -359,8 +404,9 @@ def hostile_walk(t: Terminal, w: Walk) -> None:
         t.wait_for(lambda s_: "G Follow" in s_.splitlines()[-1], "the log to have the focus", timeout=20)
         # one screen line per log line (the 3 MB line would otherwise fill pages of identical x's)
         t.press("w")
-        if "do not wrap" not in t.wait_for(lambda s_: "lines do not wrap" in s_ or "lines wrap" in s_,
-                                           "w to say how lines wrap", timeout=10):
+        if "do not wrap" not in t.wait_for(
+            lambda s_: "lines do not wrap" in s_ or "lines wrap" in s_, "w to say how lines wrap", timeout=10
+        ):
             t.press("w")
             t.wait_for(lambda s_: "lines do not wrap" in s_, "w to stop wrapping", timeout=10)
         t.wait_for(lambda s_: "wrap" not in toast_text(s_), "its toast to go", timeout=20, hold=0.5)
@@ -379,14 +425,16 @@ def hostile_walk(t: Terminal, w: Walk) -> None:
             pages.append(screen := t.settled())
         t.press("G")
         return "\n".join(pages)
+
     w.place("log of the hostile host", log)
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory):
     directory = tmp_path_factory.mktemp("hostile")
-    terminal = Terminal(directory, write_inputs(directory), size=(WIDTH, HEIGHT), term="tmux-256color",
-                        record=True, name="hostile")
+    terminal = Terminal(
+        directory, write_inputs(directory), size=(WIDTH, HEIGHT), term="tmux-256color", record=True, name="hostile"
+    )
     terminal.start()
     try:
         yield walk(terminal)
@@ -396,12 +444,13 @@ def session(tmp_path_factory: pytest.TempPathFactory):
 
 # -- the checks -----------------------------------------------------------------
 
+
 def raw_problems(raw: bytes) -> list[str]:
     """Everything in a byte stream that only a hostile payload could have put there."""
     problems: list[str] = []
 
     def context(offset: int) -> bytes:
-        return raw[max(0, offset - 80):offset + 80]
+        return raw[max(0, offset - 80) : offset + 80]
 
     for name, payload in RAW_PAYLOADS.items():
         if payload in raw:
@@ -409,8 +458,10 @@ def raw_problems(raw: bytes) -> list[str]:
     carrying = [(offset, body) for offset, body in control_strings(raw) if any(m in body for m in MARKERS)]
     if carrying:
         offset, body = carrying[0]
-        problems.append(f"{len(carrying)} OSC/DCS/APC strings carry a payload, first at byte {offset}: "
-                        f"{body[:120]!r} in {context(offset)!r}")
+        problems.append(
+            f"{len(carrying)} OSC/DCS/APC strings carry a payload, first at byte {offset}: "
+            f"{body[:120]!r} in {context(offset)!r}"
+        )
     try:
         text = raw.decode("utf-8")  # a raw 0x9b (8-bit CSI) or any invalid byte fails here
     except UnicodeDecodeError as exc:
@@ -420,17 +471,30 @@ def raw_problems(raw: bytes) -> list[str]:
         if c1:
             problems.append(f"C1 control characters reached the terminal: {c1}")
     for offset in (m.start() for m in re.finditer(rb"\x07", raw)):  # a BEL only ever ends the console's own OSC
-        before = raw[max(0, offset - 4096):offset]
+        before = raw[max(0, offset - 4096) : offset]
         if before.rfind(b"\x1b]") <= max(before.rfind(b"\x07"), before.rfind(b"\x1b\\")):
             problems.append(f"a bare BEL at byte {offset}: {context(offset)!r}")
             break
     return problems
 
 
-PLACES = ("toast of the hostile-named job", "toast of the hostile host", "grid", "inventory tree", "host vars",
-          "launch dialogs", "log title", "results view",
-          "timeout dialog", "footer, and a key that does not apply", "command palette", "help",
-          "results of the hostile host", "log of the hostile host", "quit")
+PLACES = (
+    "toast of the hostile-named job",
+    "toast of the hostile host",
+    "grid",
+    "inventory tree",
+    "host vars",
+    "launch dialogs",
+    "log title",
+    "results view",
+    "timeout dialog",
+    "footer, and a key that does not apply",
+    "command palette",
+    "help",
+    "results of the hostile host",
+    "log of the hostile host",
+    "quit",
+)
 
 
 @pytest.mark.parametrize("place", PLACES)
@@ -487,8 +551,7 @@ def test_names_are_shown_made_visible(session: Session, place: str):
     if in_toast(place):
         screen = toast_text(screen)
     for name, length in SHOWN[place]:
-        assert shows(screen, visible(name), length), (f"{place} does not show {visible(name)[:length]!r}"
-                                                      f"\n{screen}")
+        assert shows(screen, visible(name), length), f"{place} does not show {visible(name)[:length]!r}\n{screen}"
     if place == "host vars":  # a value may be shown made visible or YAML-escaped (\e, \a): both are safe
         for literal in ("[bold]VAR-MARK[/]", "[@click=app.quit]VCLICK-MARK[/]"):
             assert literal in screen, f"host vars do not show the markup {literal!r} literally:\n{screen}"
@@ -497,32 +560,42 @@ def test_names_are_shown_made_visible(session: Session, place: str):
 def test_the_hostile_host_is_shown_made_visible(session: Session):
     """The host's own output: in the log every hidden sequence is shown, in the results its failure."""
     log = session.screens.get("log of the hostile host", "")
-    problems = [f"not visible in the log: {want!r}" for want in (
-        "␛]0;PWNED-TITLE␇",  # OSC 0 from the command's output (a loop item label)
-        "␛]2;PWNED-TITLE2␛\\",  # OSC 2 ended by ST
-        "␛]52;c;cHduZWQ=␇",  # the clipboard write
-        "␛]8;;http://evil.invalid␛\\CLICKME",  # the hyperlink
-        "CLEAR-MARK␛[2J␛[H",  # erase screen, cursor home
-        "UP-MARK␛[5A",  # cursor up
-        "␛PPWNED-DCS",  # DCS
-        "BEL-MARK␇␇",
-        "C1-MARK <U+009B> <U+009D>",  # UTF-8 encoded C1, made visible
-        "TASK [Title ␛]0;PWNED-TITLE-NAME␇",  # a task name templated from the payload
-        "rm -rf / --no-preserve-root␍HARMLESS-NAME",  # the \r trick in a task name: both halves shown
-        "TASK [Markup [@click=app.quit]CLICK[/] [bold red]MARKUP[/] [/] [link=x]]",  # markup, literally
-        "BADUTF8-MARK",  # invalid UTF-8 (Ansible shows it as "?"): the line is there
-        "(item=HUGE-MARK␛]0;PWNED-HUGE␇xxxxxxxx",  # the 3 MB line, its start
-        "FAIL-MARK ␛]52;c;cHduZWQ=␇",  # the failure message
-        "pwned-host␛]0;PWNED-TOAST␛\\␛]52;c;cHduZWQ=␛\\[bold red]TOAST-MARKUP[/]",  # a host named by the host
-    ) if flat(want) not in flat(log)]  # the log wraps long lines: compare without the breaks
+    problems = [
+        f"not visible in the log: {want!r}"
+        for want in (
+            "␛]0;PWNED-TITLE␇",  # OSC 0 from the command's output (a loop item label)
+            "␛]2;PWNED-TITLE2␛\\",  # OSC 2 ended by ST
+            "␛]52;c;cHduZWQ=␇",  # the clipboard write
+            "␛]8;;http://evil.invalid␛\\CLICKME",  # the hyperlink
+            "CLEAR-MARK␛[2J␛[H",  # erase screen, cursor home
+            "UP-MARK␛[5A",  # cursor up
+            "␛PPWNED-DCS",  # DCS
+            "BEL-MARK␇␇",
+            "C1-MARK <U+009B> <U+009D>",  # UTF-8 encoded C1, made visible
+            "TASK [Title ␛]0;PWNED-TITLE-NAME␇",  # a task name templated from the payload
+            "rm -rf / --no-preserve-root␍HARMLESS-NAME",  # the \r trick in a task name: both halves shown
+            "TASK [Markup [@click=app.quit]CLICK[/] [bold red]MARKUP[/] [/] [link=x]]",  # markup, literally
+            "BADUTF8-MARK",  # invalid UTF-8 (Ansible shows it as "?"): the line is there
+            "(item=HUGE-MARK␛]0;PWNED-HUGE␇xxxxxxxx",  # the 3 MB line, its start
+            "FAIL-MARK ␛]52;c;cHduZWQ=␇",  # the failure message
+            "pwned-host␛]0;PWNED-TOAST␛\\␛]52;c;cHduZWQ=␛\\[bold red]TOAST-MARKUP[/]",  # a host named by the host
+        )
+        if flat(want) not in flat(log)
+    ]  # the log wraps long lines: compare without the breaks
     results = dialog_text(session.screens.get("results of the hostile host", ""))
-    for want in ("FAIL-MARK ␛]52;c;cHduZWQ=␇␛]0;PWNED-TITLE-FAIL␇ [@click=app.quit]CLICK[/] [bold red]MARKUP[/] "
-                 "[/] [link=x]", "pwned-host␛]0;PWNED-TOAST␛\\␛]52;c;cHduZW"):
+    for want in (
+        "FAIL-MARK ␛]52;c;cHduZWQ=␇␛]0;PWNED-TITLE-FAIL␇ [@click=app.quit]CLICK[/] [bold red]MARKUP[/] [/] [link=x]",
+        "pwned-host␛]0;PWNED-TOAST␛\\␛]52;c;cHduZW",
+    ):
         if want not in results:
             problems.append(f"not visible in the results view: {want!r}")
     evil_host = "pwned-host␛]0;PWNED-TOAST␛\\␛]52;c;cHduZWQ=␛\\[bold red]TOAST-MARKUP[/]"
     if flat(f"hostile: failed. 2 hosts failed (cache01, {evil_host})") not in toast_text(
-            session.screens.get("toast of the hostile host", "")):
+        session.screens.get("toast of the hostile host", "")
+    ):
         problems.append("the hostile host's failure toast does not name both hosts, made visible")
-    assert not problems, "\n".join(problems) + "\n\n" + "\n".join(
-        f"--- {k} ---\n{v}" for k, v in session.screens.items() if "hostile host" in k)
+    assert not problems, (
+        "\n".join(problems)
+        + "\n\n"
+        + "\n".join(f"--- {k} ---\n{v}" for k, v in session.screens.items() if "hostile host" in k)
+    )

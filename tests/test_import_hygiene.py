@@ -7,19 +7,30 @@ import sys
 import tui.core
 
 
+def _core_modules() -> list[str]:
+    """Every module of tui.core, its sub-packages' included."""
+    return [m.name for m in pkgutil.walk_packages(tui.core.__path__, "tui.core.") if not m.ispkg]
+
+
 def test_core_modules_import_no_ui_library():
-    modules = [f"tui.core.{m.name}" for m in pkgutil.iter_modules(tui.core.__path__)]
-    assert "tui.core.engine" in modules
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
-            "print(','.join(bad))\n")
+    modules = _core_modules()
+    assert "tui.core.engine" in modules and "tui.core.running.supervisor" in modules
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print(','.join(bad))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 def _imported_by(modules: list[str]) -> set[str]:
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
-            "print(','.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + "print(','.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(out.stdout.strip().split(","))
 
@@ -29,8 +40,22 @@ def test_core_has_no_web_stack_and_the_client_library_no_ui():
     CLI verbs) is free of Textual and Rich, so a script can use it without a terminal."""
     import tui.client
 
-    core = [f"tui.core.{m.name}" for m in pkgutil.iter_modules(tui.core.__path__)]
+    core = _core_modules()
     assert "aiohttp" not in _imported_by(core)
     client = [f"tui.client.{m.name}" for m in pkgutil.iter_modules(tui.client.__path__)]
     assert "tui.client.connection" in client
     assert not _imported_by(client) & {"textual", "rich"}
+
+
+def test_storage_and_planning_do_not_import_the_engine():
+    """The layers point one way: the engine uses storage, running and planning, never the reverse
+    (history once imported the engine, which imports history)."""
+    code = (
+        "import sys, pkgutil, tui.core.storage, tui.core.planning, tui.core.running\n"
+        "for pkg in (tui.core.storage, tui.core.planning, tui.core.running):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        __import__(m.name)\n"
+        "print('tui.core.engine' in sys.modules, 'tui.core.job' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

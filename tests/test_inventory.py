@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import INVENTORY, pids_with_cmdline, run, until
-from tui.core.inventory import Inventory, InventoryError, _detail, _parse, limit_for, load_inventory
+from tui.core.planning.inventory import Inventory, InventoryError, _detail, _parse, limit_for, load_inventory
 
 
 def _script(path: Path, body: str) -> Path:
@@ -40,14 +40,20 @@ def test_sample_inventory():
 
 def test_nested_groups_shared_hosts_and_hosts_without_vars(tmp_path):
     path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump({"all": {
-        "hosts": {"loner": None},
-        "children": {
-            "prod": {"children": {"web": None, "db": None}},
-            "web": {"hosts": {"w1": None, "both": None}},
-            "db": {"hosts": {"d1": {"x": 1}, "both": None}},
-        },
-    }}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {"loner": None},
+                    "children": {
+                        "prod": {"children": {"web": None, "db": None}},
+                        "web": {"hosts": {"w1": None, "both": None}},
+                        "db": {"hosts": {"d1": {"x": 1}, "both": None}},
+                    },
+                }
+            }
+        )
+    )
     inv = run(load_inventory(path))
     assert inv.hosts == ["both", "d1", "loner", "w1"]
     assert inv.hosts_in("prod") == ["both", "d1", "w1"]
@@ -124,8 +130,10 @@ def test_cancelled_load_leaves_no_process(tmp_path):
 
 def test_5000_hosts_load_while_the_loop_stays_responsive(tmp_path):
     groups = {
-        f"g{g:02d}": {"vars": {"tier": g % 3},
-                      "hosts": {f"h{g:02d}-{i:03d}.example.com": {"idx": i, "rack": f"r{i % 10}"} for i in range(100)}}
+        f"g{g:02d}": {
+            "vars": {"tier": g % 3},
+            "hosts": {f"h{g:02d}-{i:03d}.example.com": {"idx": i, "rack": f"r{i % 10}"} for i in range(100)},
+        }
         for g in range(50)
     }
     path = tmp_path / "big.yml"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INVENTORY, PLAYBOOKS
-from tui.core.jobfile import InputError, load_job_file
+from tui.core.planning.jobfile import InputError, load_job_file
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -23,7 +23,9 @@ def test_contract_example_loads_with_relative_paths(tmp_path):
     (tmp_path / "pb").mkdir()
     (tmp_path / "pb" / "site.yml").write_text("- hosts: all\n  tasks: []\n")
     (tmp_path / "inv.ini").write_text("web01 ansible_connection=local\n")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         inventory: inv.ini
         max_parallel: 3
         jobs:
@@ -40,7 +42,8 @@ def test_contract_example_loads_with_relative_paths(tmp_path):
             timeout: 90
             tags: [a, b]
             check: true
-    """)
+    """,
+    )
     job_file = load_job_file(path)
     assert job_file.max_parallel == 3
     first, second = job_file.jobs
@@ -48,7 +51,13 @@ def test_contract_example_loads_with_relative_paths(tmp_path):
     assert first.playbook == (tmp_path / "pb" / "site.yml").resolve()
     assert first.inventory == (tmp_path / "inv.ini").resolve()
     assert (first.limit, first.extra_vars, first.timeout, first.retries) == ("web", {"release": "1.2"}, 300.0, 2)
-    assert (second.limit, second.timeout, second.tags, second.check, second.retries) == ("web01,db01", 90.0, "a,b", True, 0)
+    assert (second.limit, second.timeout, second.tags, second.check, second.retries) == (
+        "web01,db01",
+        90.0,
+        "a,b",
+        True,
+        0,
+    )
 
 
 def test_sample_job_file_is_valid():
@@ -64,40 +73,49 @@ def problems(path: Path) -> list[str]:
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         inventory: inv
         jobs:
           - name: a
             playbook: [unclosed
-    """)
+    """,
+    )
     (found,) = problems(path)
     assert found.startswith(f"{path}:5: ") and "YAML syntax error" in found
 
 
 def test_unknown_key_is_named_with_its_line(tmp_path):
-    path = write(tmp_path, f"""\
+    path = write(
+        tmp_path,
+        f"""\
         inventory: {INVENTORY}
         jobs:
           - name: a
-            playbook: {PLAYBOOKS / 'health_check.yml'}
+            playbook: {PLAYBOOKS / "health_check.yml"}
             timout: 30
-    """)
+    """,
+    )
     (found,) = problems(path)
     assert found.startswith(f"{path}:5: jobs[0].timout: unknown key")
 
 
 def test_wrong_types_name_the_field(tmp_path):
-    path = write(tmp_path, f"""\
+    path = write(
+        tmp_path,
+        f"""\
         inventory: {INVENTORY}
         max_parallel: many
         jobs:
           - name: a
-            playbook: {PLAYBOOKS / 'health_check.yml'}
+            playbook: {PLAYBOOKS / "health_check.yml"}
             retries: two
             timeout: soon
             extra_vars: [1, 2]
             check: "yes"
-    """)
+    """,
+    )
     found = problems(path)
     assert any(p.startswith(f"{path}:2: max_parallel: expected a whole number") for p in found)
     assert any(p.startswith(f"{path}:6: jobs[0].retries: expected a whole number") for p in found)
@@ -107,22 +125,25 @@ def test_wrong_types_name_the_field(tmp_path):
 
 
 def test_missing_files_duplicates_and_required_keys(tmp_path):
-    path = write(tmp_path, f"""\
+    path = write(
+        tmp_path,
+        f"""\
         jobs:
           - name: a
             playbook: nowhere.yml
             inventory: {INVENTORY}
           - name: b
-            playbook: {PLAYBOOKS / 'health_check.yml'}
-          - playbook: {PLAYBOOKS / 'health_check.yml'}
+            playbook: {PLAYBOOKS / "health_check.yml"}
+          - playbook: {PLAYBOOKS / "health_check.yml"}
             inventory: {INVENTORY}
           - name: c
-            playbook: {PLAYBOOKS / 'health_check.yml'}
+            playbook: {PLAYBOOKS / "health_check.yml"}
             inventory: {INVENTORY}
           - name: c
-            playbook: {PLAYBOOKS / 'health_check.yml'}
+            playbook: {PLAYBOOKS / "health_check.yml"}
             inventory: {INVENTORY}
-    """)
+    """,
+    )
     found = problems(path)
     assert any(p.startswith(f"{path}:3: jobs[0].playbook: ") and "nowhere.yml does not exist" in p for p in found)
     assert any(p.startswith(f"{path}:5: jobs[1].inventory: missing") for p in found)
@@ -132,15 +153,22 @@ def test_missing_files_duplicates_and_required_keys(tmp_path):
 
 def test_cli_rejects_invalid_job_file_with_exit_2_and_runs_nothing(tmp_path):
     state = tmp_path / "never"
-    path = write(tmp_path, f"""\
+    path = write(
+        tmp_path,
+        f"""\
         inventory: {INVENTORY}
         jobs:
           - name: a
-            playbook: {PLAYBOOKS / 'slow_task.yml'}
+            playbook: {PLAYBOOKS / "slow_task.yml"}
             retries: -1
-    """)
-    out = subprocess.run([sys.executable, "-m", "tui", "run", str(path), "--state-dir", str(state)],
-                         capture_output=True, text=True, timeout=60)
+    """,
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "run", str(path), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert f"{path}:5: jobs[0].retries" in out.stderr
     assert "nothing was run" in out.stderr

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
 from tui.core.engine import Engine, EngineError, Job, spec_for_playbook
-from tui.core.procs import MARKER_VAR
-from tui.core.results import HostCounts
-from tui.core.spec import FINISHED, Status
+from tui.core.planning.spec import FINISHED, Status
+from tui.core.running.procs import MARKER_VAR
+from tui.core.running.results import HostCounts
 
 # ---------------------------------------------------------------------------
 # 1. Load
@@ -44,7 +44,7 @@ def _ppid(pid: int) -> int | None:
             raw = fh.read()
     except OSError:
         return None
-    return int(raw[raw.rfind(b")") + 2:].split()[1])
+    return int(raw[raw.rfind(b")") + 2 :].split()[1])
 
 
 def _run_markers(run_id: str) -> list[int]:
@@ -80,15 +80,21 @@ def test_32_concurrent_jobs_with_100_queued_complete_with_correct_per_host_resul
             while not stop_sampling.is_set():
                 # direct children only: a supervisor's fork that has not exec'd yet has the same command line
                 ours = set(_run_markers(engine.run_id))
-                supervisors = [p for p in pids_with_cmdline("-m tui.core.supervisor") if p in ours and _ppid(p) == me]
+                supervisors = [
+                    p for p in pids_with_cmdline("-m tui.core.running.supervisor") if p in ours and _ppid(p) == me
+                ]
                 proc_peak[0] = max(proc_peak[0], len(supervisors))
                 await asyncio.sleep(1.0)
 
         me = os.getpid()
         started = time.monotonic()
-        jobs = [engine.add(spec_for_playbook(book, INVENTORY, name=f"load{i:03d}", limit=LOCAL_HOSTS[i % len(LOCAL_HOSTS)]))
-                for i in range(LOAD_JOBS)]
-        assert [j.status for j in jobs] == [Status.RUNNING] * LOAD_PARALLEL + [Status.QUEUED] * (LOAD_JOBS - LOAD_PARALLEL)
+        jobs = [
+            engine.add(spec_for_playbook(book, INVENTORY, name=f"load{i:03d}", limit=LOCAL_HOSTS[i % len(LOCAL_HOSTS)]))
+            for i in range(LOAD_JOBS)
+        ]
+        assert [j.status for j in jobs] == [Status.RUNNING] * LOAD_PARALLEL + [Status.QUEUED] * (
+            LOAD_JOBS - LOAD_PARALLEL
+        )
         sampler = asyncio.get_running_loop().create_task(sample())
         await asyncio.wait_for(engine.wait_idle(), 540)
         took = time.monotonic() - started
@@ -99,10 +105,12 @@ def test_32_concurrent_jobs_with_100_queued_complete_with_correct_per_host_resul
 
     engine, jobs, peak, proc_peak, starts, bad_status, took = run(main())
     per_attempt = [(j.last.ended - j.last.started).total_seconds() for j in jobs]
-    print(f"\nload: {LOAD_JOBS} jobs, max_parallel {LOAD_PARALLEL}: {took:.1f}s wall, "
-          f"{took / LOAD_JOBS:.2f}s per job; attempt durations min {min(per_attempt):.1f}s "
-          f"median {sorted(per_attempt)[len(per_attempt) // 2]:.1f}s max {max(per_attempt):.1f}s; "
-          f"peak running {peak}, peak live supervisors sampled {proc_peak}")
+    print(
+        f"\nload: {LOAD_JOBS} jobs, max_parallel {LOAD_PARALLEL}: {took:.1f}s wall, "
+        f"{took / LOAD_JOBS:.2f}s per job; attempt durations min {min(per_attempt):.1f}s "
+        f"median {sorted(per_attempt)[len(per_attempt) // 2]:.1f}s max {max(per_attempt):.1f}s; "
+        f"peak running {peak}, peak live supervisors sampled {proc_peak}"
+    )
     assert bad_status == []
     for i, job in enumerate(jobs):
         host = LOCAL_HOSTS[i % len(LOCAL_HOSTS)]
@@ -178,9 +186,19 @@ def _state(job: Job) -> str:
 
 def _snapshot(job: Job) -> tuple[Any, ...]:
     last = job.last
-    return (job.status, len(job.attempts), job.timeout, job.deadline, job.next_limit, job.retries_left,
-            job.retry_at, job.message, job._timer, last.stop_reason if last else None,
-            last.status if last else None)
+    return (
+        job.status,
+        len(job.attempts),
+        job.timeout,
+        job.deadline,
+        job.next_limit,
+        job.retries_left,
+        job.retry_at,
+        job.message,
+        job._timer,
+        last.stop_reason if last else None,
+        last.status if last else None,
+    )
 
 
 def _timeout_justified(log: AttemptLog) -> bool:
@@ -209,23 +227,30 @@ actions_st = st.lists(
         st.sampled_from(["cancel", "retry", "retry_failed", "timeout"]),
         st.sampled_from([None, 0.5, 1.0, 5.0]),  # set_timeout's value (None means 0)
         st.one_of(  # what to wait for before it: seconds, or (bounded) until some job reaches a state
-            st.sampled_from([0.0, 0.01, 0.05]), st.floats(0.0, 1.5),
+            st.sampled_from([0.0, 0.01, 0.05]),
+            st.floats(0.0, 1.5),
             st.tuples(st.integers(0, 2), st.sampled_from(["spawning", "running", "stopping", "waiting", "finished"])),
         ),
     ),
-    min_size=3, max_size=8,
+    min_size=3,
+    max_size=8,
 )
 
 jobs_st = st.lists(
     st.tuples(st.integers(1, 3), st.integers(0, 1), st.sampled_from([None, None, 1.5])),  # seconds, retries, timeout
-    min_size=2, max_size=3,
+    min_size=2,
+    max_size=3,
 )
 
 
 @pytest.mark.timeout(280)
-@settings(max_examples=10, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=10,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 @given(jobs=jobs_st, actions=actions_st, max_parallel=st.integers(1, 2))
 def test_random_operator_actions_never_deadlock_and_end_consistently(jobs, actions, max_parallel):
     asyncio.run(_race(jobs, actions, max_parallel, coverage["property"]))
@@ -233,9 +258,17 @@ def test_random_operator_actions_never_deadlock_and_end_consistently(jobs, actio
 
 # The moments random waits rarely hit, pinned: each is one sequence checked by the same properties.
 PINNED = {
-    "actions-while-waiting-to-retry": ([(1, 1, 1.5), (2, 1, 1.5)], 2, [
-        (0, "timeout", 5.0, (0, "waiting")), (1, "cancel", None, (1, "waiting")), (1, "retry", None, 0.0),
-        (1, "retry", None, (1, "waiting")), (0, "timeout", None, (0, "running"))]),
+    "actions-while-waiting-to-retry": (
+        [(1, 1, 1.5), (2, 1, 1.5)],
+        2,
+        [
+            (0, "timeout", 5.0, (0, "waiting")),
+            (1, "cancel", None, (1, "waiting")),
+            (1, "retry", None, 0.0),
+            (1, "retry", None, (1, "waiting")),
+            (0, "timeout", None, (0, "running")),
+        ],
+    ),
     # the attempt is already stopping at its timeout when the operator cancels: the cancel is accepted
     "cancel-while-stopping-at-timeout": ([(3, 1, 1.5), (1, 0, None)], 1, [(0, "cancel", None, (0, "stopping"))]),
     # the timeout is removed / made longer while the attempt's supervisor is being started
@@ -276,17 +309,30 @@ async def _race(job_params, actions, max_parallel, landed: Counter[str]) -> None
     try:
         for i, (seconds, retries, timeout) in enumerate(job_params):
             sleeps.append(_sleep_arg(seconds))
-            jobs.append(engine.add(spec_for_playbook(
-                playbook("slow_task"), INVENTORY, name=f"race{i}", limit=RACE_LIMITS[i],
-                extra_vars={"slow_seconds": float(_sleep_arg(seconds))},
-                retries=retries, retry_delay=0.1, timeout=timeout)))
+            jobs.append(
+                engine.add(
+                    spec_for_playbook(
+                        playbook("slow_task"),
+                        INVENTORY,
+                        name=f"race{i}",
+                        limit=RACE_LIMITS[i],
+                        extra_vars={"slow_seconds": float(_sleep_arg(seconds))},
+                        retries=retries,
+                        retry_delay=0.1,
+                        timeout=timeout,
+                    )
+                )
+            )
 
         for index, action, seconds, wait in actions:
             if isinstance(wait, tuple):  # land on a state that lasts only a moment (waiting: ~0.1 s)
                 other, target = jobs[wait[0] % len(jobs)], wait[1]
                 give_up = time.monotonic() + 6
-                while _state(other) != target and not (target != "finished" and other.status.finished) \
-                        and time.monotonic() < give_up:
+                while (
+                    _state(other) != target
+                    and not (target != "finished" and other.status.finished)
+                    and time.monotonic() < give_up
+                ):
                     await asyncio.sleep(0 if target == "spawning" else 0.002)  # spawning lasts a few ms
             else:
                 await asyncio.sleep(wait)
@@ -312,8 +358,9 @@ async def _race(job_params, actions, max_parallel, landed: Counter[str]) -> None
                 elif action == "retry":
                     assert not status.finished and status is not Status.WAITING, f"retry of a {state} job refused"
                 elif action == "retry_failed":
-                    assert not status.finished or job.last is None or not job.last.results.failed_hosts(), \
+                    assert not status.finished or job.last is None or not job.last.results.failed_hosts(), (
                         f"retry of failed hosts {job.last.results.failed_hosts()} refused"
+                    )
                 else:
                     assert status.finished, f"set_timeout on a {state} job refused"
                 continue
@@ -344,8 +391,9 @@ async def _race(job_params, actions, max_parallel, landed: Counter[str]) -> None
         try:
             await asyncio.wait_for(engine.wait_idle(), WAIT_IDLE_BOUND)
         except asyncio.TimeoutError:
-            raise AssertionError(f"not idle after {WAIT_IDLE_BOUND}s: "
-                                 f"{[(j.name, j.status, j.message, len(j.attempts)) for j in jobs]}") from None
+            raise AssertionError(
+                f"not idle after {WAIT_IDLE_BOUND}s: {[(j.name, j.status, j.message, len(j.attempts)) for j in jobs]}"
+            ) from None
     finally:
         # whatever happened above, end every process of this example before the next one
         try:
@@ -359,14 +407,18 @@ async def _race(job_params, actions, max_parallel, landed: Counter[str]) -> None
     await until(lambda: not _run_markers(engine.run_id), timeout=5, what="marked processes to be gone")
     for job in jobs:
         for attempt in job.attempts:
-            assert pids_with_env(f"{MARKER_VAR}={attempt.marker}") == [], f"{job.name} attempt {attempt.number} left processes"
+            assert pids_with_env(f"{MARKER_VAR}={attempt.marker}") == [], (
+                f"{job.name} attempt {attempt.number} left processes"
+            )
     for arg in set(sleeps):
         assert pids_with_cmdline(f"sleep {arg}") == [], f"'sleep {arg}' survived"
 
 
 def _check_job(job: Job, log: JobLog) -> None:
-    where = f"{job.name}: {job.status} ({job.message!r}); actions {[(a.action, a.state, a.attempt) for a in log.applied]}; " \
-            f"attempts {[(a.number, a.status.value, a.stop_reason) for a in job.attempts]}"
+    where = (
+        f"{job.name}: {job.status} ({job.message!r}); actions {[(a.action, a.state, a.attempt) for a in log.applied]}; "
+        f"attempts {[(a.number, a.status.value, a.stop_reason) for a in job.attempts]}"
+    )
     # (b) finished
     assert job.status in FINISHED, where
     assert job.deadline is None and job._timer is None and job._process is None, where
@@ -383,12 +435,15 @@ def _check_job(job: Job, log: JobLog) -> None:
             assert attempt.status in (Status.SUCCESSFUL, Status.TIMEOUT), where
         if attempt.status is Status.TIMEOUT:
             attempt_log = log.attempts[attempt.number]
-            assert _timeout_justified(attempt_log), \
-                f"attempt {attempt.number} ended as timeout though no deadline in effect had passed: " \
+            assert _timeout_justified(attempt_log), (
+                f"attempt {attempt.number} ended as timeout though no deadline in effect had passed: "
                 f"started {attempt_log.started_at:.3f}, deadlines {attempt_log.deadlines}, ended {attempt_log.ended_at:.3f}; {where}"
+            )
         if attempt.status is Status.SUCCESSFUL:
             overdue = _overdue(log.attempts[attempt.number], slack=4.0)
-            assert overdue is None, f"attempt {attempt.number} ran 4s past its deadline {overdue} and succeeded; {where}"
+            assert overdue is None, (
+                f"attempt {attempt.number} ran 4s past its deadline {overdue} and succeeded; {where}"
+            )
     # which statuses the last actions explain
     lifecycle = [a for a in log.applied if a.action != "timeout"]
     last = lifecycle[-1] if lifecycle else None
@@ -399,7 +454,9 @@ def _check_job(job: Job, log: JobLog) -> None:
     for applied in log.applied:
         if applied.action == "cancel" and applied.state != "queued" and applied.attempt:
             canceled = job.attempts[applied.attempt - 1]
-            assert canceled.status is not Status.SUCCESSFUL, f"attempt {applied.attempt} succeeded after a cancel; {where}"
+            assert canceled.status is not Status.SUCCESSFUL, (
+                f"attempt {applied.attempt} succeeded after a cancel; {where}"
+            )
     if not job.attempts:
         assert job.status is Status.CANCELED and last is not None and last.action == "cancel", where
         return

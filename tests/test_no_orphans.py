@@ -11,13 +11,17 @@ import time
 
 from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
 from tui.core.engine import Engine, spec_for_playbook
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
+
 
 def test_async_task_left_running_by_ansible_is_ended_with_the_job():
     async def main():
         engine = Engine()
-        job = engine.add(spec_for_playbook(TEST_PLAYBOOKS / "async_fire_and_forget.yml", INVENTORY,
-                                           limit="cache01", extra_vars={"seconds": 48}))
+        job = engine.add(
+            spec_for_playbook(
+                TEST_PLAYBOOKS / "async_fire_and_forget.yml", INVENTORY, limit="cache01", extra_vars={"seconds": 48}
+            )
+        )
         await engine.wait_idle()
         return job
 
@@ -29,6 +33,7 @@ def test_async_task_left_running_by_ansible_is_ended_with_the_job():
 
 def test_engine_task_torn_down_mid_run_ends_the_attempt():
     """If the loop running the engine goes away (a crash in the app), the attempt is still ended."""
+
     async def main():
         engine = Engine()
         engine.add(spec_for_playbook(playbook("slow_task"), INVENTORY, limit="db02", extra_vars={"slow_seconds": 49}))
@@ -41,7 +46,8 @@ def test_engine_task_torn_down_mid_run_ends_the_attempt():
 
 def test_console_killed_with_sigkill_leaves_no_process(tmp_path):
     script = tmp_path / "console.py"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         import asyncio
         from pathlib import Path
         from tui.core.engine import Engine, spec_for_playbook
@@ -49,12 +55,13 @@ def test_console_killed_with_sigkill_leaves_no_process(tmp_path):
         async def main():
             engine = Engine()
             for host in ("db01", "db02"):
-                engine.add(spec_for_playbook(Path({str(playbook('slow_task'))!r}), Path({str(INVENTORY)!r}),
+                engine.add(spec_for_playbook(Path({str(playbook("slow_task"))!r}), Path({str(INVENTORY)!r}),
                                              name=host, limit=host, extra_vars={{"slow_seconds": 51}}))
             await engine.wait_idle()
 
         asyncio.run(main())
-    """))
+    """)
+    )
     state = tmp_path / "killed-console-state"  # only this console's processes carry it
     env = dict(os.environ, PYTHONPATH=str(ROOT), PLAYDECK_STATE_DIR=str(state))
     proc = subprocess.Popen([sys.executable, str(script)], env=env)
@@ -77,14 +84,15 @@ def test_cancel_while_the_supervisor_is_being_spawned_neither_hangs_nor_leaves_a
     nothing of the attempt may be left."""
     state = tmp_path / "spawn-cancel-state"
     script = tmp_path / "crash.py"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         import asyncio
         from pathlib import Path
         from tui.core.engine import Engine, spec_for_playbook
 
         async def main(turns):
             engine = Engine()
-            engine.add(spec_for_playbook(Path({str(playbook('slow_task'))!r}), Path({str(INVENTORY)!r}),
+            engine.add(spec_for_playbook(Path({str(playbook("slow_task"))!r}), Path({str(INVENTORY)!r}),
                                          limit="db01", extra_vars={{"slow_seconds": 52}}))
             for _ in range(turns):
                 await asyncio.sleep(0)
@@ -96,7 +104,8 @@ def test_cancel_while_the_supervisor_is_being_spawned_neither_hangs_nor_leaves_a
             except RuntimeError:
                 pass
         print("returned")
-    """))
+    """)
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT), PLAYDECK_STATE_DIR=str(state))
     result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert "returned" in result.stdout, result.stderr[-2000:]

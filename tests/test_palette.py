@@ -108,12 +108,15 @@ def test_every_palette_command_runs_and_none_is_markup(tmp_path, monkeypatch):
 def test_palette_in_a_real_terminal_at_80x24(tmp_path):
     """TERM=screen, 80x24: Ctrl+P, search, Enter runs the command; the theme switches; the console
     (and its running job) is still there afterwards."""
-    path = job_file(tmp_path, f"""\
+    path = job_file(
+        tmp_path,
+        f"""\
         - name: sleeper
-          playbook: {PLAYBOOKS / 'slow_task.yml'}
+          playbook: {PLAYBOOKS / "slow_task.yml"}
           limit: db01
           extra_vars: {{slow_seconds: 71}}
-    """)
+    """,
+    )
     term = Terminal(tmp_path, [path], size=(80, 24), term="screen")
     try:
         term.start()

@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, pids_with_env, run, until
 from tui.core.engine import Engine, EngineError, Job, Prompt
-from tui.core.procs import MARKER_VAR
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running.procs import MARKER_VAR
 
 VARS = TEST_PLAYBOOKS / "prompt_vars.yml"
 PAUSE = TEST_PLAYBOOKS / "prompt_pause.yml"
@@ -49,22 +49,28 @@ def test_unattended_prompts_fail_at_once_and_say_how_to_answer():
         engine = Engine(max_parallel=4)
         engine.subscribe(lambda job, what: prompted.append(job.name) if what == "prompt" else None)
         started = time.monotonic()
-        jobs = [engine.add(spec("vars", VARS, retries=2, retry_delay=0.1, timeout=60)),
-                engine.add(spec("pause", PAUSE, timeout=60)),
-                engine.add(spec("timed-pause", PAUSE, extra_vars={"pause_seconds": 1})),
-                engine.add(spec("answered", VARS, extra_vars={"release": "4.5.6"}))]
+        jobs = [
+            engine.add(spec("vars", VARS, retries=2, retry_delay=0.1, timeout=60)),
+            engine.add(spec("pause", PAUSE, timeout=60)),
+            engine.add(spec("timed-pause", PAUSE, extra_vars={"pause_seconds": 1})),
+            engine.add(spec("answered", VARS, extra_vars={"release": "4.5.6"})),
+        ]
         await engine.wait_idle()
         return jobs, time.monotonic() - started
 
     (vars_job, pause, timed, answered), took = run(main())
     assert took < 20  # not the 60 s timeout
     assert vars_job.status is Status.FAILED
-    assert vars_job.message == ('waiting for input: vars_prompt "Release to deploy" (variable release): '
-                                "pass it as an extra var (-e release=... / extra_vars: in the job file)")
+    assert vars_job.message == (
+        'waiting for input: vars_prompt "Release to deploy" (variable release): '
+        "pass it as an extra var (-e release=... / extra_vars: in the job file)"
+    )
     assert len(vars_job.attempts) == 1  # asking again would only fail again: no automatic retry
     assert pause.status is Status.FAILED
-    assert pause.message == ('waiting for input: pause "Press enter to go on"; '
-                             "give the pause a seconds: value or remove it for unattended runs")
+    assert pause.message == (
+        'waiting for input: pause "Press enter to go on"; '
+        "give the pause a seconds: value or remove it for unattended runs"
+    )
     # a pause with seconds ends by itself, and an extra var answers a vars_prompt before it asks
     assert timed.status is Status.SUCCESSFUL, timed.message
     assert answered.status is Status.SUCCESSFUL, answered.message

@@ -12,8 +12,10 @@ README = (ROOT / "README.md").read_text()
 
 def test_readme_starts_with_exactly_the_two_setup_commands():
     blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
-    assert blocks[:2] == ['pip install -e . && playdeck sample_playbooks/jobs.yml\n',
-                          'pip install -e ".[test]" && python -m pytest\n']
+    assert blocks[:2] == [
+        "pip install -e . && playdeck sample_playbooks/jobs.yml\n",
+        'pip install -e ".[test]" && python -m pytest\n',
+    ]
     assert 'pip install -e ".[test]" && python -m pytest' in (ROOT / ".ci" / "run").read_text()
     assert (ROOT / "sample_playbooks" / "jobs.yml").is_file()
 

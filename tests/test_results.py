@@ -6,8 +6,8 @@ import json
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, run
 from tui.core.engine import Engine, spec_for_playbook
-from tui.core.results import COUNT_NAMES, ResultTracker
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
+from tui.core.running.results import COUNT_NAMES, ResultTracker
 
 
 def test_counts_from_events_match_play_recap():
@@ -25,10 +25,15 @@ def test_counts_from_events_match_play_recap():
     # what the engine reports once stats arrived is exactly Ansible's recap
     for host in ("web01", "cache01"):
         counts = job.hosts[host].as_dict()
-        assert counts == {"ok": stats["ok"][host], "changed": stats["changed"][host],
-                          "failed": stats["failures"].get(host, 0), "unreachable": stats["dark"].get(host, 0),
-                          "skipped": stats["skipped"][host], "rescued": stats["rescued"][host],
-                          "ignored": stats["ignored"][host]}
+        assert counts == {
+            "ok": stats["ok"][host],
+            "changed": stats["changed"][host],
+            "failed": stats["failures"].get(host, 0),
+            "unreachable": stats["dark"].get(host, 0),
+            "skipped": stats["skipped"][host],
+            "rescued": stats["rescued"][host],
+            "ignored": stats["ignored"][host],
+        }
         assert counts["ignored"] == 1 and counts["rescued"] == 1 and counts["skipped"] == 1
 
     # what a killed run (no stats event) would show: the same, except that a failure later
@@ -50,15 +55,19 @@ def test_current_play_and_task_follow_the_events():
     tracker.feed({"event": "playbook_on_play_start", "event_data": {"play": "Deploy"}})
     tracker.feed({"event": "playbook_on_task_start", "event_data": {"task": "Copy config"}})
     assert (tracker.play, tracker.task) == ("Deploy", "Copy config")
-    tracker.feed({"event": "runner_on_unreachable", "event_data": {"host": "h", "task": "Copy config",
-                                                                  "res": {"msg": "Connection refused"}}})
+    tracker.feed(
+        {
+            "event": "runner_on_unreachable",
+            "event_data": {"host": "h", "task": "Copy config", "res": {"msg": "Connection refused"}},
+        }
+    )
     assert tracker.hosts["h"].unreachable == 1 and tracker.failed_hosts() == ["h"]
     assert tracker.tasks[-1].message == "Connection refused"
     assert set(tracker.totals().as_dict()) == set(COUNT_NAMES)
 
 
 def test_task_results_are_bounded_and_keep_failures():
-    from tui.core.results import MAX_TASK_RESULTS
+    from tui.core.running.results import MAX_TASK_RESULTS
 
     tracker = ResultTracker()
     for n in range(MAX_TASK_RESULTS * 3):
@@ -72,6 +81,7 @@ def test_task_results_are_bounded_and_keep_failures():
 
 def test_a_failed_loop_says_which_item_failed_and_why():
     """Ansible's msg for a looped task is a summary; the results view must show the item's reason."""
+
     async def main():
         engine = Engine()
         job = engine.add(spec_for_playbook(TEST_PLAYBOOKS / "loop_item_fails.yml", INVENTORY, limit="web01"))

@@ -21,8 +21,7 @@ BIDI = {chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(
 def unsafe_chars(out: str) -> list[str]:
     """Characters that could drive a terminal, outside the SGR sequences we keep."""
     rest = SGR.sub("", out)
-    return [ch for ch in rest
-            if (ord(ch) < 0x20 and ch not in "\t\n") or ch == "\x7f" or ch in C1 or ch in BIDI]
+    return [ch for ch in rest if (ord(ch) < 0x20 and ch not in "\t\n") or ch == "\x7f" or ch in C1 or ch in BIDI]
 
 
 def assert_safe(out: str) -> None:
@@ -31,24 +30,30 @@ def assert_safe(out: str) -> None:
 
 # --- hostile sequences: gone raw, still visible --------------------------------
 
-@pytest.mark.parametrize("raw, visible", [
-    ("\x1b]0;pwned\x07", "␛]0;pwned␇"),                     # OSC 0 title, BEL-terminated
-    ("\x1b]2;x\x1b\\", "␛]2;x␛\\"),                         # OSC 2 title, ST-terminated
-    ("\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\",
-     "␛]8;;http://evil.example/␛\\click␛]8;;␛\\"),          # OSC 8 hyperlink
-    ("\x1b]52;c;cm0gLXJmIC8K\x07", "␛]52;c;cm0gLXJmIC8K␇"),  # OSC 52 clipboard write
-    ("\x1b[2J", "␛[2J"),                                     # erase screen
-    ("\x1b[H", "␛[H"),                                       # cursor home
-    ("ok\x1b[1Ahidden", "ok␛[1Ahidden"),                     # cursor up
-    ("\x1b[2Kgone", "␛[2Kgone"),                             # erase line
-    ("\x1bPq#0;2;0;0;0\x1b\\", "␛Pq#0;2;0;0;0␛\\"),          # DCS (sixel)
-    ("\x1b_apc\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\", "␛_apc␛\\␛^pm␛\\␛Xsos␛\\"),
-    ("\x1bc", "␛c"),                                          # full reset
-    ("\x9b2J", "<U+009B>2J"),                                # 8-bit CSI
-    ("\x9d0;t\x9c", "<U+009D>0;t<U+009C>"),                  # 8-bit OSC / ST
-    ("a\x00b", "a␀b"),                                        # NUL
-    ("\x7f", "␡"),
-])
+
+@pytest.mark.parametrize(
+    "raw, visible",
+    [
+        ("\x1b]0;pwned\x07", "␛]0;pwned␇"),  # OSC 0 title, BEL-terminated
+        ("\x1b]2;x\x1b\\", "␛]2;x␛\\"),  # OSC 2 title, ST-terminated
+        (
+            "\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\",
+            "␛]8;;http://evil.example/␛\\click␛]8;;␛\\",
+        ),  # OSC 8 hyperlink
+        ("\x1b]52;c;cm0gLXJmIC8K\x07", "␛]52;c;cm0gLXJmIC8K␇"),  # OSC 52 clipboard write
+        ("\x1b[2J", "␛[2J"),  # erase screen
+        ("\x1b[H", "␛[H"),  # cursor home
+        ("ok\x1b[1Ahidden", "ok␛[1Ahidden"),  # cursor up
+        ("\x1b[2Kgone", "␛[2Kgone"),  # erase line
+        ("\x1bPq#0;2;0;0;0\x1b\\", "␛Pq#0;2;0;0;0␛\\"),  # DCS (sixel)
+        ("\x1b_apc\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\", "␛_apc␛\\␛^pm␛\\␛Xsos␛\\"),
+        ("\x1bc", "␛c"),  # full reset
+        ("\x9b2J", "<U+009B>2J"),  # 8-bit CSI
+        ("\x9d0;t\x9c", "<U+009D>0;t<U+009C>"),  # 8-bit OSC / ST
+        ("a\x00b", "a␀b"),  # NUL
+        ("\x7f", "␡"),
+    ],
+)
 def test_hostile_sequences_are_made_visible(raw: str, visible: str) -> None:
     out = sanitize(raw)
     assert out == visible
@@ -99,18 +104,22 @@ def test_bidi_override_is_made_visible() -> None:
 
 
 def test_plain_text_tabs_newlines_and_unicode_unchanged() -> None:
-    for text in ["", "ok: [web01] => {\"changed\": false}", "a\tb\nc", "héllo ✓ 日本 🚀", "␛ literal"]:
+    for text in ["", 'ok: [web01] => {"changed": false}', "a\tb\nc", "héllo ✓ 日本 🚀", "␛ literal"]:
         assert sanitize(text) == text
 
 
 # --- SGR colours are kept ----------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    "\x1b[0;32mok\x1b[0m",
-    "\x1b[38;5;196mred\x1b[0m",
-    "\x1b[38:2:1:2:3mtruecolour\x1b[m",
-    "\x1b[1;31mfatal: [db01]: FAILED!\x1b[0m\n",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\x1b[0;32mok\x1b[0m",
+        "\x1b[38;5;196mred\x1b[0m",
+        "\x1b[38:2:1:2:3mtruecolour\x1b[m",
+        "\x1b[1;31mfatal: [db01]: FAILED!\x1b[0m\n",
+    ],
+)
 def test_sgr_colours_are_kept_exactly(text: str) -> None:
     assert sanitize(text) == text
 
@@ -135,6 +144,7 @@ def test_every_code_point_is_handled() -> None:
 
 # --- strip_sgr ------------------------------------------------------------------
 
+
 def test_strip_sgr_gives_plain_text() -> None:
     assert strip_sgr("\x1b[0;33mchanged: [web01]\x1b[0m") == "changed: [web01]"
     assert strip_sgr("plain") == "plain"
@@ -145,14 +155,16 @@ def test_strip_sgr_gives_plain_text() -> None:
 
 # --- decode ---------------------------------------------------------------------
 
+
 def test_decode_never_raises_on_invalid_utf8() -> None:
     assert decode(b"ok \xff\xfe bad") == "ok \ufffd\ufffd bad"
-    assert decode(b"\x9b2J") == "\ufffd2J"          # lone 8-bit CSI is invalid UTF-8
+    assert decode(b"\x9b2J") == "\ufffd2J"  # lone 8-bit CSI is invalid UTF-8
     assert decode("héllo".encode()) == "héllo"
     assert sanitize(decode(b"\xc2\x9b2J")) == "<U+009B>2J"  # UTF-8-encoded C1
 
 
 # --- clip -----------------------------------------------------------------------
+
 
 def test_clip_bounds_a_huge_line() -> None:
     line = "x" * 5_000_000
@@ -184,11 +196,17 @@ def test_clip_never_splits_an_sgr() -> None:
 
 # --- property tests -----------------------------------------------------------
 
-hostile_text = st.text(alphabet=st.one_of(
-    st.sampled_from(list("\x1b[]();:?0123456789mPX^_\\c\r\n\t\x07\x08\x00\x7f\x9b\x9c\x9d"
-                         "\u202a\u202e\u2066\u2069\u200e\u200f\u061c␛␍")),
-    st.characters(),
-))
+hostile_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(
+            list(
+                "\x1b[]();:?0123456789mPX^_\\c\r\n\t\x07\x08\x00\x7f\x9b\x9c\x9d"
+                "\u202a\u202e\u2066\u2069\u200e\u200f\u061c␛␍"
+            )
+        ),
+        st.characters(),
+    )
+)
 
 
 @settings(max_examples=500)
@@ -201,16 +219,19 @@ def test_property_no_controls_survive_and_idempotent(text: str) -> None:
     assert strip_sgr(text) == strip_sgr(out)
 
 
-ansible_like = st.lists(st.one_of(
-    st.sampled_from(["\x1b[0;32m", "\x1b[0m", "\x1b[1;31m", "\x1b[", "\r\n", "\r", "\n", "\x1b]0;x\x07", "\x9b"]),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
-)).map("".join)
+ansible_like = st.lists(
+    st.one_of(
+        st.sampled_from(["\x1b[0;32m", "\x1b[0m", "\x1b[1;31m", "\x1b[", "\r\n", "\r", "\n", "\x1b]0;x\x07", "\x9b"]),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
+    )
+).map("".join)
 
 
 @settings(max_examples=500)
 @given(st.one_of(hostile_text, ansible_like))
 def test_property_fast_path_agrees_with_the_general_rule(text: str) -> None:
     import tui.core.sanitize as impl
+
     general = impl._SLOW.sub(impl._visible, text)  # what sanitize() did before it had a fast path
     assert sanitize(text) == general
 
@@ -232,6 +253,7 @@ def test_property_rich_can_render_sanitized_output(text: str) -> None:
 
 # --- what the console actually renders ---------------------------------------
 
+
 def test_rich_renders_sanitized_output_with_colour_and_no_controls() -> None:
     raw = "\x1b[32mok: [web01]\x1b[0m \x1b]0;pwned\x07\x1b[2J\rX\x9b1A"
     text = Text.from_ansi(sanitize(raw))
@@ -239,6 +261,5 @@ def test_rich_renders_sanitized_output_with_colour_and_no_controls() -> None:
     assert text.plain == "ok: [web01] ␛]0;pwned␇␛[2J␍X<U+009B>1A"
     # Rich decodes ESC[32m as standard colour number 2, i.e. "green".
     green = Color.parse("green").number
-    coloured = [span for span in text.spans
-                if span.style.color is not None and span.style.color.number == green]
-    assert [text.plain[span.start:span.end] for span in coloured] == ["ok: [web01]"]
+    coloured = [span for span in text.spans if span.style.color is not None and span.style.color.number == green]
+    assert [text.plain[span.start : span.end] for span in coloured] == ["ok: [web01]"]

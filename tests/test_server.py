@@ -261,6 +261,7 @@ def test_websocket_snapshot_deltas_logs_and_cancel(server, tmp_path):
             }
             async with session.post(URL + "/v1/jobs", json=body) as response:
                 assert response.status == 201
+
             def states() -> list[str]:
                 return [j["status"] for m in seen if m["t"] == "delta" for j in m["jobs"] if j["name"] == "sleeper"]
 
@@ -271,6 +272,7 @@ def test_websocket_snapshot_deltas_logs_and_cancel(server, tmp_path):
                 await asyncio.sleep(0.1)
             async with session.post(URL + "/v1/jobs/sleeper/timeout", json={"seconds": 60}) as response:
                 assert response.status == 200
+
             def timed() -> list[dict]:
                 return [j for m in seen if m["t"] == "delta" for j in m["jobs"] if j["timeout_left"]]
 

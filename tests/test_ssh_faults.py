@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, run, until
 from tests.sshd import HOST, SshServer, control_name, descendants, keygen, sshd  # noqa: F401 - sshd is a fixture
 from tui.core.engine import Engine, spec_for_playbook
-from tui.core.procs import MARKER_VAR
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
+from tui.core.running.procs import MARKER_VAR
 
 SSH_PING = TEST_PLAYBOOKS / "ssh_ping.yml"
 
@@ -54,8 +54,9 @@ def _cmdline(pid: int) -> str:
 
 def assert_nothing_left(job, port: int, sleep_args: str | None = None) -> None:
     for attempt in job.attempts:
-        assert pids_with_env(f"{MARKER_VAR}={attempt.marker}") == [], \
+        assert pids_with_env(f"{MARKER_VAR}={attempt.marker}") == [], (
             f"processes of {job.name} attempt {attempt.number} survived"
+        )
     assert pids_with_cmdline(f"Port={port}") == [], f"an ssh client for port {port} survived"
     assert masters(port) == [], f"an ssh ControlPersist master for port {port} survived"
     name = control_name(port, "root")
@@ -74,6 +75,7 @@ def _diagnose(job, server: SshServer | None = None) -> str:
 
 
 # -- 1. reached over ssh ----------------------------------------------------
+
 
 def test_hosts_reached_over_ssh_succeed_with_per_host_counts(sshd, tmp_path):
     inventory = sshd.inventory(tmp_path, {"node1": None, "node2": None})
@@ -98,13 +100,17 @@ def test_hosts_reached_over_ssh_succeed_with_per_host_counts(sshd, tmp_path):
 
 # -- 2. authentication refused ---------------------------------------------
 
+
 def test_authentication_failure_is_unreachable_and_fast(sshd, tmp_path):
     stranger = keygen(tmp_path / "not_authorized")
-    inventory = sshd.inventory(tmp_path, {
-        "good": None,
-        "badkey": {"ansible_ssh_private_key_file": str(stranger)},
-        "nouser": {"ansible_user": "playdeck-no-such-user"},
-    })
+    inventory = sshd.inventory(
+        tmp_path,
+        {
+            "good": None,
+            "badkey": {"ansible_ssh_private_key_file": str(stranger)},
+            "nouser": {"ansible_user": "playdeck-no-such-user"},
+        },
+    )
 
     async def main():
         engine = Engine()
@@ -126,9 +132,11 @@ def test_authentication_failure_is_unreachable_and_fast(sshd, tmp_path):
             assert result.outcome == "unreachable"
             assert "Permission denied" in result.message, result.message
     # refused at once, not after a connection timeout (10 s in Ansible): Ansible's own timing per host
-    durations = {event["event_data"]["host"]: event["event_data"]["duration"]
-                 for event in map(json.loads, job.last.events_log.read_text().splitlines())
-                 if event.get("event") == "runner_on_unreachable"}
+    durations = {
+        event["event_data"]["host"]: event["event_data"]["duration"]
+        for event in map(json.loads, job.last.events_log.read_text().splitlines())
+        if event.get("event") == "runner_on_unreachable"
+    }
     assert set(durations) == {"badkey", "nouser"}
     assert all(seconds < 10.0 for seconds in durations.values()), durations
     assert took < 20, f"took {took:.1f}s"
@@ -136,6 +144,7 @@ def test_authentication_failure_is_unreachable_and_fast(sshd, tmp_path):
 
 
 # -- 3. a port that accepts and never speaks --------------------------------
+
 
 class SilentServer:
     """Accepts TCP connections on 127.0.0.1 and never sends a byte; stops when told."""
@@ -190,8 +199,11 @@ def test_server_that_never_speaks_times_out_and_leaves_nothing(sshd, silent_serv
         engine = Engine()
         job = engine.add(ssh_spec(inventory, "ssh-mute", secs=73, timeout=3))
         start = time.monotonic()
-        await until(lambda: pids_with_cmdline(f"Port={silent_server.port}"), timeout=10,
-                    what="an ssh client connecting to the silent port")
+        await until(
+            lambda: pids_with_cmdline(f"Port={silent_server.port}"),
+            timeout=10,
+            what="an ssh client connecting to the silent port",
+        )
         await engine.wait_idle()
         return job, time.monotonic() - start
 
@@ -205,6 +217,7 @@ def test_server_that_never_speaks_times_out_and_leaves_nothing(sshd, silent_serv
 
 
 # -- 4. the host drops in the middle of a task ------------------------------
+
 
 @pytest.mark.parametrize("how", ["connection_cut", "host_down"])
 def test_host_dropping_mid_task_ends_the_job_as_unreachable(sshd, tmp_path, how):
@@ -259,6 +272,7 @@ def test_host_dropping_mid_task_ends_the_job_as_unreachable(sshd, tmp_path, how)
 
 # -- 5. ControlPersist masters end with the job -----------------------------
 
+
 def test_controlpersist_master_ends_with_the_job(sshd, tmp_path):
     inventory = sshd.inventory(tmp_path, {"node1": None})
 
@@ -292,11 +306,14 @@ def test_controlpersist_master_ends_even_when_the_supervisor_is_killed(sshd, tmp
         before = masters(sshd.port)
         engine = Engine()
         job = engine.add(ssh_spec(inventory, "ssh-sup-killed", secs=76))
-        await until(lambda: pids_with_cmdline("sleep 76") and masters(sshd.port), timeout=20,
-                    what="the remote sleep and an ssh ControlPersist master")
+        await until(
+            lambda: pids_with_cmdline("sleep 76") and masters(sshd.port),
+            timeout=20,
+            what="the remote sleep and an ssh ControlPersist master",
+        )
         seen = masters(sshd.port)
         marker = f"{MARKER_VAR}={job.last.marker}"
-        (supervisor,) = [pid for pid in pids_with_env(marker) if "tui.core.supervisor" in _cmdline(pid)]
+        (supervisor,) = [pid for pid in pids_with_env(marker) if "tui.core.running.supervisor" in _cmdline(pid)]
         os.kill(supervisor, signal.SIGKILL)
         try:
             await asyncio.wait_for(engine.wait_idle(), 20)

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from tui.core import supervisor
+from tui.core.running import supervisor
 
 
 class Recorder:

@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from rich.color import Color as RichColor, ColorSystem
-from rich.color_triplet import ColorTriplet
 from rich._palettes import EIGHT_BIT_PALETTE
+from rich.color import Color as RichColor
+from rich.color import ColorSystem
+from rich.color_triplet import ColorTriplet
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.color import Color
@@ -17,11 +18,18 @@ from textual.widgets import Static
 from tests.conftest import INVENTORY, until
 from tui.console import themes
 from tui.console.app import PlaydeckApp
-from tui.console.themes import (DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, ThemeError,
-                                load_theme_file, load_themes, theme_dirs)
+from tui.console.themes import (
+    DEFAULT_THEME,
+    FALLBACK_THEME,
+    STATUS_KEYS,
+    ThemeError,
+    load_theme_file,
+    load_themes,
+    theme_dirs,
+)
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "themes"
@@ -43,6 +51,7 @@ def shipped() -> dict[str, themes.Theme]:
 
 
 # --- loading ----------------------------------------------------------------
+
 
 def test_shipped_themes_load_cleanly_with_distinct_names_and_all_status_colours():
     files = sorted(SHIPPED.glob("*.yml"))
@@ -71,22 +80,34 @@ def test_default_dirs_find_the_repository_themes(tmp_path, monkeypatch):
     assert theme_dirs() == [SHIPPED, Path.home() / ".config" / "playdeck" / "themes"]
 
 
-@pytest.mark.parametrize("filename, text, expected", [
-    ("broken.yml", 'name: broken\nprimary: "#fff\n', "cannot read"),
-    ("unknown.yml", 'name: unknown\nprimary: "#ffffff"\nforegroud: "#000000"\n', "'foregroud'"),
-    ("badcolour.yaml", 'name: badcolour\nprimary: "#ff00zz"\n', "primary: '#ff00zz'"),
-    ("badstatus.yml", 'name: bs\nprimary: "#fff"\nvariables:\n  status-failed: reddish\n',
-     "variables.status-failed: 'reddish'"),
-    ("badalpha.yml", 'name: ba\nprimary: "#fff"\nvariables:\n  input-selection-background: "#fff 4x%"\n',
-     "variables.input-selection-background"),
-    ("badstyle.yml", 'name: st\nprimary: "#fff"\nvariables:\n  block-cursor-text-style: blod\n',
-     "variables.block-cursor-text-style: 'blod'"),
-    ("unquoted.yml", "name: unquoted\nprimary: #5fafff\n", "primary: no value (quote colours"),
-    ("noprimary.yml", "name: noprimary\n", "primary: missing"),
-    ("noname.yml", 'primary: "#fff"\n', "name: missing"),
-    ("dark.yml", 'name: d\nprimary: "#fff"\ndark: "yes"\n', "dark: expected true or false"),
-    ("list.yml", "- a\n- b\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "filename, text, expected",
+    [
+        ("broken.yml", 'name: broken\nprimary: "#fff\n', "cannot read"),
+        ("unknown.yml", 'name: unknown\nprimary: "#ffffff"\nforegroud: "#000000"\n', "'foregroud'"),
+        ("badcolour.yaml", 'name: badcolour\nprimary: "#ff00zz"\n', "primary: '#ff00zz'"),
+        (
+            "badstatus.yml",
+            'name: bs\nprimary: "#fff"\nvariables:\n  status-failed: reddish\n',
+            "variables.status-failed: 'reddish'",
+        ),
+        (
+            "badalpha.yml",
+            'name: ba\nprimary: "#fff"\nvariables:\n  input-selection-background: "#fff 4x%"\n',
+            "variables.input-selection-background",
+        ),
+        (
+            "badstyle.yml",
+            'name: st\nprimary: "#fff"\nvariables:\n  block-cursor-text-style: blod\n',
+            "variables.block-cursor-text-style: 'blod'",
+        ),
+        ("unquoted.yml", "name: unquoted\nprimary: #5fafff\n", "primary: no value (quote colours"),
+        ("noprimary.yml", "name: noprimary\n", "primary: missing"),
+        ("noname.yml", 'primary: "#fff"\n', "name: missing"),
+        ("dark.yml", 'name: d\nprimary: "#fff"\ndark: "yes"\n', "dark: expected true or false"),
+        ("list.yml", "- a\n- b\n", "expected a mapping"),
+    ],
+)
 def test_a_bad_file_is_reported_by_file_and_key_and_the_rest_still_load(tmp_path, filename, text, expected):
     (tmp_path / "good.yml").write_text(GOOD)
     (tmp_path / filename).write_text(text)
@@ -103,7 +124,8 @@ def test_textual_style_variables_are_accepted(tmp_path):
     (tmp_path / "t.yml").write_text(
         'name: t\nprimary: "#fff"\nvariables:\n  text: "auto 87%"\n  link-background: initial\n'
         '  input-selection-background: "#81a1c1 35%"\n  button-focus-text-style: "b reverse"\n'
-        '  my-custom: ansi_bright_red\n')
+        "  my-custom: ansi_bright_red\n"
+    )
     assert load_theme_file(tmp_path / "t.yml").variables["text"] == "auto 87%"
 
 
@@ -129,6 +151,7 @@ def test_later_dirs_override_earlier_by_name(tmp_path):
 
 
 # --- in a Textual app ---------------------------------------------------------
+
 
 class StatusApp(App):
     CSS = "#failed { color: $status-failed; } #running { background: $status-running; }"
@@ -164,6 +187,7 @@ def test_custom_status_variables_are_usable_in_css():
 def test_builtin_textual_themes_need_status_defaults_from_the_app():
     """Textual's own themes (offered by the command palette) have no status-* variables;
     CSS that names one fails unless App.get_theme_variable_defaults provides it."""
+
     async def scenario() -> None:
         app = StatusAppWithDefaults()
         async with app.run_test(size=(40, 5)) as pilot:
@@ -177,6 +201,7 @@ def test_builtin_textual_themes_need_status_defaults_from_the_app():
 
 # --- readable on 256 colours, 16 colours and for everyone ---------------------
 
+
 def luminance(colour: str | Color) -> float:
     """WCAG 2 relative luminance."""
     c = Color.parse(colour) if isinstance(colour, str) else colour
@@ -184,6 +209,7 @@ def luminance(colour: str | Color) -> float:
     def linear(v: int) -> float:
         s = v / 255
         return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+
     return 0.2126 * linear(c.r) + 0.7152 * linear(c.g) + 0.0722 * linear(c.b)
 
 
@@ -216,8 +242,7 @@ def test_status_colours_are_readable_and_distinct_in_256_colours():
             for ground in (theme.background, theme.surface):
                 assert contrast(colour, ground) >= need, (theme.name, key, ground)
                 assert contrast(as_256(colour), as_256(ground)) >= need, (theme.name, key, ground)
-        in_256 = {RichColor.parse(theme.variables[k]).downgrade(ColorSystem.EIGHT_BIT).number
-                  for k in STATUS_KEYS}
+        in_256 = {RichColor.parse(theme.variables[k]).downgrade(ColorSystem.EIGHT_BIT).number for k in STATUS_KEYS}
         assert len(in_256) == len(STATUS_KEYS), theme.name
 
 
@@ -250,6 +275,7 @@ NO_COLOUR_ATTRIBUTES = {"bold", "reverse", "b", "underline", "u"}
 
 def textual_variables() -> dict[str, dict[str, str]]:
     """Each shipped theme's CSS variables as Textual derives them in a running app."""
+
     async def scenario() -> dict[str, dict[str, str]]:
         app = StatusAppWithDefaults()
         for theme in shipped().values():
@@ -318,9 +344,12 @@ def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
     """Two real jobs (one successful, one failed); for each theme, with the grid focused and not:
     every character of the selected row >= 4.5:1, the other row's text >= 4.5:1 and its status
     word >= 3:1, measured on the colours the console sends, reduced to 256 colours."""
-    specs = [JobSpec(name="pinged", inventory=INVENTORY, module="ansible.builtin.ping", limit="web01"),
-             JobSpec(name="broken", inventory=INVENTORY, module="ansible.builtin.command", module_args="false",
-                     limit="web01")]
+    specs = [
+        JobSpec(name="pinged", inventory=INVENTORY, module="ansible.builtin.ping", limit="web01"),
+        JobSpec(
+            name="broken", inventory=INVENTORY, module="ansible.builtin.command", module_args="false", limit="web01"
+        ),
+    ]
 
     async def scenario() -> list[str]:
         app = PlaydeckApp(specs=specs, inventory=INVENTORY)
@@ -341,14 +370,18 @@ def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
                         for text, style in row_segments(app, grid, 1 + index):
                             fg, bg = style.color, style.bgcolor
                             assert fg is not None and bg is not None, (name, text, style)
-                            ratio = contrast(Color(*fg.downgrade(ColorSystem.EIGHT_BIT).get_truecolor()),
-                                             Color(*bg.downgrade(ColorSystem.EIGHT_BIT).get_truecolor()))
+                            ratio = contrast(
+                                Color(*fg.downgrade(ColorSystem.EIGHT_BIT).get_truecolor()),
+                                Color(*bg.downgrade(ColorSystem.EIGHT_BIT).get_truecolor()),
+                            )
                             status_word = text.strip() in {s.value for s in Status}
                             need = 4.5 if selected or not status_word else 3.0
                             if ratio < need:
                                 where = "selected row" if selected else "row"
-                                problems.append(f"{name} ({state}), {where} of {job.name}: {text.strip()!r} "
-                                                f"{fg.triplet.hex} on {bg.triplet.hex}: {ratio:.2f} < {need}")
+                                problems.append(
+                                    f"{name} ({state}), {where} of {job.name}: {text.strip()!r} "
+                                    f"{fg.triplet.hex} on {bg.triplet.hex}: {ratio:.2f} < {need}"
+                                )
             await pilot.press("q")
         return problems
 
@@ -359,6 +392,7 @@ def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
 def test_pairs_stay_two_colours_at_16_colours():
     """TERM=screen: Rich maps every colour to one of 16. A pair that lands on the same one is
     invisible text; the selected row, row text and status words must each stay two colours."""
+
     def ansi(colour: str) -> int:
         return RichColor.parse(colour).downgrade(ColorSystem.STANDARD).number
 

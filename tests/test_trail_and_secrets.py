@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run, until
 from tui.core.engine import Engine, spec_for_playbook
-from tui.core.history import load_history, prune
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
+from tui.core.storage.history import load_history, prune
 
 SECRET = "Vault-Pw-7f3c91"  # the vault password
 VALUE = "decrypted-canary-22"  # what the vault protects
@@ -23,17 +23,31 @@ def vaulted_playbook(tmp_path: Path) -> Path:
     pwfile = tmp_path / "pw.txt"
     pwfile.write_text(SECRET + "\n")
     encrypted = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string", "--vault-password-file", str(pwfile),
-         VALUE, "--name", "canary"], capture_output=True, text=True, check=True).stdout
+        [
+            str(Path(sys.executable).parent / "ansible-vault"),
+            "encrypt_string",
+            "--vault-password-file",
+            str(pwfile),
+            VALUE,
+            "--name",
+            "canary",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     pwfile.unlink()  # the only copy of the password is now in this test
     book = tmp_path / "vaulted.yml"
-    tasks = textwrap.indent(textwrap.dedent("""\
+    tasks = textwrap.indent(
+        textwrap.dedent("""\
         tasks:
           - name: use the secret
             ansible.builtin.assert: {that: ["canary | length > 0"], quiet: true}
           - name: hold on a moment so the process table can be read
             ansible.builtin.command: sleep 2
-        """), "  ")
+        """),
+        "  ",
+    )
     book.write_text("- hosts: all\n  gather_facts: false\n  vars:\n" + textwrap.indent(encrypted, "    ") + tasks)
     return book
 
@@ -60,10 +74,13 @@ def test_vault_password_typed_in_reaches_ansible_and_nothing_else(tmp_path, isol
 
     async def main():
         engine = Engine()
-        job = engine.add(spec_for_playbook(book, INVENTORY, limit="cache01", extra_vars={"api_token": "tok-123"}),
-                         secrets={"vault": SECRET})
-        await until(lambda: job.results.task.startswith("hold on") or job.status.finished,
-                    what="the job to be past decryption")
+        job = engine.add(
+            spec_for_playbook(book, INVENTORY, limit="cache01", extra_vars={"api_token": "tok-123"}),
+            secrets={"vault": SECRET},
+        )
+        await until(
+            lambda: job.results.task.startswith("hold on") or job.status.finished, what="the job to be past decryption"
+        )
         table = process_tables()
         await engine.wait_idle()
         return job, table
@@ -84,8 +101,10 @@ def test_vault_password_file_from_a_job_file_stays_out_of_the_state_dir(tmp_path
     secret_file = tmp_path / "vault-pass"
     secret_file.write_text(SECRET + "\n")
     jobs = tmp_path / "jobs.yml"
-    jobs.write_text(f"inventory: {INVENTORY}\njobs:\n  - name: vaulted\n    playbook: {book}\n    limit: cache01\n"
-                    f"    vault_password_file: {secret_file}\n")
+    jobs.write_text(
+        f"inventory: {INVENTORY}\njobs:\n  - name: vaulted\n    playbook: {book}\n    limit: cache01\n"
+        f"    vault_password_file: {secret_file}\n"
+    )
     out = subprocess.run([sys.executable, "-m", "tui", "run", str(jobs)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert SECRET.encode() not in everything_under(isolated_state)
@@ -97,8 +116,14 @@ def test_audit_trail_records_every_operator_action_with_who_and_from_where(monke
 
     async def main():
         engine = Engine()
-        job = engine.add(spec_for_playbook(PLAYBOOKS / "slow_task.yml", INVENTORY, limit="db01",
-                                           extra_vars={"slow_seconds": 81, "db_password": "hunter2"}))
+        job = engine.add(
+            spec_for_playbook(
+                PLAYBOOKS / "slow_task.yml",
+                INVENTORY,
+                limit="db01",
+                extra_vars={"slow_seconds": 81, "db_password": "hunter2"},
+            )
+        )
         await until(lambda: job.status is Status.RUNNING and job.results.task != "", what="the job to run")
         engine.set_timeout(job, 300)
         engine.cancel(job)

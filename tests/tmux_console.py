@@ -29,9 +29,17 @@ needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 class Terminal:
     """`python -m tui ARGS` (the `playdeck` entry point) in tmux at `size`, with `TERM=term`."""
 
-    def __init__(self, tmp_path: Path, args: Iterable[str], *, size: tuple[int, int] = (80, 24),
-                 term: str = "screen", env: Mapping[str, str] | None = None, record: bool = False,
-                 name: str = "console"):
+    def __init__(
+        self,
+        tmp_path: Path,
+        args: Iterable[str],
+        *,
+        size: tuple[int, int] = (80, 24),
+        term: str = "screen",
+        env: Mapping[str, str] | None = None,
+        record: bool = False,
+        name: str = "console",
+    ):
         self.socket = f"playdeck-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.session = "console"
         self.size = size
@@ -53,21 +61,38 @@ class Terminal:
             **(env or {}),
         }
         # env(1) sets these for the console only: the shell's trailing `sleep` must not carry the marker
-        command = shlex.join(["env", *(f"{k}={v}" for k, v in console_env.items()),
-                              sys.executable, "-m", "tui", *map(str, args)])
+        command = shlex.join(
+            ["env", *(f"{k}={v}" for k, v in console_env.items()), sys.executable, "-m", "tui", *map(str, args)]
+        )
         go = shlex.quote(str(self.go))
-        self.script = (f"while [ ! -e {go} ]; do sleep 0.05; done; "
-                       f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 60")
+        self.script = (
+            f"while [ ! -e {go} ]; do sleep 0.05; done; "
+            f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 60"
+        )
 
     # -- tmux ---------------------------------------------------------------
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-L", self.socket, *args], env=self.env, capture_output=True,
-                              text=True, timeout=10)
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], env=self.env, capture_output=True, text=True, timeout=10
+        )
 
     def start(self) -> "Terminal":
         width, height = self.size
-        result = self.tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session,
-                           "-x", str(width), "-y", str(height), "sh", "-c", self.script)
+        result = self.tmux(
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            self.session,
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            "sh",
+            "-c",
+            self.script,
+        )
         assert result.returncode == 0, f"tmux new-session failed: {result.stderr}"
         self.socket_path = Path(self.tmux("display-message", "-p", "#{socket_path}").stdout.strip())
         if self.record:
@@ -75,8 +100,7 @@ class Terminal:
             # them), so a clipboard write that got through would show up in `list-buffers`
             result = self.tmux("set-option", "-s", "set-clipboard", "on")
             assert result.returncode == 0, f"tmux set-clipboard failed: {result.stderr}"
-            result = self.tmux("pipe-pane", "-O", "-t", self.session,
-                               f"cat >> {shlex.quote(str(self.raw_file))}")
+            result = self.tmux("pipe-pane", "-O", "-t", self.session, f"cat >> {shlex.quote(str(self.raw_file))}")
             assert result.returncode == 0, f"tmux pipe-pane failed: {result.stderr}"
         self.go.touch()
         return self
@@ -109,8 +133,7 @@ class Terminal:
         return "\n".join(self.tmux("show-buffer", "-b", name).stdout for name in names)
 
     # -- waiting ------------------------------------------------------------
-    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0,
-                 hold: float = 0.0) -> str:
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0, hold: float = 0.0) -> str:
         """The first screen for which `predicate` holds (and keeps holding for `hold` seconds:
         a capture can catch a frame half drawn, so absence needs a second look)."""
         deadline = time.monotonic() + timeout
@@ -185,7 +208,7 @@ def control_strings(raw: bytes) -> list[tuple[int, bytes]]:
             at = raw.find(terminator, start)
             if at != -1:
                 end = min(end, at)
-        found.append((match.start(), raw[start:min(end, start + 4096)]))
+        found.append((match.start(), raw[start : min(end, start + 4096)]))
     return found
 
 

@@ -14,14 +14,14 @@ import yaml
 from tui import __version__
 from tui.core.durations import DurationError, parse_duration
 from tui.core.engine import spec_for_playbook
-from tui.core.jobfile import InputError, Problem, load_job_file, playbook_problem
-from tui.core.paths import check_writable
-from tui.core.paths import state_dir as default_state_dir
+from tui.core.planning.jobfile import InputError, Problem, load_job_file, playbook_problem
+from tui.core.planning.spec import JobSpec
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import JobSpec
+from tui.core.storage.paths import check_writable
+from tui.core.storage.paths import state_dir as default_state_dir
 
 if TYPE_CHECKING:
-    from tui.core.preflight import Check
+    from tui.core.planning.preflight import Check
 
 EXIT_INVALID = 2
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -67,24 +67,37 @@ def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playdeck run",
         description="Run a job file, or playbooks against an inventory, without the console. "
-                    "Exit status: 0 when every job succeeds, 1 when any does not, 2 on invalid input "
-                    "(or a state dir or --json file that cannot be written). SIGINT (Ctrl-C), SIGTERM and "
-                    "SIGHUP cancel every job, still write --json, and exit 128+signal: 130, 143 and 129. "
-                    "A SIGHUP ignored at start (nohup) stays ignored.",
+        "Exit status: 0 when every job succeeds, 1 when any does not, 2 on invalid input "
+        "(or a state dir or --json file that cannot be written). SIGINT (Ctrl-C), SIGTERM and "
+        "SIGHUP cancel every job, still write --json, and exit 128+signal: 130, 143 and 129. "
+        "A SIGHUP ignored at start (nohup) stays ignored.",
     )
-    parser.add_argument("targets", nargs="+", metavar="JOBFILE|PLAYBOOK",
-                        help="one job file, or one or more playbooks (one job each, needs -i)")
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="JOBFILE|PLAYBOOK",
+        help="one job file, or one or more playbooks (one job each, needs -i)",
+    )
     parser.add_argument("-i", "--inventory", help="inventory for playbooks given directly")
     parser.add_argument("-l", "--limit", help="host pattern for playbooks given directly")
     parser.add_argument("--timeout", help="per-attempt timeout: seconds, or 90s / 5m / 1h (0 = none)")
     parser.add_argument("--retries", type=int, help="automatic retries after failure or timeout")
-    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra variable for playbooks given directly (repeatable)")
+    parser.add_argument(
+        "-e",
+        "--extra-vars",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra variable for playbooks given directly (repeatable)",
+    )
     parser.add_argument("--max-parallel", type=int, help="jobs running at once (default: the job file's, else 4)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the run summary as JSON to FILE")
     parser.add_argument("--state-dir", type=Path, help="where logs go (default $XDG_STATE_HOME/playdeck)")
-    parser.add_argument("--no-preflight", action="store_true",
-                        help="skip checking inventories and limits with Ansible before anything runs")
+    parser.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip checking inventories and limits with Ansible before anything runs",
+    )
     return parser
 
 
@@ -109,8 +122,17 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
     if len(targets) == 1 and _is_job_file(targets[0], args.inventory is not None):
         flags = [f for f in ("inventory", "limit", "timeout", "retries") if getattr(args, f) is not None]
         if flags or args.extra_vars:
-            raise InputError([Problem(targets[0], None, "", f"--{(flags or ['extra-vars'])[0].replace('_', '-')} "
-                                      "applies to playbooks given directly; put it in the job file instead")])
+            raise InputError(
+                [
+                    Problem(
+                        targets[0],
+                        None,
+                        "",
+                        f"--{(flags or ['extra-vars'])[0].replace('_', '-')} "
+                        "applies to playbooks given directly; put it in the job file instead",
+                    )
+                ]
+            )
         job_file = load_job_file(targets[0])
         return job_file.jobs, job_file.max_parallel
     problems: list[Problem] = []
@@ -148,15 +170,24 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
         while name in names:
             name, suffix = f"{target.stem}-{suffix}", suffix + 1
         names.add(name)
-        specs.append(spec_for_playbook(target, inventory, name=name, limit=args.limit, timeout=timeout,
-                                       retries=args.retries, extra_vars=extra_vars or None))
+        specs.append(
+            spec_for_playbook(
+                target,
+                inventory,
+                name=name,
+                limit=args.limit,
+                timeout=timeout,
+                retries=args.retries,
+                extra_vars=extra_vars or None,
+            )
+        )
     return specs, None
 
 
 def _preflight(specs: list[JobSpec], source: Path) -> tuple[Check, Callable[[], None]]:
     """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects.
     Starts the check; the returned call raises InputError once the answer says so."""
-    from tui.core.preflight import start_check  # noqa: PLC0415
+    from tui.core.planning.preflight import start_check  # noqa: PLC0415
 
     check = start_check(specs)
 
@@ -213,15 +244,17 @@ def _console_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.fill(
             "The playdeck console. With a job file it starts those jobs; with no arguments, run from the "
-            "repository (or with --demo, from anywhere), it opens the sample inventory and playbooks.", 79),
+            "repository (or with --demo, from anywhere), it opens the sample inventory and playbooks.",
+            79,
+        ),
         epilog="headless command (no console; for scripts, CI and cron):\n"
-               "  playdeck run JOBFILE [--json FILE]\n"
-               "  playdeck run PLAYBOOK... -i INVENTORY [-l LIMIT] [--json FILE]\n"
-               "see `playdeck run --help` for its options and exit statuses.\n\n"
-               "engine server commands (a per-user server, started on demand; jobs outlive the terminal):\n"
-               "  playdeck ls [--json] | submit JOBFILE | cancel JOB | retry JOB [--failed]\n"
-               "  playdeck timeout JOB DURATION | logs JOB [-f] | server start|stop|status [--json]\n"
-               "(the console itself does not attach to the server yet)",
+        "  playdeck run JOBFILE [--json FILE]\n"
+        "  playdeck run PLAYBOOK... -i INVENTORY [-l LIMIT] [--json FILE]\n"
+        "see `playdeck run --help` for its options and exit statuses.\n\n"
+        "engine server commands (a per-user server, started on demand; jobs outlive the terminal):\n"
+        "  playdeck ls [--json] | submit JOBFILE | cancel JOB | retry JOB [--failed]\n"
+        "  playdeck timeout JOB DURATION | logs JOB [-f] | server start|stop|status [--json]\n"
+        "(the console itself does not attach to the server yet)",
     )
     parser.add_argument("jobfile", nargs="?", type=Path, help="a job file whose jobs start at once")
     parser.add_argument("-i", "--inventory", type=Path, help="inventory for the inventory pane and launches")
@@ -283,9 +316,15 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
     if app_class is None:
         from tui.console.app import PlaydeckApp as app_class  # noqa: PLC0415, N813
 
-    app = app_class(specs=specs, inventory=inventory, playbook_dirs=playbook_dirs,
-                    max_parallel=max_parallel or config.max_parallel or 4, config=config,
-                    theme=args.theme, state_dir=args.state_dir)
+    app = app_class(
+        specs=specs,
+        inventory=inventory,
+        playbook_dirs=playbook_dirs,
+        max_parallel=max_parallel or config.max_parallel or 4,
+        config=config,
+        theme=args.theme,
+        state_dir=args.state_dir,
+    )
     result = app.run(headless=headless)
     # an unhandled exception ends the app with return_code 1 and a None result: never exit 0 for a crash
     if app.return_code:

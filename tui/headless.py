@@ -25,14 +25,20 @@ from rich.text import Text
 
 from tui.core.durations import format_duration
 from tui.core.engine import Engine, Job
+from tui.core.planning.spec import JobSpec, Status
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import JobSpec, Status
 from tui.core.summary import run_summary
 from tui.streams import say, silence
 
 STATUS_STYLE = {
-    Status.SUCCESSFUL: "green", Status.FAILED: "red", Status.TIMEOUT: "magenta", Status.CANCELED: "yellow",
-    Status.ERROR: "bold red", Status.RUNNING: "cyan", Status.WAITING: "yellow", Status.QUEUED: "dim",
+    Status.SUCCESSFUL: "green",
+    Status.FAILED: "red",
+    Status.TIMEOUT: "magenta",
+    Status.CANCELED: "yellow",
+    Status.ERROR: "bold red",
+    Status.RUNNING: "cyan",
+    Status.WAITING: "yellow",
+    Status.QUEUED: "dim",
 }
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -82,9 +88,9 @@ def summary_table(jobs: list[Job]) -> Table:
         totals = job.results.totals()
         # every cell a Text: a str cell would be parsed as markup
         table.add_row(
-            Text(plain(job.name)), Text(job.status.value, style=STATUS_STYLE.get(job.status, "")),
-            *(Text(str(n)) for n in (len(job.attempts), totals.ok, totals.changed, totals.failed,
-                                      totals.unreachable)),
+            Text(plain(job.name)),
+            Text(job.status.value, style=STATUS_STYLE.get(job.status, "")),
+            *(Text(str(n)) for n in (len(job.attempts), totals.ok, totals.changed, totals.failed, totals.unreachable)),
             Text(format_duration(job.elapsed())),
         )
     return table
@@ -111,8 +117,9 @@ class Interrupt:
         self.signo: int | None = None
 
 
-async def run_jobs(specs: list[JobSpec], max_parallel: int, state_dir: Path | None,
-                   interrupt: Interrupt | None = None) -> Engine:
+async def run_jobs(
+    specs: list[JobSpec], max_parallel: int, state_dir: Path | None, interrupt: Interrupt | None = None
+) -> Engine:
     engine = Engine(state_dir, max_parallel=max_parallel)
     engine.subscribe(Progress(sys.stderr, max(len(plain(s.name)) for s in specs)))
     loop = asyncio.get_running_loop()
@@ -136,8 +143,11 @@ async def run_jobs(specs: list[JobSpec], max_parallel: int, state_dir: Path | No
                 engine.record("interrupt", running=[j.name for j in running], signal=signal.Signals(signo).name)
             except Exception:  # noqa: BLE001 - a full disk must not stop the cancel either
                 pass
-            say(sys.stderr, f"playdeck: {signal.Signals(signo).name}: interrupted, canceling every job "
-                            "(its processes are being ended)")
+            say(
+                sys.stderr,
+                f"playdeck: {signal.Signals(signo).name}: interrupted, canceling every job "
+                "(its processes are being ended)",
+            )
 
     handled = handled_signals()
     for sig in handled:
@@ -187,8 +197,13 @@ def print_summary(engine: Engine) -> None:
         silence(sys.stdout)
 
 
-def run_headless(specs: list[JobSpec], max_parallel: int, json_path: Path | None, state_dir: Path | None,
-                 interrupt: Interrupt | None = None) -> int:
+def run_headless(
+    specs: list[JobSpec],
+    max_parallel: int,
+    json_path: Path | None,
+    state_dir: Path | None,
+    interrupt: Interrupt | None = None,
+) -> int:
     """Exit status: 0 all successful, 1 any not, 2 when --json cannot be written,
     128+signal when a signal ended the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     interrupt = interrupt or Interrupt()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tests.bench.bench_overhead import INVENTORY, PLAYBOOKS, isolated, loadavg, percentile, row
-from tests.conftest import _read, _live  # one /proc reader for every test and bench
+from tests.conftest import _live, _read  # one /proc reader for every test and bench
 
 SLOW = PLAYBOOKS / "slow_task.yml"
 TARGET = 1.0  # seconds, absolute
@@ -40,7 +40,8 @@ GONE_WAIT = 30.0
 BENCH_VAR = "PLAYDECK_BENCH_MARK"
 
 
-# -- the process table, read directly (independent of tui.core.procs) ---------
+# -- the process table, read directly (independent of tui.core.running.procs) ---------
+
 
 def scan(env_needle: str, sleep_seconds: int) -> tuple[set[int], set[int]]:
     """(live pids whose environment holds exactly `env_needle`, live `sleep <sleep_seconds>` pids)."""
@@ -73,6 +74,7 @@ def kill_leftovers(pids: set[int]) -> None:
 
 # -- playdeck -------------------------------------------------------------------
 
+
 async def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -83,7 +85,7 @@ async def _wait(condition: Callable[[], bool], timeout: float, interval: float =
 
 
 def _is_supervisor(pid: int) -> bool:
-    return b"tui.core.supervisor" in _read(f"/proc/{pid}/cmdline")
+    return b"tui.core.running.supervisor" in _read(f"/proc/{pid}/cmdline")
 
 
 async def _gone(needle: str, seconds: int, limit: float = GONE_WAIT) -> tuple[dict[str, float], set[int]]:
@@ -110,11 +112,12 @@ async def _gone(needle: str, seconds: int, limit: float = GONE_WAIT) -> tuple[di
         await asyncio.sleep(POLL)
 
 
-async def playdeck_runs(state: Path, reps: int, first_seconds: int,
-                        kinds: tuple[str, ...] = ("cancel", "timeout", "retimed")) -> dict[str, Any]:
+async def playdeck_runs(
+    state: Path, reps: int, first_seconds: int, kinds: tuple[str, ...] = ("cancel", "timeout", "retimed")
+) -> dict[str, Any]:
     """Per repetition: a cancel, a timeout set at launch, and a timeout re-set while the sleep runs."""
     from tui.core.engine import Engine, spec_for_playbook
-    from tui.core.procs import MARKER_VAR
+    from tui.core.running.procs import MARKER_VAR
 
     engine = Engine(state, max_parallel=1)
     out: dict[str, Any] = {"problems": [], "leftover": 0, "sleep_before_deadline": 0, "statuses": {}}
@@ -150,8 +153,11 @@ async def playdeck_runs(state: Path, reps: int, first_seconds: int,
             seconds = first_seconds + i
             job = None
             if "cancel" in kinds:
-                job = engine.add(spec_for_playbook(SLOW, INVENTORY, name=f"cancel-{i}", limit="db01",
-                                                   extra_vars={"slow_seconds": seconds}))
+                job = engine.add(
+                    spec_for_playbook(
+                        SLOW, INVENTORY, name=f"cancel-{i}", limit="db01", extra_vars={"slow_seconds": seconds}
+                    )
+                )
             needle = f"{MARKER_VAR}={job.last.marker}" if job is not None and job.last is not None else ""
             if job is not None and await sleeping("cancel", i, job, needle, seconds):
                 t0 = time.monotonic()
@@ -163,8 +169,16 @@ async def playdeck_runs(state: Path, reps: int, first_seconds: int,
                 continue
             # timeout: 2 s from the attempt's start, measured from job.deadline
             seconds = first_seconds + 500 + i
-            job = engine.add(spec_for_playbook(SLOW, INVENTORY, name=f"timeout-{i}", limit="db01",
-                                               extra_vars={"slow_seconds": seconds}, timeout=TIMEOUT))
+            job = engine.add(
+                spec_for_playbook(
+                    SLOW,
+                    INVENTORY,
+                    name=f"timeout-{i}",
+                    limit="db01",
+                    extra_vars={"slow_seconds": seconds},
+                    timeout=TIMEOUT,
+                )
+            )
             assert job.last is not None and job.deadline is not None
             deadline = job.deadline
             needle = f"{MARKER_VAR}={job.last.marker}"
@@ -178,8 +192,11 @@ async def playdeck_runs(state: Path, reps: int, first_seconds: int,
 
             # re-timed: once the sleep runs, set_timeout(2 s) (the operator's `t`); from the new deadline
             seconds = first_seconds + 1000 + i
-            job = engine.add(spec_for_playbook(SLOW, INVENTORY, name=f"retimed-{i}", limit="db01",
-                                               extra_vars={"slow_seconds": seconds}))
+            job = engine.add(
+                spec_for_playbook(
+                    SLOW, INVENTORY, name=f"retimed-{i}", limit="db01", extra_vars={"slow_seconds": seconds}
+                )
+            )
             assert job.last is not None
             needle = f"{MARKER_VAR}={job.last.marker}"
             if await sleeping("retimed", i, job, needle, seconds):
@@ -195,6 +212,7 @@ async def playdeck_runs(state: Path, reps: int, first_seconds: int,
 
 
 # -- ansible-runner, the baseline -------------------------------------------------
+
 
 def runner_runs(tmp: Path, reps: int, first_seconds: int, mode: str) -> dict[str, Any]:
     """mode "cancel": cancel_callback once the sleep runs; mode "timeout": job_timeout=2 s."""
@@ -220,10 +238,17 @@ def runner_runs(tmp: Path, reps: int, first_seconds: int, mode: str) -> dict[str
         pdd = tmp / f"runner-{mode}-{i}"
         pdd.mkdir(parents=True)
         kwargs: dict[str, Any] = dict(
-            private_data_dir=str(pdd), ident="a", playbook=str(SLOW),
-            project_dir=str(PLAYBOOKS), inventory=str(INVENTORY), limit="db01",
-            extravars={"slow_seconds": seconds}, envvars={BENCH_VAR: mark}, quiet=True,
-            status_handler=on_status, cancel_callback=flag.is_set,  # default pexpect_timeout (5 s)
+            private_data_dir=str(pdd),
+            ident="a",
+            playbook=str(SLOW),
+            project_dir=str(PLAYBOOKS),
+            inventory=str(INVENTORY),
+            limit="db01",
+            extravars={"slow_seconds": seconds},
+            envvars={BENCH_VAR: mark},
+            quiet=True,
+            status_handler=on_status,
+            cancel_callback=flag.is_set,  # default pexpect_timeout (5 s)
         )
         if mode == "timeout":
             kwargs["timeout"] = TIMEOUT
@@ -261,8 +286,9 @@ def runner_runs(tmp: Path, reps: int, first_seconds: int, mode: str) -> dict[str
         thread.join(30)
         left = set().union(*scan(needle, seconds))
         if thread.is_alive() or runner.status not in ("canceled", "timeout"):
-            out["problems"].append(f"runner {mode} {i}: ended {runner.status}"
-                                   f"{' (thread still running)' if thread.is_alive() else ''}")
+            out["problems"].append(
+                f"runner {mode} {i}: ended {runner.status}{' (thread still running)' if thread.is_alive() else ''}"
+            )
         out["statuses"].append(runner.status)
         if mode == "timeout":
             if "at" not in started:
@@ -280,6 +306,7 @@ def runner_runs(tmp: Path, reps: int, first_seconds: int, mode: str) -> dict[str
 
 
 # -- the report -------------------------------------------------------------------
+
 
 def _stats(values: list[float]) -> tuple[float | None, float | None, float | None]:
     return percentile(values, 50), percentile(values, 99), (max(values) if values else None)
@@ -304,8 +331,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
     def stages_of(result: dict[str, Any], kind: str) -> str:
         parts = []
-        for key, label in (("sleep", "sleep gone"), ("ansible", "all but the supervisor gone"),
-                           ("status", "job status final")):
+        for key, label in (
+            ("sleep", "sleep gone"),
+            ("ansible", "all but the supervisor gone"),
+            ("status", "job status final"),
+        ):
             p50, p99, _ = _stats(result[kind][key])
             if p50 is not None:
                 parts.append(f"{label} p50 {p50:.3f} / p99 {p99:.3f} s")
@@ -317,38 +347,107 @@ def run(quick: bool) -> list[dict[str, Any]]:
     context = f"loadavg {load_before} -> {load_after}"
 
     c50, c99, cmax = _stats(pd["cancel"]["all"])
-    rows.append(row("cancel.playdeck.p50", c50, "s", baseline=r50,
-                    notes=f"engine.cancel() -> no process with the marker and no sleep left, "
-                          f"n={len(pd['cancel']['all'])}; {context}"))
-    rows.append(row("cancel.playdeck.p99", c99, "s", baseline=r99, target=TARGET, target_of="value",
-                    notes=f"max {cmax or 0:.3f} s; {stages('cancel')}; samples {samples(pd['cancel']['all'])}"))
-    rows.append(row("cancel.runner.p99", r99, "s",
-                    notes=f"baseline: ansible-runner run_async + cancel_callback (pexpect_timeout 5 s), cancel -> "
-                          f"status reported (processes never all gone: see leftover); p50 {r50 or 0:.3f}, max "
-                          f"{rmax or 0:.3f} s", samples=samples(rc["reported"])))
+    rows.append(
+        row(
+            "cancel.playdeck.p50",
+            c50,
+            "s",
+            baseline=r50,
+            notes=f"engine.cancel() -> no process with the marker and no sleep left, "
+            f"n={len(pd['cancel']['all'])}; {context}",
+        )
+    )
+    rows.append(
+        row(
+            "cancel.playdeck.p99",
+            c99,
+            "s",
+            baseline=r99,
+            target=TARGET,
+            target_of="value",
+            notes=f"max {cmax or 0:.3f} s; {stages('cancel')}; samples {samples(pd['cancel']['all'])}",
+        )
+    )
+    rows.append(
+        row(
+            "cancel.runner.p99",
+            r99,
+            "s",
+            notes=f"baseline: ansible-runner run_async + cancel_callback (pexpect_timeout 5 s), cancel -> "
+            f"status reported (processes never all gone: see leftover); p50 {r50 or 0:.3f}, max "
+            f"{rmax or 0:.3f} s",
+            samples=samples(rc["reported"]),
+        )
+    )
     left_c = rc["left"]
-    rows.append(row("cancel.runner.leftover_per_cancel", (sum(left_c) / len(left_c)) if left_c else None, "procs",
-                    notes=f"processes with the run's marker alive 1 s after run_async returned: {left_c} "
-                          f"(forks + modules + sleep; killed by pid afterwards); all gone in "
-                          f"{len(rc['gone'])}/{len(left_c)}"))
+    rows.append(
+        row(
+            "cancel.runner.leftover_per_cancel",
+            (sum(left_c) / len(left_c)) if left_c else None,
+            "procs",
+            notes=f"processes with the run's marker alive 1 s after run_async returned: {left_c} "
+            f"(forks + modules + sleep; killed by pid afterwards); all gone in "
+            f"{len(rc['gone'])}/{len(left_c)}",
+        )
+    )
 
     t50, t99, tmax = _stats(pd["timeout"]["all"])
-    rows.append(row("timeout.playdeck.p50", t50, "s", baseline=q50,
-                    notes=f"job.deadline -> every process gone; timeout {TIMEOUT:.0f} s set at launch; the sleep "
-                          f"was already running at the deadline in {pd['sleep_before_deadline']}/{reps} "
-                          f"(else Ansible was still starting); statuses "
-                          f"{sorted(set(pd['statuses'].get('timeout', [])))}"))
-    rows.append(row("timeout.playdeck.p99", t99, "s", baseline=q99, target=TARGET, target_of="value",
-                    notes=f"max {tmax or 0:.3f} s; {stages('timeout')}; samples {samples(pd['timeout']['all'])}"))
+    rows.append(
+        row(
+            "timeout.playdeck.p50",
+            t50,
+            "s",
+            baseline=q50,
+            notes=f"job.deadline -> every process gone; timeout {TIMEOUT:.0f} s set at launch; the sleep "
+            f"was already running at the deadline in {pd['sleep_before_deadline']}/{reps} "
+            f"(else Ansible was still starting); statuses "
+            f"{sorted(set(pd['statuses'].get('timeout', [])))}",
+        )
+    )
+    rows.append(
+        row(
+            "timeout.playdeck.p99",
+            t99,
+            "s",
+            baseline=q99,
+            target=TARGET,
+            target_of="value",
+            notes=f"max {tmax or 0:.3f} s; {stages('timeout')}; samples {samples(pd['timeout']['all'])}",
+        )
+    )
     m50, m99, mmax = _stats(pd["retimed"]["all"])
-    rows.append(row("timeout.playdeck.retimed_p99", m99, "s", baseline=q99, target=TARGET, target_of="value",
-                    notes=f"set_timeout(2 s) while the sleep runs -> new deadline -> every process gone; p50 "
-                          f"{m50 or 0:.3f}, max {mmax or 0:.3f} s; {stages('retimed')}"))
+    rows.append(
+        row(
+            "timeout.playdeck.retimed_p99",
+            m99,
+            "s",
+            baseline=q99,
+            target=TARGET,
+            target_of="value",
+            notes=f"set_timeout(2 s) while the sleep runs -> new deadline -> every process gone; p50 "
+            f"{m50 or 0:.3f}, max {mmax or 0:.3f} s; {stages('retimed')}",
+        )
+    )
     left_t = rt["left"]
-    rows.append(row("timeout.runner.p99", q99, "s",
-                    notes=f"baseline: ansible-runner job_timeout={TIMEOUT:.0f} s, ('running' status + {TIMEOUT:.0f} s) "
-                          f"-> status reported; p50 {q50 or 0:.3f}, max {qmax or 0:.3f} s; left {left_t} processes "
-                          f"per timeout; statuses {sorted(set(rt['statuses']))}", samples=samples(rt["reported"])))
-    rows.append(row("cancel+timeout.playdeck.leftover", pd["leftover"], "procs", target=0, target_of="value",
-                    notes="; ".join(problems) or "nothing left after any cancel or timeout"))
+    rows.append(
+        row(
+            "timeout.runner.p99",
+            q99,
+            "s",
+            notes=f"baseline: ansible-runner job_timeout={TIMEOUT:.0f} s, ('running' status + {TIMEOUT:.0f} s) "
+            f"-> status reported; p50 {q50 or 0:.3f}, max {qmax or 0:.3f} s; left {left_t} processes "
+            f"per timeout; statuses {sorted(set(rt['statuses']))}",
+            samples=samples(rt["reported"]),
+        )
+    )
+    rows.append(
+        row(
+            "cancel+timeout.playdeck.leftover",
+            pd["leftover"],
+            "procs",
+            target=0,
+            target_of="value",
+            notes="; ".join(problems) or "nothing left after any cancel or timeout",
+        )
+    )
     return rows

@@ -89,8 +89,11 @@ FINISHED = {"successful", "failed", "timeout", "canceled", "error", "interrupted
 QUIT_LABEL = re.compile(rb"Quit")
 HELP_TEXT = re.compile(rb"playdeck keys")
 # the log title: " <name> · <status> · following|paused"
-TITLE = re.compile(rb" ([^\x00-\x20\x7f]+) \xc2\xb7 (?:" + b"|".join(s.encode() for s in STATUSES)
-                   + rb") \xc2\xb7 (?:following|paused)")
+TITLE = re.compile(
+    rb" ([^\x00-\x20\x7f]+) \xc2\xb7 (?:"
+    + b"|".join(s.encode() for s in STATUSES)
+    + rb") \xc2\xb7 (?:following|paused)"
+)
 
 MINIMAL_APP = '''\
 """Baseline: the smallest Textual app with a footer and a `?` key, launched like the console."""
@@ -124,12 +127,13 @@ Minimal().run()
 
 # --- /proc -------------------------------------------------------------------
 
+
 def proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat from field 3 (state) on; None once the process is gone."""
     raw = _read(f"/proc/{pid}/stat")
     if not raw:
         return None
-    return raw[raw.rfind(b")") + 2:].decode().split()
+    return raw[raw.rfind(b")") + 2 :].decode().split()
 
 
 def cpu_seconds(pid: int) -> tuple[float, float] | None:
@@ -150,8 +154,11 @@ def alive(pid: int) -> bool:
 def pids_with_env(needle: str) -> list[int]:
     want = needle.encode()
     me = str(os.getpid())
-    return [int(p) for p in os.listdir("/proc")
-            if p.isdigit() and p != me and want in _read(f"/proc/{p}/environ") and alive(int(p))]
+    return [
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and p != me and want in _read(f"/proc/{p}/environ") and alive(int(p))
+    ]
 
 
 def cmdline(pid: int) -> str:
@@ -189,13 +196,23 @@ def warm_bytecode() -> None:
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    code = ("import tui.cli, tui.headless, tui.console.app, tui.core.supervisor, ansible_runner, textual.app, "
-            "textual.widgets, ansible.cli.playbook, ansible.cli.inventory, ansible.executor.playbook_executor")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=False, timeout=300,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "import tui.cli, tui.headless, tui.console.app, tui.core.running.supervisor, ansible_runner, textual.app, "
+        "textual.widgets, ansible.cli.playbook, ansible.cli.inventory, ansible.executor.playbook_executor"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # --- a process in a pseudo-terminal -------------------------------------------
+
 
 class PtyProcess:
     """One process on the slave side of a pty; every byte it draws is kept, with arrival times."""
@@ -260,7 +277,7 @@ class PtyProcess:
     def snapshot(self, start: int = 0) -> bytes:
         """A copy of what arrived from `start` on (never search `buf` itself without the lock: it grows)."""
         with self._cond:
-            return bytes(self.buf[max(0, start):])
+            return bytes(self.buf[max(0, start) :])
 
     def time_of(self, offset: int) -> float:
         """When the byte just before `offset` arrived."""
@@ -274,8 +291,13 @@ class PtyProcess:
         os.write(self.fd, data)
         return t
 
-    def wait_for(self, pattern: re.Pattern[bytes], start: int, timeout: float,
-                 accept: Callable[[re.Match[bytes]], bool] = lambda m: True) -> tuple[float, re.Match[bytes]] | None:
+    def wait_for(
+        self,
+        pattern: re.Pattern[bytes],
+        start: int,
+        timeout: float,
+        accept: Callable[[re.Match[bytes]], bool] = lambda m: True,
+    ) -> tuple[float, re.Match[bytes]] | None:
         """First match of `pattern` in what arrived from `start` on that `accept`s: (arrival time, match)."""
         deadline = time.monotonic() + timeout
         pos = start
@@ -331,15 +353,22 @@ class Console:
     def __init__(self, args: list[str], workdir: Path, state: Path | None = None, script: Path | None = None):
         self.mark = f"{MARK_VAR}={uuid.uuid4().hex}"
         self.state = state or workdir / f"state-{uuid.uuid4().hex[:6]}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("TEXTUAL", "TMUX")) and k not in ("COLUMNS", "LINES", "NO_COLOR", "PYTEST_CURRENT_TEST")}
-        env.update({
-            "TERM": "xterm-256color", "COLORTERM": "truecolor",
-            "PLAYDECK_STATE_DIR": str(self.state),
-            "PLAYDECK_CONFIG": str(workdir / "no-config.yml"),  # a user's config must not change keys or theme
-            "TMPDIR": str(workdir),
-            MARK_VAR: self.mark.split("=", 1)[1],
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TEXTUAL", "TMUX"))
+            and k not in ("COLUMNS", "LINES", "NO_COLOR", "PYTEST_CURRENT_TEST")
+        }
+        env.update(
+            {
+                "TERM": "xterm-256color",
+                "COLORTERM": "truecolor",
+                "PLAYDECK_STATE_DIR": str(self.state),
+                "PLAYDECK_CONFIG": str(workdir / "no-config.yml"),  # a user's config must not change keys or theme
+                "TMPDIR": str(workdir),
+                MARK_VAR: self.mark.split("=", 1)[1],
+            }
+        )
         env.pop("PLAYDECK_SUPERVISOR_MODULE", None)  # real Ansible, always
         env.update(bytecode_env())
         argv = [sys.executable, str(script)] if script else [sys.executable, "-m", "tui", *args]
@@ -353,7 +382,9 @@ class Console:
     def first_frame(self, timeout: float = 60) -> float:
         found = self.proc.wait_for(QUIT_LABEL, 0, timeout)
         if found is None:
-            raise RuntimeError(f"no first frame within {timeout}s; output tail: {self.proc.snapshot(self.proc.offset - 600)!r}")
+            raise RuntimeError(
+                f"no first frame within {timeout}s; output tail: {self.proc.snapshot(self.proc.offset - 600)!r}"
+            )
         return found[0]
 
     def quit(self, timeout: float = 60) -> int | None:
@@ -379,12 +410,15 @@ class Console:
         if status is None:
             self.leftover.append(f"console {self.pid} did not exit after q/y: killed")
         self.proc.close()
-        end_leftovers(self.ours, note=lambda pid, sig: self.leftover.append(
-            f"{pid} {cmdline(pid)[:80]} ({signal.Signals(sig).name})"))
+        end_leftovers(
+            self.ours,
+            note=lambda pid, sig: self.leftover.append(f"{pid} {cmdline(pid)[:80]} ({signal.Signals(sig).name})"),
+        )
         return status
 
 
 # --- helpers -------------------------------------------------------------------
+
 
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
@@ -393,25 +427,46 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def row(name: str, value: float | None, unit: str, baseline: float | None = None, target: str | None = None,
-        met: bool | None = None, notes: str = "") -> dict[str, Any]:
+def row(
+    name: str,
+    value: float | None,
+    unit: str,
+    baseline: float | None = None,
+    target: str | None = None,
+    met: bool | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
     ratio = round(value / baseline, 2) if value is not None and baseline else None
-    return {"name": name, "value": None if value is None else round(value, 3), "unit": unit,
-            "baseline": None if baseline is None else round(baseline, 3), "ratio": ratio,
-            "target": target, "met": met, "notes": notes}
+    return {
+        "name": name,
+        "value": None if value is None else round(value, 3),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+        "notes": notes,
+    }
 
 
 def write_inventory(path: Path, hosts: int = 5000, groups: int = 50) -> Path:
     lines = ["all:", "  vars:", "    ansible_connection: local", "  children:"]
     per = hosts // groups
     for g in range(groups):
-        lines += [f"    grp{g:02d}:", "      vars:", f"        role_desc: generated group {g}",
-                  f"        app_port: {8000 + g}", "      hosts:"]
+        lines += [
+            f"    grp{g:02d}:",
+            "      vars:",
+            f"        role_desc: generated group {g}",
+            f"        app_port: {8000 + g}",
+            "      hosts:",
+        ]
         for h in range(per):
             n = g * per + h
-            lines += [f"        node{n:05d}.grp{g:02d}.example:",
-                      f"          ansible_host: 10.{g}.{h // 250}.{h % 250 + 1}",
-                      f"          rack: r{h % 40:02d}"]
+            lines += [
+                f"        node{n:05d}.grp{g:02d}.example:",
+                f"          ansible_host: 10.{g}.{h // 250}.{h % 250 + 1}",
+                f"          rack: r{h % 40:02d}",
+            ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -419,14 +474,20 @@ def write_inventory(path: Path, hosts: int = 5000, groups: int = 50) -> Path:
 def write_jobfile(path: Path, jobs: list[dict[str, Any]], max_parallel: int) -> Path:
     import yaml
 
-    path.write_text(yaml.safe_dump({"inventory": str(INVENTORY), "max_parallel": max_parallel, "jobs": jobs},
-                                   sort_keys=False), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({"inventory": str(INVENTORY), "max_parallel": max_parallel, "jobs": jobs}, sort_keys=False),
+        encoding="utf-8",
+    )
     return path
 
 
 def chatty(name: str, host: str, lines: int, cmd_lines: int) -> dict[str, Any]:
-    return {"name": name, "playbook": str(PLAYBOOKS / "chatty.yml"), "limit": host,
-            "extra_vars": {"chatty_lines": lines, "chatty_cmd_lines": cmd_lines}}
+    return {
+        "name": name,
+        "playbook": str(PLAYBOOKS / "chatty.yml"),
+        "limit": host,
+        "extra_vars": {"chatty_lines": lines, "chatty_cmd_lines": cmd_lines},
+    }
 
 
 def job_statuses(state: Path) -> dict[str, str]:
@@ -464,6 +525,7 @@ def _leftover_note(*consoles: Console) -> str:
 
 # --- 1. startup ------------------------------------------------------------------
 
+
 def _startup_once(workdir: Path, args: list[str] | None, script: Path | None = None) -> dict[str, float]:
     console = Console(args or [], workdir, script=script)
     try:
@@ -476,8 +538,12 @@ def _startup_once(workdir: Path, args: list[str] | None, script: Path | None = N
             raise RuntimeError("? did not show the help within 30 s")
         console.proc.send(b"?")  # close the help again, so q quits
         time.sleep(0.3)
-        return {"frame": frame - console.proc.started, "key": found[0] - key,
-                "usable": found[0] - console.proc.started, "cpu": cpu[0] if cpu else float("nan")}
+        return {
+            "frame": frame - console.proc.started,
+            "key": found[0] - key,
+            "usable": found[0] - console.proc.started,
+            "cpu": cpu[0] if cpu else float("nan"),
+        }
     finally:
         console.quit()
         if console.leftover:
@@ -496,8 +562,12 @@ def _big_inventory_key(workdir: Path, inventory: Path) -> dict[str, Any]:
         still = [p for p in loading if alive(p)]
         if found is None:
             raise RuntimeError("? did not show the help within 30 s (5k inventory)")
-        return {"frame": frame - console.proc.started, "key": found[0] - key,
-                "loading_at_key": bool(loading), "loading_at_help": bool(still)}
+        return {
+            "frame": frame - console.proc.started,
+            "key": found[0] - key,
+            "loading_at_key": bool(loading),
+            "loading_at_help": bool(still),
+        }
     finally:
         console.quit()
         if console.leftover:
@@ -589,41 +659,79 @@ def bench_startup(quick: bool, workdir: Path) -> list[dict[str, Any]]:
     bmed = {k: statistics.median(r[k] for r in base) for k in ("frame", "key", "usable")}
     spread = lambda rs, k: "/".join(f"{r[k]:.2f}" for r in rs)  # noqa: E731
     rows = [
-        row("console.startup.first_frame", med["frame"], "s", bmed["frame"], "<= 1 s", med["frame"] <= 1.0,
+        row(
+            "console.startup.first_frame",
+            med["frame"],
+            "s",
+            bmed["frame"],
+            "<= 1 s",
+            med["frame"] <= 1.0,
             f"median of {reps}; launch -> footer 'Quit' drawn, sample inventory; runs {spread(ours, 'frame')} s; "
             f"minimal app {spread(base, 'frame')} s; CPU used by the first frame (load-independent): "
             f"{statistics.median(r['cpu'] for r in ours):.2f} s vs minimal app "
-            f"{statistics.median(r['cpu'] for r in base):.2f} s; 1-min load {'/'.join(loads)}"),
-        row("console.startup.input_accepted", med["usable"], "s", bmed["usable"], "<= 1 s", med["usable"] <= 1.0,
+            f"{statistics.median(r['cpu'] for r in base):.2f} s; 1-min load {'/'.join(loads)}",
+        ),
+        row(
+            "console.startup.input_accepted",
+            med["usable"],
+            "s",
+            bmed["usable"],
+            "<= 1 s",
+            med["usable"] <= 1.0,
             f"median of {reps}; launch -> '?' pressed at first frame -> help drawn; "
             f"key->help {statistics.median(r['key'] for r in ours) * 1000:.0f} ms "
-            f"(minimal app {statistics.median(r['key'] for r in base) * 1000:.0f} ms); runs {spread(ours, 'usable')} s"),
+            f"(minimal app {statistics.median(r['key'] for r in base) * 1000:.0f} ms); runs {spread(ours, 'usable')} s",
+        ),
     ]
     inventory = write_inventory(workdir / "h5k.yml")  # short: the tree's root label must fit the pane
     big = _big_inventory_key(workdir, inventory)
     confirmed = big["loading_at_key"] and big["loading_at_help"]
     probe = _big_inventory_typing(workdir, inventory)
     typed = probe["typed"]
-    rows.append(row(
-        "console.startup.5k_inventory.first_frame", big["frame"], "s", bmed["frame"], "<= 1 s", big["frame"] <= 1.0,
-        f"5,000 hosts in 50 groups; inventory shown on screen {probe['loaded']:.1f} s after launch"
-        if probe["loaded"] is not None else "5,000 hosts in 50 groups; inventory never shown within 120 s"))
-    rows.append(row(
-        "console.startup.5k_inventory.key_while_loading", big["key"] * 1000, "ms", bmed["key"] * 1000, "<= 1000 ms",
-        big["key"] <= 1.0 and confirmed,
-        f"'?' right after the first frame -> help drawn; ansible-inventory alive in /proc when the key was written: "
-        f"{big['loading_at_key']}, when the help was drawn: {big['loading_at_help']}; baseline = minimal app key->help"))
-    rows.append(row(
-        "console.startup.5k_inventory.max_key_latency_during_load", max(typed) * 1000, "ms", bmed["key"] * 1000,
-        "<= 1000 ms", max(typed) <= 1.0,
-        f"a second launch: {len(typed)} keys typed into the job filter from the first frame until 1.5 s after the "
-        f"5,000-host tree was drawn; p50 {percentile(typed, 50) * 1000:.0f} ms, p99 {percentile(typed, 99) * 1000:.0f} ms"
-        + (f"; {probe['lost']}" if probe.get("lost") else "")
-        + (f"; LEFT BEHIND: {probe['leftover']}" if probe["leftover"] else "; nothing left running")))
+    rows.append(
+        row(
+            "console.startup.5k_inventory.first_frame",
+            big["frame"],
+            "s",
+            bmed["frame"],
+            "<= 1 s",
+            big["frame"] <= 1.0,
+            f"5,000 hosts in 50 groups; inventory shown on screen {probe['loaded']:.1f} s after launch"
+            if probe["loaded"] is not None
+            else "5,000 hosts in 50 groups; inventory never shown within 120 s",
+        )
+    )
+    rows.append(
+        row(
+            "console.startup.5k_inventory.key_while_loading",
+            big["key"] * 1000,
+            "ms",
+            bmed["key"] * 1000,
+            "<= 1000 ms",
+            big["key"] <= 1.0 and confirmed,
+            f"'?' right after the first frame -> help drawn; ansible-inventory alive in /proc when the key was written: "
+            f"{big['loading_at_key']}, when the help was drawn: {big['loading_at_help']}; baseline = minimal app key->help",
+        )
+    )
+    rows.append(
+        row(
+            "console.startup.5k_inventory.max_key_latency_during_load",
+            max(typed) * 1000,
+            "ms",
+            bmed["key"] * 1000,
+            "<= 1000 ms",
+            max(typed) <= 1.0,
+            f"a second launch: {len(typed)} keys typed into the job filter from the first frame until 1.5 s after the "
+            f"5,000-host tree was drawn; p50 {percentile(typed, 50) * 1000:.0f} ms, p99 {percentile(typed, 99) * 1000:.0f} ms"
+            + (f"; {probe['lost']}" if probe.get("lost") else "")
+            + (f"; LEFT BEHIND: {probe['leftover']}" if probe["leftover"] else "; nothing left running"),
+        )
+    )
     return rows
 
 
 # --- 2. keys under load ------------------------------------------------------------
+
 
 def _title_name(match: re.Match[bytes]) -> str:
     return match.group(1).decode(errors="replace")
@@ -641,8 +749,9 @@ def _current_title(console: Console, timeout: float = 30) -> str:
     return _title_name(last or found[1])
 
 
-def _press_jk(console: Console, count: int, warmup: int = 4, during: Callable[[], None] | None = None
-              ) -> tuple[list[float], int]:
+def _press_jk(
+    console: Console, count: int, warmup: int = 4, during: Callable[[], None] | None = None
+) -> tuple[list[float], int]:
     """Alternate j/k; time each key until a title naming another job than the one before is drawn."""
     current = _current_title(console)
     latencies: list[float] = []
@@ -670,9 +779,15 @@ def _press_jk(console: Console, count: int, warmup: int = 4, during: Callable[[]
 def _load_jobs(quick: bool) -> list[dict[str, Any]]:
     lines = 6000 if quick else 20000  # long enough to outlast the key presses; canceled by q, y
     jobs = [chatty(f"chatty-{h}", h, lines, 2000) for h in ("lb01", "cache01", "db01", "db02")]
-    jobs += [{"name": "cleanup", "playbook": str(PLAYBOOKS / "disk_cleanup.yml"), "limit": "all:!ghost01",
-              "extra_vars": {"cleanup_age": "1d", "fake_log_count": 8}},
-             {"name": "health", "playbook": str(PLAYBOOKS / "health_check.yml"), "limit": "all:!ghost01"}]
+    jobs += [
+        {
+            "name": "cleanup",
+            "playbook": str(PLAYBOOKS / "disk_cleanup.yml"),
+            "limit": "all:!ghost01",
+            "extra_vars": {"cleanup_age": "1d", "fake_log_count": 8},
+        },
+        {"name": "health", "playbook": str(PLAYBOOKS / "health_check.yml"), "limit": "all:!ghost01"},
+    ]
     return jobs
 
 
@@ -737,8 +852,9 @@ def _loaded_phase(jobfile: Path, workdir: Path, state: Path, count: int, renice_
             sched0 = main_thread_sched(console.pid)
             t0 = time.monotonic()
             runnable: list[int] = []
-            latencies, timeouts = _press_jk(console, count,
-                                            during=lambda: runnable.append(int(loadavg().split()[3].split("/")[0])))
+            latencies, timeouts = _press_jk(
+                console, count, during=lambda: runnable.append(int(loadavg().split()[3].split("/")[0]))
+            )
             elapsed = time.monotonic() - t0
             sched1 = main_thread_sched(console.pid)
             cpu1 = cpu_seconds(console.pid)
@@ -755,15 +871,23 @@ def _loaded_phase(jobfile: Path, workdir: Path, state: Path, count: int, renice_
         machine = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100
         ran, waited = sched1[0] - sched0[0], sched1[1] - sched0[1]
         return {
-            "latencies": latencies, "timeouts": timeouts, "elapsed": elapsed,
-            "load": (f"1-min loadavg {load_before.split()[0]} -> {loadavg().split()[0]}, runnable tasks median "
-                     f"{statistics.median(runnable):.0f}; machine CPU busy {machine:.0f}% over {elapsed:.0f} s; this "
-                     f"run's job processes used {tree_cpu / elapsed:.2f} cores; {len(still)} jobs still running at "
-                     f"the end"),
-            "sched": (f"console main thread: on CPU {ran:.1f} s, runnable but waiting for a CPU {waited:.1f} s "
-                      f"of {elapsed:.1f} s; console CPU {(cpu1[0] - cpu0[0]) / elapsed * 100:.0f}% of a core"),
-            "groups": (f"console in {console_group}; its {len(job_pids)} job processes in "
-                       f"{len(set(groups))} autogroups ({', '.join(sorted(set(g.split(' ', 1)[1] for g in groups if ' ' in g)))})"),
+            "latencies": latencies,
+            "timeouts": timeouts,
+            "elapsed": elapsed,
+            "load": (
+                f"1-min loadavg {load_before.split()[0]} -> {loadavg().split()[0]}, runnable tasks median "
+                f"{statistics.median(runnable):.0f}; machine CPU busy {machine:.0f}% over {elapsed:.0f} s; this "
+                f"run's job processes used {tree_cpu / elapsed:.2f} cores; {len(still)} jobs still running at "
+                f"the end"
+            ),
+            "sched": (
+                f"console main thread: on CPU {ran:.1f} s, runnable but waiting for a CPU {waited:.1f} s "
+                f"of {elapsed:.1f} s; console CPU {(cpu1[0] - cpu0[0]) / elapsed * 100:.0f}% of a core"
+            ),
+            "groups": (
+                f"console in {console_group}; its {len(job_pids)} job processes in "
+                f"{len(set(groups))} autogroups ({', '.join(sorted(set(g.split(' ', 1)[1] for g in groups if ' ' in g)))})"
+            ),
             "console": console,
         }
     finally:
@@ -796,25 +920,49 @@ def bench_keys(quick: bool, workdir: Path) -> tuple[list[dict[str, Any]], dict[s
     f50, f99 = percentile(f_lat, 50) * 1000, percentile(f_lat, 99) * 1000
     left = _leftover_note(loaded["console"], idle, fixed["console"])
     per_key = (cpu1[0] - cpu0[0]) * 1000 / (count + 4)
-    common = (f"{count} j/k presses after 4 untimed; key written to the pty master -> log title naming the newly "
-              f"selected job drawn; baseline: a console with no jobs running showing the same jobs as history rows "
-              f"(1-min load {idle_load.split()[0]}; {per_key:.0f} ms of console CPU per key there)")
+    common = (
+        f"{count} j/k presses after 4 untimed; key written to the pty master -> log title naming the newly "
+        f"selected job drawn; baseline: a console with no jobs running showing the same jobs as history rows "
+        f"(1-min load {idle_load.split()[0]}; {per_key:.0f} ms of console CPU per key there)"
+    )
     rows = [
         row("console.keys_under_load.p50", p50, "ms", b50, None, None, common),
-        row("console.keys_under_load.p99", p99, "ms", b99, "<= 100 ms", p99 <= 100,
+        row(
+            "console.keys_under_load.p99",
+            p99,
+            "ms",
+            b99,
+            "<= 100 ms",
+            p99 <= 100,
             f"{loaded['load']}; {loaded['sched']}; {loaded['groups']}; "
-            f"timeouts (>10 s) loaded/idle: {loaded['timeouts']}/{idle_timeouts}{left}"),
-        row("console.keys_under_load.max", top, "ms", btop, None, None,
-            "every loaded latency (ms): " + " ".join(f"{x * 1000:.0f}" for x in lat)),
-        row("console.keys_under_load.p99_jobs_autogroup_nice10", f99, "ms", p99, "<= 100 ms", f99 <= 100,
+            f"timeouts (>10 s) loaded/idle: {loaded['timeouts']}/{idle_timeouts}{left}",
+        ),
+        row(
+            "console.keys_under_load.max",
+            top,
+            "ms",
+            btop,
+            None,
+            None,
+            "every loaded latency (ms): " + " ".join(f"{x * 1000:.0f}" for x in lat),
+        ),
+        row(
+            "console.keys_under_load.p99_jobs_autogroup_nice10",
+            f99,
+            "ms",
+            p99,
+            "<= 100 ms",
+            f99 <= 100,
             f"what-if, not the product as shipped: same jobs, every autogroup of the jobs' processes set to nice 10 "
             f"through /proc/PID/autogroup while running (baseline = p99 as shipped); p50 {f50:.0f} ms; "
-            f"{fixed['load']}; {fixed['sched']}; {fixed['groups']}"),
+            f"{fixed['load']}; {fixed['sched']}; {fixed['groups']}",
+        ),
     ]
     return rows, {"loaded": loaded, "fixed": fixed}
 
 
 # --- 3. console CPU per event -------------------------------------------------------
+
 
 def _cpu_jobs(quick: bool) -> list[dict[str, Any]]:
     lines = 300 if quick else 1500
@@ -832,7 +980,7 @@ def _console_cpu_run(jobfile: Path, workdir: Path, names: set[str], timeout: flo
         t0 = time.monotonic()
         done = wait_until(lambda: {n for n, s in job_statuses(state).items() if s in FINISHED} >= names, timeout, 0.5)
         # the supervisors must be reaped too, or their CPU is not in cutime yet
-        wait_until(lambda: not [p for p in console.ours() if "tui.core.supervisor" in cmdline(p)], 30, 0.2)
+        wait_until(lambda: not [p for p in console.ours() if "tui.core.running.supervisor" in cmdline(p)], 30, 0.2)
         end = cpu_seconds(console.pid)
         wall = time.monotonic() - t0
         sched = main_thread_sched(console.pid)
@@ -841,9 +989,18 @@ def _console_cpu_run(jobfile: Path, workdir: Path, names: set[str], timeout: flo
         idle_rate = (cpu_seconds(console.pid)[0] - end[0]) / (time.monotonic() - t0 - wall)
     finally:
         console.quit()
-    return {"own": end[0] - start[0], "children": end[1] - start[1], "startup": launched, "wall": wall,
-            "events": count_events(state), "done": done, "statuses": statuses, "leftover": console.leftover,
-            "idle_rate": idle_rate, "waited": sched[1] - sched0[1]}
+    return {
+        "own": end[0] - start[0],
+        "children": end[1] - start[1],
+        "startup": launched,
+        "wall": wall,
+        "events": count_events(state),
+        "done": done,
+        "statuses": statuses,
+        "leftover": console.leftover,
+        "idle_rate": idle_rate,
+        "waited": sched[1] - sched0[1],
+    }
 
 
 def _headless_cpu_run(jobfile: Path, workdir: Path, timeout: float) -> dict[str, Any]:
@@ -851,20 +1008,34 @@ def _headless_cpu_run(jobfile: Path, workdir: Path, timeout: float) -> dict[str,
 
     state = workdir / f"cpu-headless-{uuid.uuid4().hex[:6]}"
     mark = uuid.uuid4().hex
-    env = dict(os.environ, PLAYDECK_STATE_DIR=str(state), PLAYDECK_CONFIG=str(workdir / "no-config.yml"),
-               TMPDIR=str(workdir), **{MARK_VAR: mark})
+    env = dict(
+        os.environ,
+        PLAYDECK_STATE_DIR=str(state),
+        PLAYDECK_CONFIG=str(workdir / "no-config.yml"),
+        TMPDIR=str(workdir),
+        **{MARK_VAR: mark},
+    )
     env.pop("PLAYDECK_SUPERVISOR_MODULE", None)
     env.update(bytecode_env())
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "run", str(jobfile), "--no-preflight"], cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui", "run", str(jobfile), "--no-preflight"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     start = last = None
     t0 = time.monotonic()
     try:
         while proc.poll() is None and time.monotonic() - t0 < timeout:
             reading = cpu_seconds(proc.pid)
             if reading is not None:
-                if start is None and any("tui.core.supervisor" in cmdline(p)
-                                         for p in pids_with_env(f"{MARK_VAR}={mark}") if p != proc.pid):
+                if start is None and any(
+                    "tui.core.running.supervisor" in cmdline(p)
+                    for p in pids_with_env(f"{MARK_VAR}={mark}")
+                    if p != proc.pid
+                ):
                     start = reading
                 if start is not None:
                     last = reading
@@ -881,8 +1052,13 @@ def _headless_cpu_run(jobfile: Path, workdir: Path, timeout: float) -> dict[str,
             os.kill(pid, signal.SIGKILL)
     if start is None or last is None:
         raise RuntimeError("the headless run's supervisors were never seen")
-    return {"own": last[0] - start[0], "children": last[1] - start[1], "events": count_events(state),
-            "rc": proc.returncode, "leftover": leftover}
+    return {
+        "own": last[0] - start[0],
+        "children": last[1] - start[1],
+        "events": count_events(state),
+        "rc": proc.returncode,
+        "leftover": leftover,
+    }
 
 
 def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
@@ -899,24 +1075,34 @@ def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
     h_per_event = head["own"] * 1000 / max(1, head["events"])
     h_share = head["own"] / max(1e-9, head["own"] + head["children"]) * 100
     left = ours["leftover"] + head["leftover"]
-    notes = (f"{len(jobs)} chatty jobs to completion ({'complete' if ours['done'] else 'NOT all finished'}: "
-             f"{sorted(set(ours['statuses'].values()))}); {ours['events']} events (headless {head['events']}) in "
-             f"{ours['wall']:.0f} s; console {ours['own']:.2f} s CPU from first frame to all jobs ended "
-             f"(+{ours['startup']:.2f} s before its first frame, excluded); headless {head['own']:.2f} s; "
-             f"1-min load {load0.split()[0]} -> {load1.split()[0]}; console main thread waited {ours['waited']:.0f} s "
-             f"for a CPU; with all jobs ended the console still used {ours['idle_rate'] * 1000:.0f} ms CPU per second, "
-             f"so {max(0.0, ours['own'] - ours['idle_rate'] * ours['wall']) * 1000 / max(1, ours['events']):.2f} ms/event "
-             f"is left beyond that fixed cost")
+    notes = (
+        f"{len(jobs)} chatty jobs to completion ({'complete' if ours['done'] else 'NOT all finished'}: "
+        f"{sorted(set(ours['statuses'].values()))}); {ours['events']} events (headless {head['events']}) in "
+        f"{ours['wall']:.0f} s; console {ours['own']:.2f} s CPU from first frame to all jobs ended "
+        f"(+{ours['startup']:.2f} s before its first frame, excluded); headless {head['own']:.2f} s; "
+        f"1-min load {load0.split()[0]} -> {load1.split()[0]}; console main thread waited {ours['waited']:.0f} s "
+        f"for a CPU; with all jobs ended the console still used {ours['idle_rate'] * 1000:.0f} ms CPU per second, "
+        f"so {max(0.0, ours['own'] - ours['idle_rate'] * ours['wall']) * 1000 / max(1, ours['events']):.2f} ms/event "
+        f"is left beyond that fixed cost"
+    )
     return [
         row("console.cpu.per_event", per_event, "ms/event", h_per_event, "<= 0.2 ms/event", per_event <= 0.2, notes),
-        row("console.cpu.share", share, "%", h_share, "<= 3 %", share <= 3.0,
+        row(
+            "console.cpu.share",
+            share,
+            "%",
+            h_share,
+            "<= 3 %",
+            share <= 3.0,
             f"console CPU / (console + all its descendants' CPU, from cutime+cstime) over the same window; "
             f"run total {ours['own'] + ours['children']:.1f} s CPU (headless run {head['own'] + head['children']:.1f} s)"
-            + (f"; LEFT BEHIND (killed): {left}" if left else "; nothing left running")),
+            + (f"; LEFT BEHIND (killed): {left}" if left else "; nothing left running"),
+        ),
     ]
 
 
 # --- entry points ---------------------------------------------------------------------
+
 
 def run(quick: bool) -> list[dict[str, Any]]:
     """Startup, keys under load and console CPU; `quick` takes fewer samples and smaller jobs (about 4 minutes
@@ -925,8 +1111,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     warm_bytecode()
     with tempfile.TemporaryDirectory(prefix="playdeck-bench-console-") as tmp:
         workdir = Path(tmp)
-        for name, bench in (("startup", bench_startup), ("keys", lambda q, w: bench_keys(q, w)[0]),
-                            ("cpu", bench_cpu)):
+        for name, bench in (("startup", bench_startup), ("keys", lambda q, w: bench_keys(q, w)[0]), ("cpu", bench_cpu)):
             try:
                 rows.extend(bench(quick, workdir))
             except Exception as exc:  # one bench failing must not hide the others
@@ -937,8 +1122,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
 def _print(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         met = {True: "met", False: "MISSED", None: ""}[r["met"]]
-        print(f"{r['name']:<55} {r['value']!s:>9} {r['unit']:<9} base {r['baseline']!s:>8} "
-              f"ratio {r['ratio']!s:>6} {r['target'] or '':<16} {met}")
+        print(
+            f"{r['name']:<55} {r['value']!s:>9} {r['unit']:<9} base {r['baseline']!s:>8} "
+            f"ratio {r['ratio']!s:>6} {r['target'] or '':<16} {met}"
+        )
         if r["notes"]:
             print(f"    {r['notes']}")
 

@@ -27,9 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.core.results import MAX_TASK_RESULTS
-from tests.bench.bench_ingest import (CHATTY, INVENTORY, REPLAY_MODULE, child_rows, count_lines, loadavg, main_for,
-                                      proc_status_kb)
+from tests.bench.bench_ingest import (
+    CHATTY,
+    INVENTORY,
+    REPLAY_MODULE,
+    child_rows,
+    count_lines,
+    loadavg,
+    main_for,
+    proc_status_kb,
+)
+from tui.core.running.results import MAX_TASK_RESULTS
 
 TARGET_MB = 200.0
 JOBS = 50
@@ -54,15 +62,20 @@ def _deep_size(obj: Any) -> int:
     fields = getattr(obj, "__dict__", None)
     if fields is not None:
         size += sys.getsizeof(fields)
-        size += sum(sys.getsizeof(v) for v in fields.values() if isinstance(v, str) and len(v) > 1
-                    and v not in ("ok", "changed", "failed", "skipped", "ignored", "unreachable"))
+        size += sum(
+            sys.getsizeof(v)
+            for v in fields.values()
+            if isinstance(v, str)
+            and len(v) > 1
+            and v not in ("ok", "changed", "failed", "skipped", "ignored", "unreachable")
+        )
     return size
 
 
 async def measure(lines: int, tmp: Path) -> dict[str, Any]:
     from tui.console.app import PlaydeckApp
     from tui.console.widgets.inventory_pane import InventoryPane
-    from tui.core.spec import JobSpec
+    from tui.core.planning.spec import JobSpec
 
     os.environ["PLAYDECK_SUPERVISOR_MODULE"] = REPLAY_MODULE
     os.environ["PLAYDECK_REPLAY_LINES"] = str(lines)
@@ -109,11 +122,25 @@ async def measure(lines: int, tmp: Path) -> dict[str, Any]:
         rss_gc = proc_status_kb("VmRSS")
         trimmed = _malloc_trim()
         rss_trim = proc_status_kb("VmRSS")
-    return {"base_rss": base_rss, "base_hwm": base_hwm, "rss": rss, "hwm": hwm, "rss_gc": rss_gc,
-            "rss_trim": rss_trim, "trimmed": trimmed, "max_sampled": max(samples, default=rss),
-            "seconds": seconds, "task_results": kept, "per_result": per_result,
-            "tail_lines": tail_lines, "tail_bytes": tail_bytes, "statuses": statuses, "logs": logs,
-            "base_load": base_load, "end_load": end_load}
+    return {
+        "base_rss": base_rss,
+        "base_hwm": base_hwm,
+        "rss": rss,
+        "hwm": hwm,
+        "rss_gc": rss_gc,
+        "rss_trim": rss_trim,
+        "trimmed": trimmed,
+        "max_sampled": max(samples, default=rss),
+        "seconds": seconds,
+        "task_results": kept,
+        "per_result": per_result,
+        "tail_lines": tail_lines,
+        "tail_bytes": tail_bytes,
+        "statuses": statuses,
+        "logs": logs,
+        "base_load": base_load,
+        "end_load": end_load,
+    }
 
 
 def verify(logs: list[tuple[Path, Path]], lines: int) -> tuple[int, list[str]]:
@@ -138,10 +165,20 @@ def child(quick: bool) -> list[dict[str, Any]]:
         need = JOBS * lines * EVENT_BYTES * 1.3
         free = shutil.disk_usage(tmp).free
         if free < need:
-            return [{"name": "memory RSS after 50 jobs", "value": None, "unit": "MB", "baseline": None, "ratio": None,
-                     "target": TARGET_MB, "target_of": "value", "met": None,
-                     "notes": f"skipped: {free / 2**30:.1f} GB free under {tmp}, the logs need about "
-                              f"{need / 2**30:.1f} GB"}]
+            return [
+                {
+                    "name": "memory RSS after 50 jobs",
+                    "value": None,
+                    "unit": "MB",
+                    "baseline": None,
+                    "ratio": None,
+                    "target": TARGET_MB,
+                    "target_of": "value",
+                    "met": None,
+                    "notes": f"skipped: {free / 2**30:.1f} GB free under {tmp}, the logs need about "
+                    f"{need / 2**30:.1f} GB",
+                }
+            ]
         load_start = loadavg()
         got = asyncio.run(measure(lines, tmp))
         good, problems = verify(got["logs"], lines)
@@ -151,29 +188,55 @@ def child(quick: bool) -> list[dict[str, Any]]:
         rss, base = _mb(got["rss"]), _mb(got["base_rss"])
         all_ok = all(s == "successful" for s in got["statuses"])
         kept_mb = got["task_results"] * got["per_result"] / 2**20
-        where = (f"engine keeps {got['task_results']:,} TaskResult objects (ResultTracker.tasks, at most "
-                 f"{MAX_TASK_RESULTS:,} per attempt, failures first), about {got['per_result']:.0f} B each = {kept_mb:.0f} MB; log tails "
-                 f"{got['tail_lines']:,} lines, {got['tail_bytes'] / 2**20:.1f} MB")
+        where = (
+            f"engine keeps {got['task_results']:,} TaskResult objects (ResultTracker.tasks, at most "
+            f"{MAX_TASK_RESULTS:,} per attempt, failures first), about {got['per_result']:.0f} B each = {kept_mb:.0f} MB; log tails "
+            f"{got['tail_lines']:,} lines, {got['tail_bytes'] / 2**20:.1f} MB"
+        )
         ok_disk = good == JOBS and all_ok
         return [
-            {"name": "memory RSS after 50 jobs", "value": rss, "unit": "MB", "baseline": base,
-             "ratio": round(rss / base, 2), "target": TARGET_MB, "target_of": "value",
-             "met": rss <= TARGET_MB and ok_disk,
-             "notes": (f"{JOBS} jobs x {lines:,} one-line runner_on_ok events, max_parallel {PARALLEL}, in "
-                       f"{got['seconds']:.0f}s; baseline = the same process right after start with no jobs; delta "
-                       f"{rss - base:+.1f} MB; {where}; after gc.collect {_mb(got['rss_gc'])} MB, after malloc_trim "
-                       f"{_mb(got['rss_trim'])} MB; load {load_start} at start, "
-                       f"{got['end_load']} at end")},
-            {"name": "memory peak RSS (VmHWM)", "value": _mb(got["hwm"]), "unit": "MB",
-             "baseline": _mb(got["base_hwm"]),
-             "ratio": round(got["hwm"] / got["base_hwm"], 2), "target": None, "met": None,
-             "notes": f"highest RSS sampled every 0.25 s during the run: {_mb(got['max_sampled'])} MB"},
-            {"name": "memory every line on disk", "value": ok_disk, "unit": "", "baseline": None, "ratio": None,
-             "target": None, "met": ok_disk,
-             "notes": (f"{good}/{JOBS} output.log files hold seq 0..{lines - 1} once each, in order; statuses "
-                       f"{sorted(set(got['statuses']))}; one job's output.log has {log_lines:,} lines ({lines:,} plus "
-                       f"PLAY/TASK headers and the recap), its events.jsonl {event_lines:,} events; "
-                       f"{disk / 2**30:.2f} GB of logs in all" + (f"; problems: {problems[:5]}" if problems else ""))},
+            {
+                "name": "memory RSS after 50 jobs",
+                "value": rss,
+                "unit": "MB",
+                "baseline": base,
+                "ratio": round(rss / base, 2),
+                "target": TARGET_MB,
+                "target_of": "value",
+                "met": rss <= TARGET_MB and ok_disk,
+                "notes": (
+                    f"{JOBS} jobs x {lines:,} one-line runner_on_ok events, max_parallel {PARALLEL}, in "
+                    f"{got['seconds']:.0f}s; baseline = the same process right after start with no jobs; delta "
+                    f"{rss - base:+.1f} MB; {where}; after gc.collect {_mb(got['rss_gc'])} MB, after malloc_trim "
+                    f"{_mb(got['rss_trim'])} MB; load {load_start} at start, "
+                    f"{got['end_load']} at end"
+                ),
+            },
+            {
+                "name": "memory peak RSS (VmHWM)",
+                "value": _mb(got["hwm"]),
+                "unit": "MB",
+                "baseline": _mb(got["base_hwm"]),
+                "ratio": round(got["hwm"] / got["base_hwm"], 2),
+                "target": None,
+                "met": None,
+                "notes": f"highest RSS sampled every 0.25 s during the run: {_mb(got['max_sampled'])} MB",
+            },
+            {
+                "name": "memory every line on disk",
+                "value": ok_disk,
+                "unit": "",
+                "baseline": None,
+                "ratio": None,
+                "target": None,
+                "met": ok_disk,
+                "notes": (
+                    f"{good}/{JOBS} output.log files hold seq 0..{lines - 1} once each, in order; statuses "
+                    f"{sorted(set(got['statuses']))}; one job's output.log has {log_lines:,} lines ({lines:,} plus "
+                    f"PLAY/TASK headers and the recap), its events.jsonl {event_lines:,} events; "
+                    f"{disk / 2**30:.2f} GB of logs in all" + (f"; problems: {problems[:5]}" if problems else "")
+                ),
+            },
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -53,8 +53,19 @@ ANSIBLE_ENV = {
 
 # -- helpers shared with the other bench modules of this suite -----------------
 
-def row(name: str, value: Any, unit: str = "", baseline: Any = None, ratio: Any = None, target: Any = None,
-        met: Any = None, notes: str = "", target_of: str = "ratio", **extra: Any) -> dict[str, Any]:
+
+def row(
+    name: str,
+    value: Any,
+    unit: str = "",
+    baseline: Any = None,
+    ratio: Any = None,
+    target: Any = None,
+    met: Any = None,
+    notes: str = "",
+    target_of: str = "ratio",
+    **extra: Any,
+) -> dict[str, Any]:
     """A result row. `target` bounds the ratio, or with target_of="value" the value itself (in `unit`)."""
     if ratio is None and isinstance(value, (int, float)) and isinstance(baseline, (int, float)) and baseline:
         ratio = value / baseline
@@ -63,8 +74,17 @@ def row(name: str, value: Any, unit: str = "", baseline: Any = None, ratio: Any 
         met = bool(checked <= target)
     if target_of != "ratio":
         extra["target_of"] = target_of
-    return {"name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, "target": target,
-            "met": met, "notes": notes, **extra}
+    return {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+        "notes": notes,
+        **extra,
+    }
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -115,12 +135,22 @@ def isolated(prefix: str) -> Iterator[tuple[Path, dict[str, str]]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None, stdin: bytes | None = None,
-          ) -> tuple[float, float, int]:
+def timed(
+    cmd: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds of the waited-for tree, exit status); output discarded."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+    )
     if stdin is not None:
         assert proc.stdin is not None
         proc.stdin.write(stdin)
@@ -134,18 +164,23 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None, stdin: b
 def write_job_file(path: Path, work: Path, jobs: list[tuple[str, str, str]] = JOBS) -> Path:
     lines = [f"inventory: {json.dumps(str(INVENTORY))}", f"max_parallel: {PARALLEL}", "jobs:"]
     for name, playbook, limit in jobs:
-        lines += [f"  - name: {name}", f"    playbook: {json.dumps(str(PLAYBOOKS / playbook))}",
-                  f"    limit: {json.dumps(limit)}",
-                  f"    extra_vars: {{playdeck_tmp: {json.dumps(str(work / name))}}}"]
+        lines += [
+            f"  - name: {name}",
+            f"    playbook: {json.dumps(str(PLAYBOOKS / playbook))}",
+            f"    limit: {json.dumps(limit)}",
+            f"    extra_vars: {{playdeck_tmp: {json.dumps(str(work / name))}}}",
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 def bare_command(playbook: str, limit: str, work: Path) -> str:
     extra = json.dumps({"playdeck_tmp": str(work)})
-    return (f"exec {shlex.quote(str(BIN / 'ansible-playbook'))} -i {shlex.quote(str(INVENTORY))} "
-            f"--limit {shlex.quote(limit)} -e {shlex.quote(extra)} {shlex.quote(str(PLAYBOOKS / playbook))} "
-            f">/dev/null 2>&1")
+    return (
+        f"exec {shlex.quote(str(BIN / 'ansible-playbook'))} -i {shlex.quote(str(INVENTORY))} "
+        f"--limit {shlex.quote(limit)} -e {shlex.quote(extra)} {shlex.quote(str(PLAYBOOKS / playbook))} "
+        f">/dev/null 2>&1"
+    )
 
 
 def xargs_command(tmp: Path, work: Path, jobs: list[tuple[str, str, str]] = JOBS) -> tuple[list[str], bytes]:
@@ -178,9 +213,9 @@ def supervisor_exit(tmp: Path, env: dict[str, str], reps: int) -> list[dict[str,
     status, and the first line of its stderr. A supervisor that lingers after "end" delays
     every job's end by that much.
     """
-    from tui.core.attempt import runner_kwargs, supervisor_module
     from tui.core.engine import spec_for_playbook
-    from tui.core.procs import MARKER_VAR
+    from tui.core.running.attempt import runner_kwargs, supervisor_module
+    from tui.core.running.procs import MARKER_VAR
 
     playbook = tmp / "one-task.yml"
     playbook.write_text(ONE_TASK, encoding="utf-8")
@@ -188,15 +223,27 @@ def supervisor_exit(tmp: Path, env: dict[str, str], reps: int) -> list[dict[str,
     for i in range(reps):
         directory = Path(tempfile.mkdtemp(prefix="supervisor-", dir=tmp))
         spec = spec_for_playbook(playbook, INVENTORY, name=f"sup-{i}")
-        config = {"kwargs": runner_kwargs(spec, directory, None), "dir": str(directory), "deadline": None,
-                  "grace": 1.0, "nice": 0, "secrets": {}}
+        config = {
+            "kwargs": runner_kwargs(spec, directory, None),
+            "dir": str(directory),
+            "deadline": None,
+            "grace": 1.0,
+            "nice": 0,
+            "secrets": {},
+        }
         run_env = dict(env, **{MARKER_VAR: f"bench-supervisor-{os.getpid()}-{i}"})
         run_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         err_path = directory / "stderr.log"
         with open(err_path, "wb") as err:
             start = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", supervisor_module()], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=err, env=run_env, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", supervisor_module()],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=run_env,
+                start_new_session=True,
+            )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write((json.dumps(config) + "\n").encode())
         proc.stdin.flush()  # and kept open until it exits, as the engine keeps it
@@ -214,12 +261,20 @@ def supervisor_exit(tmp: Path, env: dict[str, str], reps: int) -> list[dict[str,
         proc.stdin.close()
         proc.stdout.close()
         first = (err_path.read_text(errors="replace").strip().splitlines() or [""])[0]
-        results.append({"to_end": (end_at or exit_at) - start, "lag": exit_at - (end_at or exit_at), "rc": rc,
-                        "stderr": first[:160], "end_seen": end_at is not None})
+        results.append(
+            {
+                "to_end": (end_at or exit_at) - start,
+                "lag": exit_at - (end_at or exit_at),
+                "rc": rc,
+                "stderr": first[:160],
+                "end_seen": end_at is not None,
+            }
+        )
     return results
 
 
 # -- the benchmark --------------------------------------------------------------
+
 
 def run(quick: bool) -> list[dict[str, Any]]:
     reps = 1 if quick else 5
@@ -247,7 +302,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         # warm the page cache and Ansible's caches so the first measured variant is not penalised
         variant("bare", -1)
         for rep in range(reps):
-            order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
+            order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]
             if rep % 2:
                 order.reverse()
             for kind in order:
@@ -265,56 +320,105 @@ def run(quick: bool) -> list[dict[str, Any]]:
             bad = f"; NONZERO EXIT {fails[kind]}" if fails[kind] else ""
             return f"runs [{runs}] s; CPU {cpu[kind]:.1f} s{bad}"
 
-        rows.append(row("overhead.bare_xargs_wall", base, "s", notes=f"xargs -P {PARALLEL} ansible-playbook; "
-                        f"{note('bare')}; {context}"))
-        rows.append(row("overhead.playdeck_run_wall", wall["playdeck"], "s", baseline=base, target=TARGET,
-                        notes=f"playdeck run --no-preflight; {note('playdeck')}"))
-        rows.append(row("overhead.playdeck_run_preflight_wall", wall["playdeck+preflight"], "s", baseline=base,
-                        target=TARGET, notes=f"playdeck run (preflight on, the default); "
-                                             f"{note('playdeck+preflight')}"))
-        rows.append(row("overhead.playdeck_run_cpu", cpu["playdeck"], "s", baseline=cpu["bare"],
-                        notes="user+sys CPU of the whole tree (wait4), --no-preflight vs bare; "
-                              f"extra per job {(cpu['playdeck'] - cpu['bare']) / len(JOBS):.2f} s"))
+        rows.append(
+            row(
+                "overhead.bare_xargs_wall",
+                base,
+                "s",
+                notes=f"xargs -P {PARALLEL} ansible-playbook; {note('bare')}; {context}",
+            )
+        )
+        rows.append(
+            row(
+                "overhead.playdeck_run_wall",
+                wall["playdeck"],
+                "s",
+                baseline=base,
+                target=TARGET,
+                notes=f"playdeck run --no-preflight; {note('playdeck')}",
+            )
+        )
+        rows.append(
+            row(
+                "overhead.playdeck_run_preflight_wall",
+                wall["playdeck+preflight"],
+                "s",
+                baseline=base,
+                target=TARGET,
+                notes=f"playdeck run (preflight on, the default); {note('playdeck+preflight')}",
+            )
+        )
+        rows.append(
+            row(
+                "overhead.playdeck_run_cpu",
+                cpu["playdeck"],
+                "s",
+                baseline=cpu["bare"],
+                notes="user+sys CPU of the whole tree (wait4), --no-preflight vs bare; "
+                f"extra per job {(cpu['playdeck'] - cpu['bare']) / len(JOBS):.2f} s",
+            )
+        )
 
         # -- where the time goes: each fixed cost playdeck adds, measured on its own
         diag_reps = 3
         py = sys.executable
         t_python = median_time([py, "-c", "pass"], env, diag_reps)
         t_runner = median_time([py, "-c", "import ansible_runner"], env, diag_reps)
-        t_supervisor = median_time([py, "-c", "import tui.core.supervisor, ansible_runner"], env, diag_reps)
+        t_supervisor = median_time([py, "-c", "import tui.core.running.supervisor, ansible_runner"], env, diag_reps)
         t_cli = median_time([playdeck, "run", "--help"], env, diag_reps)
         request = json.dumps([{"name": n, "inventory": str(INVENTORY), "limit": lim} for n, _, lim in JOBS]).encode()
         pre_env = dict(env, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
         pre_env.pop("ANSIBLE_FORCE_COLOR", None)
-        t_preflight = median_time([py, "-m", "tui.core.preflight"], pre_env, diag_reps, stdin=request)
+        t_preflight = median_time([py, "-m", "tui.core.planning.preflight"], pre_env, diag_reps, stdin=request)
         t_ap_version = median_time([str(BIN / "ansible-playbook"), "--version"], env, diag_reps)
         rows += [
             row("overhead.diag.python_startup", t_python, "s", notes="python -c pass"),
-            row("overhead.diag.supervisor_import", t_supervisor, "s",
-                notes=f"python -c 'import tui.core.supervisor, ansible_runner': paid once per attempt, "
-                      f"on top of ansible-playbook; ansible_runner alone {t_runner:.3f} s"),
+            row(
+                "overhead.diag.supervisor_import",
+                t_supervisor,
+                "s",
+                notes=f"python -c 'import tui.core.running.supervisor, ansible_runner': paid once per attempt, "
+                f"on top of ansible-playbook; ansible_runner alone {t_runner:.3f} s",
+            ),
             row("overhead.diag.playdeck_cli_startup", t_cli, "s", notes="playdeck run --help"),
-            row("overhead.diag.preflight", t_preflight, "s",
-                notes="python -m tui.core.preflight on the 4 jobs (once per playdeck run without --no-preflight); "
-                      f"wall difference measured above: {wall['playdeck+preflight'] - wall['playdeck']:+.2f} s"),
-            row("overhead.diag.ansible_playbook_version", t_ap_version, "s",
-                notes="ansible-playbook --version: Ansible's own startup, paid by both sides"),
+            row(
+                "overhead.diag.preflight",
+                t_preflight,
+                "s",
+                notes="python -m tui.core.planning.preflight on the 4 jobs (once per playdeck run without --no-preflight); "
+                f"wall difference measured above: {wall['playdeck+preflight'] - wall['playdeck']:+.2f} s",
+            ),
+            row(
+                "overhead.diag.ansible_playbook_version",
+                t_ap_version,
+                "s",
+                notes="ansible-playbook --version: Ansible's own startup, paid by both sides",
+            ),
         ]
         sup = supervisor_exit(tmp, env, diag_reps)
-        t_one = median_time([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(tmp / "one-task.yml")], env,
-                            diag_reps)
+        t_one = median_time(
+            [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(tmp / "one-task.yml")], env, diag_reps
+        )
         codes = sorted({r["rc"] for r in sup})
         errors = sorted({r["stderr"] for r in sup if r["stderr"]})
         rows += [
-            row("overhead.diag.supervisor_exit_lag", statistics.median(r["lag"] for r in sup), "s",
+            row(
+                "overhead.diag.supervisor_exit_lag",
+                statistics.median(r["lag"] for r in sup),
+                "s",
                 notes=f"supervisor's 'end' message -> its process gone (delays every job's end, and its cancel; "
-                      f"was 1.0 s with SIGABRT before f38db8e); exit status "
-                      f"{codes}{'' if sup and all(r['end_seen'] for r in sup) else ' (no end message!)'}"
-                      f"{'; stderr: ' + ' | '.join(errors) if errors else ''}",
-                samples=[round(r["lag"], 3) for r in sup]),
-            row("overhead.diag.supervisor_one_task", statistics.median(r["to_end"] for r in sup), "s",
-                baseline=t_one, notes="python -m tui.core.supervisor on a one-task playbook, start -> 'end' "
-                                      "message, vs bare ansible-playbook on it: the fixed cost of one attempt"),
+                f"was 1.0 s with SIGABRT before f38db8e); exit status "
+                f"{codes}{'' if sup and all(r['end_seen'] for r in sup) else ' (no end message!)'}"
+                f"{'; stderr: ' + ' | '.join(errors) if errors else ''}",
+                samples=[round(r["lag"], 3) for r in sup],
+            ),
+            row(
+                "overhead.diag.supervisor_one_task",
+                statistics.median(r["to_end"] for r in sup),
+                "s",
+                baseline=t_one,
+                notes="python -m tui.core.running.supervisor on a one-task playbook, start -> 'end' "
+                "message, vs bare ansible-playbook on it: the fixed cost of one attempt",
+            ),
         ]
     return rows
-

@@ -25,8 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.bench_overhead import (ANSIBLE_ENV, BIN, INVENTORY, JOBS, PLAYBOOKS, isolated, loadavg, row,
-                                        timed, write_job_file)
+from tests.bench.bench_overhead import (
+    ANSIBLE_ENV,
+    BIN,
+    INVENTORY,
+    JOBS,
+    PLAYBOOKS,
+    isolated,
+    loadavg,
+    row,
+    timed,
+    write_job_file,
+)
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SAMPLE = 0.02
@@ -48,6 +58,7 @@ def navigator() -> str | None:
 
 # -- memory, from /proc ------------------------------------------------------------
 
+
 def _tree_rss(root: int) -> tuple[int, int]:
     """(RSS of root, summed RSS of root and its live descendants), in KiB."""
     children: dict[int, list[int]] = {}
@@ -62,7 +73,7 @@ def _tree_rss(root: int) -> tuple[int, int]:
                 resident = int(fh.read().split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         if fields[0] in (b"Z", b"X"):
             continue
         pid = int(name)
@@ -81,8 +92,9 @@ def _tree_rss(root: int) -> tuple[int, int]:
 
 def peak_rss(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """Run `cmd`, sampling its tree's RSS every 20 ms: peaks of its own process and of the tree (KiB)."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
     peaks = {"root_kb": 0, "tree_kb": 0}
     done = threading.Event()
 
@@ -108,11 +120,17 @@ def _mb(kb: float) -> float:
 
 # -- the benchmark ---------------------------------------------------------------
 
+
 def run(quick: bool) -> list[dict[str, Any]]:
     nav = navigator()
     if nav is None:
-        return [row("peer.ansible-navigator-missing", None,
-                    notes="ansible-navigator is not installed: pip install -e '.[bench]'")]
+        return [
+            row(
+                "peer.ansible-navigator-missing",
+                None,
+                notes="ansible-navigator is not installed: pip install -e '.[bench]'",
+            )
+        ]
     reps = 1 if quick else 3
     startup_reps = 3 if quick else 7
     rows: list[dict[str, Any]] = []
@@ -123,14 +141,29 @@ def run(quick: bool) -> list[dict[str, Any]]:
         (tmp / "nav").mkdir()
         empty = tmp / "empty.yml"
         empty.write_text(EMPTY_PLAYBOOK, encoding="utf-8")
-        nav_version = subprocess.run([nav, "--version"], capture_output=True, text=True, env=env,
-                                     cwd=tmp).stdout.strip()
+        nav_version = subprocess.run(
+            [nav, "--version"], capture_output=True, text=True, env=env, cwd=tmp
+        ).stdout.strip()
 
         def nav_cmd(playbook: Path, limit: str | None, extra: dict[str, str] | None, tag: str) -> list[str]:
-            cmd = [nav, "run", str(playbook), "-i", str(INVENTORY), "--mode", "stdout", "--ee", "false",
-                   "--lf", str(tmp / "nav" / "navigator.log"), "--rad", str(tmp / "nav" / f"runner-{tag}"),
-                   # its default: a JSON artifact per playbook run, here kept out of the repository
-                   "--pas", str(tmp / "nav" / f"{tag}-{{playbook_name}}-{{time_stamp}}.json")]
+            cmd = [
+                nav,
+                "run",
+                str(playbook),
+                "-i",
+                str(INVENTORY),
+                "--mode",
+                "stdout",
+                "--ee",
+                "false",
+                "--lf",
+                str(tmp / "nav" / "navigator.log"),
+                "--rad",
+                str(tmp / "nav" / f"runner-{tag}"),
+                # its default: a JSON artifact per playbook run, here kept out of the repository
+                "--pas",
+                str(tmp / "nav" / f"{tag}-{{playbook_name}}-{{time_stamp}}.json"),
+            ]
             if limit:
                 cmd += ["--limit", limit]
             if extra:
@@ -152,7 +185,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         minimal_rc: dict[str, list[int]] = {k: [] for k in minimal}
         kinds = list(minimal)
         for rep in range(2 if quick else 5):
-            order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
+            order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]
             for kind in order:
                 tag = f"min-{kind}-{rep}"
                 if kind == "navigator":
@@ -171,15 +204,22 @@ def run(quick: bool) -> list[dict[str, Any]]:
         def navigator_sequential(rep: int) -> tuple[float, list[int]]:
             work = tmp / "work" / f"nav-{rep}"
             start = time.perf_counter()
-            codes = [timed(nav_cmd(PLAYBOOKS / pb, limit, {"playdeck_tmp": str(work / name)}, f"set-{rep}-{name}"),
-                           env, cwd=tmp)[2] for name, pb, limit in JOBS]
+            codes = [
+                timed(
+                    nav_cmd(PLAYBOOKS / pb, limit, {"playdeck_tmp": str(work / name)}, f"set-{rep}-{name}"),
+                    env,
+                    cwd=tmp,
+                )[2]
+                for name, pb, limit in JOBS
+            ]
             return time.perf_counter() - start, codes
 
         def playdeck_concurrent(rep: int) -> tuple[float, list[int]]:
             work = tmp / "work" / f"pd-{rep}"
             jobfile = write_job_file(tmp / f"jobs-{rep}.yml", work)
-            wall, _, rc = timed([playdeck, "run", str(jobfile), "--no-preflight", "--state-dir", str(state)],
-                                env, cwd=tmp)
+            wall, _, rc = timed(
+                [playdeck, "run", str(jobfile), "--no-preflight", "--state-dir", str(state)], env, cwd=tmp
+            )
             return wall, [rc]
 
         sets: dict[str, list[float]] = {"navigator": [], "playdeck": []}
@@ -195,13 +235,30 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
         # -- memory, in separate sampled runs
         mem_min_nav = peak_rss(nav_cmd(empty, None, None, "rss-min"), env, tmp)
-        mem_min_pd = peak_rss([playdeck, "run", str(empty), "-i", str(INVENTORY), "--no-preflight",
-                               "--state-dir", str(state)], env, tmp)
+        mem_min_pd = peak_rss(
+            [playdeck, "run", str(empty), "-i", str(INVENTORY), "--no-preflight", "--state-dir", str(state)], env, tmp
+        )
         mem_min_ap = peak_rss([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(empty)], env, tmp)
-        mem_set_nav = [peak_rss(nav_cmd(PLAYBOOKS / pb, limit, {"playdeck_tmp": str(tmp / "work" / "rss" / name)},
-                                        f"rss-{name}"), env, tmp) for name, pb, limit in JOBS]
-        mem_set_pd = peak_rss([playdeck, "run", str(write_job_file(tmp / "jobs-rss.yml", tmp / "work" / "rss-pd")),
-                               "--no-preflight", "--state-dir", str(state)], env, tmp)
+        mem_set_nav = [
+            peak_rss(
+                nav_cmd(PLAYBOOKS / pb, limit, {"playdeck_tmp": str(tmp / "work" / "rss" / name)}, f"rss-{name}"),
+                env,
+                tmp,
+            )
+            for name, pb, limit in JOBS
+        ]
+        mem_set_pd = peak_rss(
+            [
+                playdeck,
+                "run",
+                str(write_job_file(tmp / "jobs-rss.yml", tmp / "work" / "rss-pd")),
+                "--no-preflight",
+                "--state-dir",
+                str(state),
+            ],
+            env,
+            tmp,
+        )
         load_after = loadavg()
 
     med = statistics.median
@@ -212,41 +269,104 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
     context = f"{nav_version}; loadavg {load_before} -> {load_after}"
     nav_set, pd_set = med(sets["navigator"]), med(sets["playdeck"])
-    rows.append(row("peer.jobs.navigator_sequential_wall", nav_set, "s",
-                    notes=f"{len(JOBS)} jobs, ansible-navigator run --mode stdout --ee false, one after another; "
-                          f"runs {[round(x, 2) for x in sets['navigator']]}{bad(set_rc['navigator'])}; {context}"))
-    rows.append(row("peer.jobs.playdeck_concurrent_wall", pd_set, "s", baseline=nav_set,
-                    notes=f"playdeck run JOBFILE --no-preflight, max 4 at once; runs "
-                          f"{[round(x, 2) for x in sets['playdeck']]}{bad(set_rc['playdeck'])}"))
-    rows.append(row("peer.startup.navigator_version", med(v_nav), "s",
-                    notes=f"ansible-navigator --version, median of {startup_reps}; "
-                          f"ansible-playbook --version {med(v_ap):.3f} s"))
-    rows.append(row("peer.startup.playdeck_version", med(v_pd), "s", baseline=med(v_nav),
-                    notes="playdeck --version vs ansible-navigator --version"))
+    rows.append(
+        row(
+            "peer.jobs.navigator_sequential_wall",
+            nav_set,
+            "s",
+            notes=f"{len(JOBS)} jobs, ansible-navigator run --mode stdout --ee false, one after another; "
+            f"runs {[round(x, 2) for x in sets['navigator']]}{bad(set_rc['navigator'])}; {context}",
+        )
+    )
+    rows.append(
+        row(
+            "peer.jobs.playdeck_concurrent_wall",
+            pd_set,
+            "s",
+            baseline=nav_set,
+            notes=f"playdeck run JOBFILE --no-preflight, max 4 at once; runs "
+            f"{[round(x, 2) for x in sets['playdeck']]}{bad(set_rc['playdeck'])}",
+        )
+    )
+    rows.append(
+        row(
+            "peer.startup.navigator_version",
+            med(v_nav),
+            "s",
+            notes=f"ansible-navigator --version, median of {startup_reps}; "
+            f"ansible-playbook --version {med(v_ap):.3f} s",
+        )
+    )
+    rows.append(
+        row(
+            "peer.startup.playdeck_version",
+            med(v_pd),
+            "s",
+            baseline=med(v_nav),
+            notes="playdeck --version vs ansible-navigator --version",
+        )
+    )
     n_min = len(minimal["navigator"])
-    rows.append(row("peer.startup.navigator_minimal_run", med(minimal["navigator"]), "s",
-                    notes=f"one debug task on web01, median of {n_min}{bad(minimal_rc['navigator'])}; bare "
-                          f"ansible-playbook {med(minimal['ansible-playbook']):.3f} s"
-                          f"{bad(minimal_rc['ansible-playbook'])}"))
-    rows.append(row("peer.startup.playdeck_minimal_run", med(minimal["playdeck"]), "s",
-                    baseline=med(minimal["navigator"]),
-                    notes=f"playdeck run PLAYBOOK -i INV --no-preflight{bad(minimal_rc['playdeck'])}; vs bare "
-                          f"ansible-playbook x{med(minimal['playdeck']) / med(minimal['ansible-playbook']):.2f}"))
-    rows.append(row("peer.startup.playdeck_minimal_run_preflight", med(minimal["playdeck+preflight"]), "s",
-                    baseline=med(minimal["navigator"]),
-                    notes=f"the same with preflight (the default){bad(minimal_rc['playdeck+preflight'])}"))
-    rows.append(row("peer.rss.tool_process_minimal_run", _mb(mem_min_pd["root_kb"]), "MB",
-                    baseline=_mb(mem_min_nav["root_kb"]),
-                    notes="peak RSS of the tool's own process (playdeck vs ansible-navigator; navigator hosts "
-                          "ansible-runner in-process, playdeck in a supervisor child)"))
-    rows.append(row("peer.rss.tree_minimal_run", _mb(mem_min_pd["tree_kb"]), "MB",
-                    baseline=_mb(mem_min_nav["tree_kb"]),
-                    notes=f"peak summed RSS of the whole process tree (shared pages counted per process); bare "
-                          f"ansible-playbook tree {_mb(mem_min_ap['tree_kb'])} MB"))
+    rows.append(
+        row(
+            "peer.startup.navigator_minimal_run",
+            med(minimal["navigator"]),
+            "s",
+            notes=f"one debug task on web01, median of {n_min}{bad(minimal_rc['navigator'])}; bare "
+            f"ansible-playbook {med(minimal['ansible-playbook']):.3f} s"
+            f"{bad(minimal_rc['ansible-playbook'])}",
+        )
+    )
+    rows.append(
+        row(
+            "peer.startup.playdeck_minimal_run",
+            med(minimal["playdeck"]),
+            "s",
+            baseline=med(minimal["navigator"]),
+            notes=f"playdeck run PLAYBOOK -i INV --no-preflight{bad(minimal_rc['playdeck'])}; vs bare "
+            f"ansible-playbook x{med(minimal['playdeck']) / med(minimal['ansible-playbook']):.2f}",
+        )
+    )
+    rows.append(
+        row(
+            "peer.startup.playdeck_minimal_run_preflight",
+            med(minimal["playdeck+preflight"]),
+            "s",
+            baseline=med(minimal["navigator"]),
+            notes=f"the same with preflight (the default){bad(minimal_rc['playdeck+preflight'])}",
+        )
+    )
+    rows.append(
+        row(
+            "peer.rss.tool_process_minimal_run",
+            _mb(mem_min_pd["root_kb"]),
+            "MB",
+            baseline=_mb(mem_min_nav["root_kb"]),
+            notes="peak RSS of the tool's own process (playdeck vs ansible-navigator; navigator hosts "
+            "ansible-runner in-process, playdeck in a supervisor child)",
+        )
+    )
+    rows.append(
+        row(
+            "peer.rss.tree_minimal_run",
+            _mb(mem_min_pd["tree_kb"]),
+            "MB",
+            baseline=_mb(mem_min_nav["tree_kb"]),
+            notes=f"peak summed RSS of the whole process tree (shared pages counted per process); bare "
+            f"ansible-playbook tree {_mb(mem_min_ap['tree_kb'])} MB",
+        )
+    )
     nav_tree = max(m["tree_kb"] for m in mem_set_nav)
     nav_root = max(m["root_kb"] for m in mem_set_nav)
-    rows.append(row("peer.rss.tree_jobs", _mb(mem_set_pd["tree_kb"]), "MB", baseline=_mb(nav_tree),
-                    notes=f"{len(JOBS)} jobs: playdeck's tree with 4 running at once vs navigator's largest "
-                          f"single-job tree (it runs one at a time); tool process: playdeck "
-                          f"{_mb(mem_set_pd['root_kb'])} MB, navigator {_mb(nav_root)} MB"))
+    rows.append(
+        row(
+            "peer.rss.tree_jobs",
+            _mb(mem_set_pd["tree_kb"]),
+            "MB",
+            baseline=_mb(nav_tree),
+            notes=f"{len(JOBS)} jobs: playdeck's tree with 4 running at once vs navigator's largest "
+            f"single-job tree (it runs one at a time); tool process: playdeck "
+            f"{_mb(mem_set_pd['root_kb'])} MB, navigator {_mb(nav_root)} MB",
+        )
+    )
     return rows

@@ -1,4 +1,4 @@
-"""A stand-in for `tui.core.supervisor` that replays events instead of running Ansible.
+"""A stand-in for `tui.core.running.supervisor` that replays events instead of running Ansible.
 
     PLAYDECK_SUPERVISOR_MODULE=tests.bench.replay_supervisor
 
@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from tui.core import supervisor
-from tui.core.logstore import AttemptFiles
+from tui.core.running import supervisor
+from tui.core.storage.logstore import AttemptFiles
 
 HOSTS = 25  # synthetic hosts; one task_start per round of them
 PLAY = "Synthetic replay"
@@ -57,6 +57,7 @@ def setting(config: dict[str, Any], name: str) -> str | None:
 
 
 # -- event sources ----------------------------------------------------------
+
 
 def load_recording(path: str | Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
@@ -93,10 +94,23 @@ def synthetic(lines: int) -> Iterator[dict[str, Any]]:
         nonlocal counter
         counter += 1
         uuid = f"00000000-0000-4000-8000-{counter:012d}"
-        return {"uuid": uuid, "counter": counter, "stdout": stdout, "start_line": counter, "end_line": counter + 1,
-                "runner_ident": "attempt", "event": kind, "pid": pid, "created": _stamp(),
-                "event_data": {"playbook": playbook, "playbook_uuid": "5e9f0000-0000-4000-8000-000000000001",
-                               **data, "uuid": uuid}}
+        return {
+            "uuid": uuid,
+            "counter": counter,
+            "stdout": stdout,
+            "start_line": counter,
+            "end_line": counter + 1,
+            "runner_ident": "attempt",
+            "event": kind,
+            "pid": pid,
+            "created": _stamp(),
+            "event_data": {
+                "playbook": playbook,
+                "playbook_uuid": "5e9f0000-0000-4000-8000-000000000001",
+                **data,
+                "uuid": uuid,
+            },
+        }
 
     play = {"play": PLAY, "play_uuid": "5e9f0000-0000-4000-8000-000000000002", "play_pattern": "all"}
     yield event("playbook_on_start", "")
@@ -106,11 +120,18 @@ def synthetic(lines: int) -> Iterator[dict[str, Any]]:
         round_, slot = divmod(seq, HOSTS)
         if slot == 0:
             name = f"Step {round_ + 1}: check service state"
-            task = {**play, "task": name, "task_uuid": f"5e9f0000-0000-4000-8000-{round_ + 3:012d}",
-                    "task_action": "ansible.builtin.command", "resolved_action": "ansible.builtin.command",
-                    "task_args": "", "task_path": f"{playbook}:{round_ + 10}"}
-            yield event("playbook_on_task_start", f"\r\nTASK [{name}] " + "*" * 50, name=name,
-                        is_conditional=False, **task)
+            task = {
+                **play,
+                "task": name,
+                "task_uuid": f"5e9f0000-0000-4000-8000-{round_ + 3:012d}",
+                "task_action": "ansible.builtin.command",
+                "resolved_action": "ansible.builtin.command",
+                "task_args": "",
+                "task_path": f"{playbook}:{round_ + 10}",
+            }
+            yield event(
+                "playbook_on_task_start", f"\r\nTASK [{name}] " + "*" * 50, name=name, is_conditional=False, **task
+            )
         host = f"host{slot + 1:02d}.example.internal"
         changed = seq % 7 == 3
         ms = (seq * 37) % 250
@@ -120,17 +141,39 @@ def synthetic(lines: int) -> Iterator[dict[str, Any]]:
         tally = counts.setdefault(host, [0, 0])
         tally[0] += 1
         tally[1] += changed
-        yield event("runner_on_ok", stdout, host=host, remote_addr=host, duration=0.012,
-                    start=_stamp(), end=_stamp(), event_loop=None,
-                    res={"changed": changed, "msg": msg, "_ansible_verbose_always": True,
-                         "_ansible_no_log": False}, **task)
-    recap = "\r\nPLAY RECAP " + "*" * 69 + "".join(
-        f"\r\n{_OK}{host:<26}{_RESET} : {_OK}ok={ok:<4}{_RESET} changed={ch:<4} unreachable=0    failed=0"
-        for host, (ok, ch) in counts.items())
-    yield event("playbook_on_stats", recap,
-                ok={h: c[0] for h, c in counts.items()}, changed={h: c[1] for h, c in counts.items()},
-                dark={}, failures={}, ignored={}, rescued={}, skipped={},
-                processed={h: 1 for h in counts}, artifact_data={})
+        yield event(
+            "runner_on_ok",
+            stdout,
+            host=host,
+            remote_addr=host,
+            duration=0.012,
+            start=_stamp(),
+            end=_stamp(),
+            event_loop=None,
+            res={"changed": changed, "msg": msg, "_ansible_verbose_always": True, "_ansible_no_log": False},
+            **task,
+        )
+    recap = (
+        "\r\nPLAY RECAP "
+        + "*" * 69
+        + "".join(
+            f"\r\n{_OK}{host:<26}{_RESET} : {_OK}ok={ok:<4}{_RESET} changed={ch:<4} unreachable=0    failed=0"
+            for host, (ok, ch) in counts.items()
+        )
+    )
+    yield event(
+        "playbook_on_stats",
+        recap,
+        ok={h: c[0] for h, c in counts.items()},
+        changed={h: c[1] for h, c in counts.items()},
+        dark={},
+        failures={},
+        ignored={},
+        rescued={},
+        skipped={},
+        processed={h: 1 for h in counts},
+        artifact_data={},
+    )
 
 
 def events_for(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -153,6 +196,7 @@ def count_seq_lines(log: Path) -> tuple[int, bool]:
 
 
 # -- the supervisor ---------------------------------------------------------
+
 
 class ReplaySupervisor(supervisor.Supervisor):
     """The real supervisor's stopping, watching and output; only the source of events differs."""

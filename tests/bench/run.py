@@ -39,8 +39,9 @@ FIELDS = ("name", "value", "unit", "baseline", "ratio", "target", "met", "notes"
 
 def discover() -> list[str]:
     """Short names (without `bench_`) of every bench module in this package, sorted."""
-    return sorted(info.name[len(PREFIX):] for info in pkgutil.iter_modules([str(HERE)])
-                  if info.name.startswith(PREFIX))
+    return sorted(
+        info.name[len(PREFIX) :] for info in pkgutil.iter_modules([str(HERE)]) if info.name.startswith(PREFIX)
+    )
 
 
 def loadavg() -> list[float] | None:
@@ -63,21 +64,31 @@ def machine_info() -> dict[str, Any]:
     except (AttributeError, OSError):
         affinity = None
     try:
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal:"))
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
     except (OSError, StopIteration, ValueError):
         mem_kb = None
     try:
         import tui
+
         source = str(Path(tui.__file__).resolve().parent)
     except Exception as exc:  # noqa: BLE001
         source = f"not importable: {exc}"
     try:
         import subprocess
-        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+
+        commit = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         git = f"{commit}{' (modified)' if dirty else ''}" if commit else None
     except (OSError, subprocess.SubprocessError):
         git = None
@@ -90,8 +101,10 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
-        "versions": {d: _version(d) for d in ("playdeck", "ansible-core", "ansible-runner", "textual", "rich",
-                                              "pexpect", "ansible-navigator")},
+        "versions": {
+            d: _version(d)
+            for d in ("playdeck", "ansible-core", "ansible-runner", "textual", "rich", "pexpect", "ansible-navigator")
+        },
     }
 
 
@@ -99,8 +112,12 @@ def normalize(row: dict[str, Any], module: str) -> dict[str, Any]:
     """Every field present; the ratio filled in from value/baseline when the module left it out."""
     out = {key: row.get(key) for key in FIELDS}
     out["name"] = str(out["name"] or f"{module}.?")
-    if out["ratio"] is None and isinstance(out["value"], (int, float)) and isinstance(out["baseline"], (int, float)) \
-            and out["baseline"]:
+    if (
+        out["ratio"] is None
+        and isinstance(out["value"], (int, float))
+        and isinstance(out["baseline"], (int, float))
+        and out["baseline"]
+    ):
         out["ratio"] = out["value"] / out["baseline"]
     # a target applies to the ratio unless the row says `"target_of": "value"` (an absolute limit, in `unit`)
     target_of = row.get("target_of") or "ratio"
@@ -116,9 +133,16 @@ def normalize(row: dict[str, Any], module: str) -> dict[str, Any]:
 
 def error_row(module: str, stage: str, exc: BaseException) -> dict[str, Any]:
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return normalize({"name": f"{module}.{stage}-error", "value": None, "unit": "",
-                      "notes": f"{stage} failed: {detail}",
-                      "traceback": traceback.format_exc()}, module)
+    return normalize(
+        {
+            "name": f"{module}.{stage}-error",
+            "value": None,
+            "unit": "",
+            "notes": f"{stage} failed: {detail}",
+            "traceback": traceback.format_exc(),
+        },
+        module,
+    )
 
 
 def run_module(short: str, quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -175,25 +199,44 @@ def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     width = None if sys.stdout.isatty() else 200
     console = Console(highlight=False, width=width)
     table = Table(title=f"playdeck bench ({'quick' if info['quick'] else 'full'})", title_justify="left")
-    for header, justify in (("name", "left"), ("value", "right"), ("baseline", "right"), ("ratio", "right"),
-                            ("target", "right"), ("met", "center"), ("notes", "left")):
+    for header, justify in (
+        ("name", "left"),
+        ("value", "right"),
+        ("baseline", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("met", "center"),
+        ("notes", "left"),
+    ):
         table.add_column(header, justify=justify, overflow="fold")
     for row in rows:
         met = row["met"]
         met_text = Text(_fmt(met), style="green" if met else ("red" if met is False else ""))
-        table.add_row(Text(row["name"]), _fmt(row["value"], row["unit"] or ""),
-                      _fmt(row["baseline"], row["unit"] or ""), _fmt(row["ratio"]), _target(row), met_text,
-                      Text(str(row["notes"] or "")))
+        table.add_row(
+            Text(row["name"]),
+            _fmt(row["value"], row["unit"] or ""),
+            _fmt(row["baseline"], row["unit"] or ""),
+            _fmt(row["ratio"]),
+            _target(row),
+            met_text,
+            Text(str(row["notes"] or "")),
+        )
     console.print(table)
     machine = info["machine"]
-    console.print(Text(
-        f"{info['date']}  nproc {machine['nproc']}  loadavg before {info['loadavg_before']} after "
-        f"{info['loadavg_after']}  python {machine['python']}  ansible-core {machine['versions']['ansible-core']}  "
-        f"ansible-runner {machine['versions']['ansible-runner']}  textual {machine['versions']['textual']}",
-        style="dim"))
+    console.print(
+        Text(
+            f"{info['date']}  nproc {machine['nproc']}  loadavg before {info['loadavg_before']} after "
+            f"{info['loadavg_after']}  python {machine['python']}  ansible-core {machine['versions']['ansible-core']}  "
+            f"ansible-runner {machine['versions']['ansible-runner']}  textual {machine['versions']['textual']}",
+            style="dim",
+        )
+    )
     for name, mod in info["modules"].items():
-        console.print(Text(f"  {name}: {mod['seconds']} s, loadavg {mod['loadavg_before']} -> {mod['loadavg_after']}",
-                           style="dim"))
+        console.print(
+            Text(
+                f"  {name}: {mod['seconds']} s, loadavg {mod['loadavg_before']} -> {mod['loadavg_after']}", style="dim"
+            )
+        )
 
 
 def markdown_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
@@ -204,14 +247,18 @@ def markdown_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
             continue
         unit = row["unit"] or ""
         target = _target(row)
-        out.append(f"| {row['name']} | {_fmt(row['value'], unit)} | {_fmt(row['baseline'], unit)} | "
-                   f"{_fmt(row['ratio'])} | {target} | {_fmt(row['met'])} |")
+        out.append(
+            f"| {row['name']} | {_fmt(row['value'], unit)} | {_fmt(row['baseline'], unit)} | "
+            f"{_fmt(row['ratio'])} | {target} | {_fmt(row['met'])} |"
+        )
     machine = info["machine"]
     out.append("")
-    out.append(f"{info['date']}, {'quick' if info['quick'] else 'full'} run, {machine['nproc']} cores, "
-               f"load {info['loadavg_before']} -> {info['loadavg_after']}, Python {machine['python']}, "
-               f"ansible-core {machine['versions']['ansible-core']}, ansible-runner "
-               f"{machine['versions']['ansible-runner']}, Textual {machine['versions']['textual']}, git {machine['git']}.")
+    out.append(
+        f"{info['date']}, {'quick' if info['quick'] else 'full'} run, {machine['nproc']} cores, "
+        f"load {info['loadavg_before']} -> {info['loadavg_after']}, Python {machine['python']}, "
+        f"ansible-core {machine['versions']['ansible-core']}, ansible-runner "
+        f"{machine['versions']['ansible-runner']}, Textual {machine['versions']['textual']}, git {machine['git']}."
+    )
     return "\n".join(out)
 
 
@@ -219,8 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a first look")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these modules (e.g. overhead cancel)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="FILE",
-                        help=f"where to write rows and machine info (default {DEFAULT_JSON})")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        metavar="FILE",
+        help=f"where to write rows and machine info (default {DEFAULT_JSON})",
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown, for the README")
     parser.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier run; run nothing")
     args = parser.parse_args(argv)
@@ -239,13 +291,22 @@ def main(argv: list[str] | None = None) -> int:
             if short in available:
                 wanted.append(short)
             else:
-                rows.append(normalize({"name": f"{short}.missing", "notes":
-                                       f"no module tests/bench/{PREFIX}{short}.py (have: {', '.join(available)})"},
-                                      short))
+                rows.append(
+                    normalize(
+                        {
+                            "name": f"{short}.missing",
+                            "notes": f"no module tests/bench/{PREFIX}{short}.py (have: {', '.join(available)})",
+                        },
+                        short,
+                    )
+                )
     info: dict[str, Any] = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "quick": args.quick, "argv": sys.argv[1:], "machine": machine_info(),
-        "loadavg_before": loadavg(), "modules": {},
+        "quick": args.quick,
+        "argv": sys.argv[1:],
+        "machine": machine_info(),
+        "loadavg_before": loadavg(),
+        "modules": {},
     }
     for short in wanted:
         print(f"bench: {short} ...", file=sys.stderr, flush=True)

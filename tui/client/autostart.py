@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import tui
 from tui.client.connection import ClientError, Connection, NoAnswer, Unreachable
-from tui.core.paths import ensure_private_dir, state_dir
+from tui.core.storage.paths import ensure_private_dir, state_dir
 from tui.server.paths import knock
 
 START_TIMEOUT = 90.0  # a cold start takes seconds on a busy machine; a server still stopping (its jobs

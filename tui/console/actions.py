@@ -36,8 +36,8 @@ from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.engine import EngineError, Job
+from tui.core.planning.spec import Status
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import Status
 
 if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
@@ -85,8 +85,10 @@ class JobActions:
         if command.applies_to is not None and job.status not in command.applies_to:
             return f"{name} is {job.status.value}: {WHY_NOT[action]}"
         if action == "retry_failed" and not job.results.failed_hosts():
-            return (f"{name} has no failed or unreachable hosts in its last attempt: "
-                    f"{self.key_for('retry-job')} retries all of it")
+            return (
+                f"{name} has no failed or unreachable hosts in its last attempt: "
+                f"{self.key_for('retry-job')} retries all of it"
+            )
         return None
 
     def applies(self: PlaydeckApp, action: str) -> bool:
@@ -286,8 +288,13 @@ class JobActions:
             if yes:
                 self._cancel_all_and_exit()
 
-        self.push_screen(ConfirmDialog(f"{len(running)} job(s) still queued or running. Cancel them and quit?",
-                                       "Their processes are stopped cleanly; their logs stay on disk."), answer)
+        self.push_screen(
+            ConfirmDialog(
+                f"{len(running)} job(s) still queued or running. Cancel them and quit?",
+                "Their processes are stopped cleanly; their logs stay on disk.",
+            ),
+            answer,
+        )
 
     @work(exclusive=True, group="quit")
     async def _cancel_all_and_exit(self) -> None:

@@ -25,8 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from tui.console.actions import JobActions, clean
-from tui.console.commands import (COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings,
-                                  key_label)
+from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings, key_label
 from tui.console.config import Config, remember, remembered
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
@@ -36,10 +35,10 @@ from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
 from tui.core.engine import Engine, Job
-from tui.core.history import load_history, prune
-from tui.core.inventory import InventoryError, load_inventory
+from tui.core.planning.inventory import InventoryError, load_inventory
+from tui.core.planning.spec import JobSpec, Status
 from tui.core.sanitize import sanitize
-from tui.core.spec import JobSpec, Status
+from tui.core.storage.history import load_history, prune
 
 REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CPU budget
 SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
@@ -54,9 +53,18 @@ class PlaydeckApp(JobActions, App[int]):
     BINDINGS = app_bindings()
     COMMANDS = App.COMMANDS | {PaletteCommands}
 
-    def __init__(self, *, specs: Iterable[JobSpec] = (), inventory: Path | None = None,
-                 playbook_dirs: Iterable[Path] = (), max_parallel: int = 4, config: Config | None = None,
-                 theme: str | None = None, state_dir: Path | None = None, job_nice: int = 10):
+    def __init__(
+        self,
+        *,
+        specs: Iterable[JobSpec] = (),
+        inventory: Path | None = None,
+        playbook_dirs: Iterable[Path] = (),
+        max_parallel: int = 4,
+        config: Config | None = None,
+        theme: str | None = None,
+        state_dir: Path | None = None,
+        job_nice: int = 10,
+    ):
         super().__init__()
         self.config = config or Config()
         self.initial_specs = list(specs)
@@ -127,8 +135,9 @@ class PlaydeckApp(JobActions, App[int]):
         self._frame()
 
     # -- saying things ------------------------------------------------------
-    def say(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-            timeout: float | None = None) -> None:
+    def say(
+        self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None
+    ) -> None:
         """A toast, never markup and never a control character, whatever names it carries.
 
         Toasts gather bottom-right; a dialog shows its own errors under its title, out of their
@@ -156,15 +165,22 @@ class PlaydeckApp(JobActions, App[int]):
         if what == "status" and job.status in (Status.QUEUED,) and len(job.attempts) == 0:
             self._added = True
         if what == "status" and job.status in ALERT and not self._quitting:
-            self.say(f"{job.name}: {job.status.value}. {job.message}", title="job " + job.status.value,
-                     severity="error" if job.status is not Status.TIMEOUT else "warning", timeout=8)
+            self.say(
+                f"{job.name}: {job.status.value}. {job.message}",
+                title="job " + job.status.value,
+                severity="error" if job.status is not Status.TIMEOUT else "warning",
+                timeout=8,
+            )
             if self.config.bell:
                 self.bell()
         if what == "prompt" and not self._quitting:
             if job.prompt is not None:
-                self.say(f"{job.name} is waiting for input: {job.prompt.text}".rstrip(": "),
-                         title=f"job waiting · {self.key_for('answer-prompt')} answers", severity="warning",
-                         timeout=10)
+                self.say(
+                    f"{job.name} is waiting for input: {job.prompt.text}".rstrip(": "),
+                    title=f"job waiting · {self.key_for('answer-prompt')} answers",
+                    severity="warning",
+                    timeout=10,
+                )
                 if self.config.bell:
                     self.bell()
             self._bindings_key = None  # the answer key (un)dims
@@ -258,8 +274,9 @@ class PlaydeckApp(JobActions, App[int]):
         title = self.query_one("#log-title", Static)
         if job is None:
             log.show(None, [], 0)
-            self._update_if_changed(title, Text(f" no job selected · {self.key_for('new-job')} launches one",
-                                                style="dim"))
+            self._update_if_changed(
+                title, Text(f" no job selected · {self.key_for('new-job')} launches one", style="dim")
+            )
             return
         if job.history and job.tail.total == 0:
             job.tail.total = -1  # loading: asked once
@@ -269,8 +286,9 @@ class PlaydeckApp(JobActions, App[int]):
         follow = "following" if log.follow else "paused (G follows)"
         if job.prompt is not None:
             follow = f"waiting for input ({self.key_for('answer-prompt')} answers) · {follow}"
-        self._update_if_changed(title, Text(clean(f" {job.name} · {job.status.value} · {follow}{where}"),
-                                            no_wrap=True, overflow="ellipsis"))
+        self._update_if_changed(
+            title, Text(clean(f" {job.name} · {job.status.value} · {follow}{where}"), no_wrap=True, overflow="ellipsis")
+        )
 
     def _update_status_bar(self) -> None:
         """This run's jobs by status; the earlier runs' shown in the grid are counted apart."""
@@ -283,8 +301,9 @@ class PlaydeckApp(JobActions, App[int]):
                 counts[job.status] = counts.get(job.status, 0) + 1
         parts = [f"{counts[s]} {s.value}" for s in Status if counts.get(s)]
         if not parts:
-            parts = [f"no jobs yet: {self.key_for('new-job')} launches a playbook, "
-                     f"{self.key_for('adhoc')} an ad-hoc command"]
+            parts = [
+                f"no jobs yet: {self.key_for('new-job')} launches a playbook, {self.key_for('adhoc')} an ad-hoc command"
+            ]
         text = Text(" playdeck ", style="bold reverse")
         text.append("  " + " · ".join(parts))
         if earlier:
@@ -311,8 +330,18 @@ class PlaydeckApp(JobActions, App[int]):
         self._show_log()
         job = self.selected_job
         # the footer re-judges every key: only when what decides whether a key applies changed
-        key = (job.id, job.status, job.history, bool(job.results.failed_hosts()), job.last is not None,
-               job.prompt is not None) if job is not None else ()
+        key = (
+            (
+                job.id,
+                job.status,
+                job.history,
+                bool(job.results.failed_hosts()),
+                job.last is not None,
+                job.prompt is not None,
+            )
+            if job is not None
+            else ()
+        )
         if key != self._bindings_key:
             self._bindings_key = key
             self.refresh_bindings()
@@ -358,15 +387,22 @@ class PlaydeckApp(JobActions, App[int]):
         if not records:
             return
         last_run = records[0].get("run")
-        names = [clean(r.get("name")) for r in records
-                 if r.get("run") == last_run and r.get("status") == Status.INTERRUPTED.value]
+        names = [
+            clean(r.get("name"))
+            for r in records
+            if r.get("run") == last_run and r.get("status") == Status.INTERRUPTED.value
+        ]
         warned = remembered(WARNED_RUNS)
         warned = [w for w in warned if isinstance(w, str)] if isinstance(warned, list) else []
         if not names or last_run in warned:
             return
         remember(WARNED_RUNS, [*warned, str(last_run)][-20:])
-        self.say(f"interrupted when playdeck last stopped: {', '.join(names)}", title="history",
-                 severity="warning", timeout=10)
+        self.say(
+            f"interrupted when playdeck last stopped: {', '.join(names)}",
+            title="history",
+            severity="warning",
+            timeout=10,
+        )
 
     @work(exclusive=True, group="history-log", exit_on_error=False)
     async def _load_history_log(self, job: Job) -> None:
@@ -380,15 +416,18 @@ class PlaydeckApp(JobActions, App[int]):
             except OSError as exc:
                 lines.append(f"(log not readable: {exc.strerror or exc})")
                 continue
-            lines.extend(sanitize(line) for line in content.splitlines()[-job.tail.lines.maxlen:])
+            lines.extend(sanitize(line) for line in content.splitlines()[-job.tail.lines.maxlen :])
         job.tail.extend(lines)
 
     @on(HostTree.ShowVars)
     def _show_vars(self, message: HostTree.ShowVars) -> None:
         inventory = self.query_one(InventoryPane).inventory
         if inventory is not None:
-            self.push_screen(HostVarsScreen(message.host, inventory.hostvars.get(message.host, {}),
-                                            inventory.host_groups(message.host)))
+            self.push_screen(
+                HostVarsScreen(
+                    message.host, inventory.hostvars.get(message.host, {}), inventory.host_groups(message.host)
+                )
+            )
 
     # -- focus, filter and search ---------------------------------------------
     def action_filter(self) -> None:
@@ -465,8 +504,7 @@ class PlaydeckApp(JobActions, App[int]):
         index = log.find(event.value, self._search_from)
         if index is None:
             # what is only on disk cannot be searched here: say so, and where it is
-            self.say(log.search_miss(older=self._search_from is not None),
-                     timeout=5 if log.dropped else 2)
+            self.say(log.search_miss(older=self._search_from is not None), timeout=5 if log.dropped else 2)
             return
         self._search_from = index
         log.jump_to(index)

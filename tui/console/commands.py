@@ -15,7 +15,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.keys import key_to_character
 
-from tui.core.spec import Status
+from tui.core.planning.spec import Status
 
 if TYPE_CHECKING:
     from textual.fuzzy import Matcher
@@ -35,37 +35,98 @@ class Command:
 
 RUNNING = frozenset({Status.RUNNING})
 UNFINISHED = frozenset({Status.QUEUED, Status.RUNNING, Status.WAITING})
-FINISHED_OR_WAITING = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED,
-                                 Status.ERROR, Status.WAITING})
+FINISHED_OR_WAITING = frozenset(
+    {Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR, Status.WAITING}
+)
 RETRY_FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR})
 
 COMMANDS: tuple[Command, ...] = (  # footer priority: what an incident needs first
-    Command("cancel-job", "c", "cancel_job", "Cancel",
-            "Cancel the selected job: SIGTERM, then SIGKILL after a grace", UNFINISHED, needs_job=True),
-    Command("answer-prompt", "p", "answer_prompt", "Answer",
-            "Answer the selected job's prompt (vars_prompt or pause); Esc leaves it waiting", needs_job=True),
-    Command("retry-failed", "f", "retry_failed", "Retry failed",
-            "Retry only the hosts that failed or were unreachable", RETRY_FAILED, needs_job=True),
-    Command("retry-job", "r", "retry_job", "Retry",
-            "Run the selected job again (or now, if it is waiting to retry)", FINISHED_OR_WAITING, needs_job=True),
-    Command("set-timeout", "t", "set_timeout", "Timeout",
-            "Give the selected job a new timeout, counted from now (0 = none)", UNFINISHED, needs_job=True),
-    Command("results", "v", "results", "Results",
-            "Per-host and per-task results of the selected job; failures first",
-            frozenset(Status) - {Status.QUEUED}, needs_job=True),
-    Command("open-log", "o", "open_log", "Full log",
-            "Open the selected job's whole log on disk in $PAGER (default less -R); quit it to come back",
-            needs_job=True),
+    Command(
+        "cancel-job",
+        "c",
+        "cancel_job",
+        "Cancel",
+        "Cancel the selected job: SIGTERM, then SIGKILL after a grace",
+        UNFINISHED,
+        needs_job=True,
+    ),
+    Command(
+        "answer-prompt",
+        "p",
+        "answer_prompt",
+        "Answer",
+        "Answer the selected job's prompt (vars_prompt or pause); Esc leaves it waiting",
+        needs_job=True,
+    ),
+    Command(
+        "retry-failed",
+        "f",
+        "retry_failed",
+        "Retry failed",
+        "Retry only the hosts that failed or were unreachable",
+        RETRY_FAILED,
+        needs_job=True,
+    ),
+    Command(
+        "retry-job",
+        "r",
+        "retry_job",
+        "Retry",
+        "Run the selected job again (or now, if it is waiting to retry)",
+        FINISHED_OR_WAITING,
+        needs_job=True,
+    ),
+    Command(
+        "set-timeout",
+        "t",
+        "set_timeout",
+        "Timeout",
+        "Give the selected job a new timeout, counted from now (0 = none)",
+        UNFINISHED,
+        needs_job=True,
+    ),
+    Command(
+        "results",
+        "v",
+        "results",
+        "Results",
+        "Per-host and per-task results of the selected job; failures first",
+        frozenset(Status) - {Status.QUEUED},
+        needs_job=True,
+    ),
+    Command(
+        "open-log",
+        "o",
+        "open_log",
+        "Full log",
+        "Open the selected job's whole log on disk in $PAGER (default less -R); quit it to come back",
+        needs_job=True,
+    ),
     Command("wrap-log", "w", "wrap_log", "Wrap", "Wrap long log lines, or not (then Left/Right scroll)"),
-    Command("toggle-inventory", "h", "toggle_inventory", "Hide hosts",
-            "Hide the inventory pane so the job grid and log get the full width; again shows it"),
+    Command(
+        "toggle-inventory",
+        "h",
+        "toggle_inventory",
+        "Hide hosts",
+        "Hide the inventory pane so the job grid and log get the full width; again shows it",
+    ),
     Command("new-job", "n", "new_job", "New job", "Launch a playbook on the selected hosts"),
     Command("adhoc", "a", "adhoc", "Ad-hoc", "Run an ad-hoc module (e.g. restart a service) on the selected hosts"),
     Command("filter", "slash", "filter", "Filter", "Filter the job grid as you type"),
-    Command("inventory", "i", "focus_inventory", "Hosts",
-            "Move focus to the inventory, showing it if hidden (Space selects hosts for the next launch)"),
-    Command("focus-log", "enter", "focus_log", "Log",
-            "Move focus to the selected job's log (or answer its prompt if it waits for input)"),
+    Command(
+        "inventory",
+        "i",
+        "focus_inventory",
+        "Hosts",
+        "Move focus to the inventory, showing it if hidden (Space selects hosts for the next launch)",
+    ),
+    Command(
+        "focus-log",
+        "enter",
+        "focus_log",
+        "Log",
+        "Move focus to the selected job's log (or answer its prompt if it waits for input)",
+    ),
     Command("quit", "q", "quit_console", "Quit", "Quit; asks first when jobs are running and cancels them cleanly"),
     Command("help", "question_mark", "help", "Help", "Show every key (the footer shows what fits)"),
 )
@@ -78,7 +139,8 @@ def app_bindings() -> list[Binding]:
     """App-level bindings; `focus-log` lives on the job grid, where Enter would otherwise select a row."""
     return [
         Binding(c.key, c.action, c.label, show=c.footer, id=c.id, tooltip=c.help)
-        for c in COMMANDS if c.id != "focus-log"
+        for c in COMMANDS
+        if c.id != "focus-log"
     ]
 
 
@@ -118,8 +180,7 @@ class PaletteCommands(Provider):
         for title, help_text, callback in self._entries():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, highlight(matcher, title), callback, text=title,
-                          help=Content(help_text))  # type: ignore[arg-type]
+                yield Hit(score, highlight(matcher, title), callback, text=title, help=Content(help_text))  # type: ignore[arg-type]
 
 
 class ThemeCommands(Provider):

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from tui.console.commands import COMMANDS
-from tui.core.paths import ensure_private_dir, state_dir
+from tui.core.storage.paths import ensure_private_dir, state_dir
 
 
 def config_path() -> Path:
@@ -72,10 +72,17 @@ def load_config(path: Path | None = None) -> Config:
             config.max_parallel = value
         elif key == "history" and isinstance(value, dict):
             for name, number in value.items():
-                if name in ("keep_runs", "keep_days", "show") and isinstance(number, (int, float)) \
-                        and not isinstance(number, bool) and number >= 0:
-                    setattr(config, "show_history" if name == "show" else name,
-                            float(number) if name == "keep_days" else int(number))
+                if (
+                    name in ("keep_runs", "keep_days", "show")
+                    and isinstance(number, (int, float))
+                    and not isinstance(number, bool)
+                    and number >= 0
+                ):
+                    setattr(
+                        config,
+                        "show_history" if name == "show" else name,
+                        float(number) if name == "keep_days" else int(number),
+                    )
                 else:
                     config.problems.append(f"{path}: history.{name}: unknown key or not a number >= 0")
         elif key == "keys" and isinstance(value, dict):

@@ -21,26 +21,58 @@ import tui
 
 DEFAULT_THEME = "playdeck-dark"
 
-STATUS_KEYS = tuple(f"status-{s}" for s in (
-    "queued", "running", "waiting", "successful", "failed", "timeout", "canceled", "error"))
+STATUS_KEYS = tuple(
+    f"status-{s}" for s in ("queued", "running", "waiting", "successful", "failed", "timeout", "canceled", "error")
+)
 """Variables the console's CSS uses as `$status-…`; Textual refuses CSS naming a missing one."""
 
-COLOUR_KEYS = ("primary", "secondary", "accent", "warning", "error", "success",
-               "foreground", "background", "surface", "panel", "boost")
+COLOUR_KEYS = (
+    "primary",
+    "secondary",
+    "accent",
+    "warning",
+    "error",
+    "success",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+)
 _KNOWN_KEYS = {f.name for f in dataclasses.fields(Theme)}  # follows Textual if it adds fields
 
 FALLBACK_THEME = Theme(  # keep in step with themes/playdeck-dark.yml (a test compares them)
-    name=DEFAULT_THEME, dark=True, primary="#5fafff", secondary="#5f87af", accent="#ffaf5f",
-    warning="#ffd75f", error="#ff5f5f", success="#5fd75f", foreground="#d0d0d0",
-    background="#1c1c1c", surface="#262626", panel="#303030",
+    name=DEFAULT_THEME,
+    dark=True,
+    primary="#5fafff",
+    secondary="#5f87af",
+    accent="#ffaf5f",
+    warning="#ffd75f",
+    error="#ff5f5f",
+    success="#5fd75f",
+    foreground="#d0d0d0",
+    background="#1c1c1c",
+    surface="#262626",
+    panel="#303030",
     variables={
-        "block-cursor-foreground": "#1c1c1c", "block-cursor-background": "#5fafff",
-        "block-cursor-text-style": "bold", "block-cursor-blurred-foreground": "#d0d0d0",
-        "block-cursor-blurred-background": "#3a3a3a", "block-cursor-blurred-text-style": "bold", "footer-key-foreground": "#ffaf5f",
-        "input-selection-foreground": "#ffffff", "input-selection-background": "#005f87",
-        "border-blurred": "#6c6c6c", "status-queued": "#5f87ff", "status-running": "#5fd7ff",
-        "status-waiting": "#ffd75f", "status-successful": "#5fd75f", "status-failed": "#ff5f5f",
-        "status-timeout": "#d78700", "status-canceled": "#a8a8a8", "status-error": "#ff87ff",
+        "block-cursor-foreground": "#1c1c1c",
+        "block-cursor-background": "#5fafff",
+        "block-cursor-text-style": "bold",
+        "block-cursor-blurred-foreground": "#d0d0d0",
+        "block-cursor-blurred-background": "#3a3a3a",
+        "block-cursor-blurred-text-style": "bold",
+        "footer-key-foreground": "#ffaf5f",
+        "input-selection-foreground": "#ffffff",
+        "input-selection-background": "#005f87",
+        "border-blurred": "#6c6c6c",
+        "status-queued": "#5f87ff",
+        "status-running": "#5fd7ff",
+        "status-waiting": "#ffd75f",
+        "status-successful": "#5fd75f",
+        "status-failed": "#ff5f5f",
+        "status-timeout": "#d78700",
+        "status-canceled": "#a8a8a8",
+        "status-error": "#ff87ff",
     },
 )
 """Used when no readable playdeck-dark.yml is found, e.g. a wheel install has no `themes/`."""
@@ -149,8 +181,7 @@ def load_themes(dirs: Iterable[Path] | None = None) -> tuple[list[Theme], list[s
     origin: dict[str, Path] = {}
     for directory in theme_dirs() if dirs is None else dirs:
         try:
-            files = sorted(p for p in Path(directory).iterdir()
-                           if p.suffix in (".yml", ".yaml") and p.is_file())
+            files = sorted(p for p in Path(directory).iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
         except OSError:
             continue
         for file in files:
@@ -163,8 +194,9 @@ def load_themes(dirs: Iterable[Path] | None = None) -> tuple[list[Theme], list[s
                 problems.append(f"{file}: {type(error).__name__}: {error}")
                 continue
             if theme.name in origin and origin[theme.name].parent == file.parent:
-                problems.append(f"{file}: name {theme.name!r} is also used by {origin[theme.name].name};"
-                                f" using {file.name}")  # a copied file whose name was not changed
+                problems.append(
+                    f"{file}: name {theme.name!r} is also used by {origin[theme.name].name}; using {file.name}"
+                )  # a copied file whose name was not changed
             themes[theme.name], origin[theme.name] = theme, file
     if DEFAULT_THEME not in themes:
         themes[DEFAULT_THEME] = FALLBACK_THEME

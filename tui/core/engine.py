@@ -18,16 +18,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tui.core.attempt import Attempt, AttemptProcess, now, runner_kwargs
-from tui.core.audit import AuditLog
-from tui.core.history import job_record, owner, write_json
 from tui.core.job import Job, Prompt
-from tui.core.logstore import LogTail, attempt_dir, new_run_id, slug
-from tui.core.paths import ensure_private_dir
-from tui.core.paths import state_dir as default_state_dir
-from tui.core.results import HostCounts, ResultTracker
+from tui.core.planning.spec import RETRYABLE, JobSpec, Status
+from tui.core.running.attempt import Attempt, AttemptProcess, now, runner_kwargs
+from tui.core.running.results import HostCounts, ResultTracker
 from tui.core.sanitize import sanitize, strip_sgr
-from tui.core.spec import RETRYABLE, JobSpec, Status
+from tui.core.storage.audit import AuditLog
+from tui.core.storage.history import job_record, owner, write_json
+from tui.core.storage.logstore import LogTail, attempt_dir, new_run_id, slug
+from tui.core.storage.paths import ensure_private_dir
+from tui.core.storage.paths import state_dir as default_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,16 @@ PROMPT_POLICIES = ("fail", "ask")
 class Engine:
     """Runs jobs; every public method is called from the loop's thread."""
 
-    def __init__(self, state_dir: Path | None = None, max_parallel: int = 4, *, grace: float = 1.0,
-                 job_nice: int = 0, tail_lines: int = 2000, prompts: str = "fail"):
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        max_parallel: int = 4,
+        *,
+        grace: float = 1.0,
+        job_nice: int = 0,
+        tail_lines: int = 2000,
+        prompts: str = "fail",
+    ):
         """`prompts`: what a playbook waiting for input does to its job. "fail" (unattended runs)
         stops it at once and ends it failed, saying how to pass the answer; "ask" (the console)
         keeps it running with `job.prompt` set until `answer_prompt`, a cancel or its timeout."""
@@ -110,21 +118,42 @@ class Engine:
     def restore(self, record: dict[str, Any]) -> Job:
         """A job of an earlier run, read-only: its status, results and logs as they were."""
         spec_data = record.get("spec") or {}
-        spec = JobSpec(name=str(record.get("name")), inventory=Path(spec_data.get("inventory") or "."),
-                       playbook=Path(spec_data["playbook"]) if spec_data.get("playbook") else None,
-                       limit=spec_data.get("limit"), module=spec_data.get("module"),
-                       module_args=spec_data.get("module_args"), timeout=spec_data.get("timeout"))
-        job = Job(id=len(self.jobs), spec=spec, status=Status(record.get("status", "interrupted")),
-                  message=str(record.get("message") or ""), history=True, next_limit=spec.limit,
-                  tail=LogTail(self.tail_lines))
+        spec = JobSpec(
+            name=str(record.get("name")),
+            inventory=Path(spec_data.get("inventory") or "."),
+            playbook=Path(spec_data["playbook"]) if spec_data.get("playbook") else None,
+            limit=spec_data.get("limit"),
+            module=spec_data.get("module"),
+            module_args=spec_data.get("module_args"),
+            timeout=spec_data.get("timeout"),
+        )
+        job = Job(
+            id=len(self.jobs),
+            spec=spec,
+            status=Status(record.get("status", "interrupted")),
+            message=str(record.get("message") or ""),
+            history=True,
+            next_limit=spec.limit,
+            tail=LogTail(self.tail_lines),
+        )
         for data in record.get("attempts") or []:
-            results = ResultTracker(hosts={h: HostCounts(**c) for h, c in (data.get("hosts") or {}).items()},
-                                    play=data.get("play") or "", task=data.get("task") or "")
-            attempt = Attempt(number=data["number"], limit=data.get("limit"), directory=Path(data["directory"]),
-                              marker="", started=datetime.fromisoformat(data["started"]),
-                              ended=datetime.fromisoformat(data["ended"]) if data.get("ended") else None,
-                              status=Status(data.get("status", "interrupted")), rc=data.get("rc"),
-                              error=data.get("error"), results=results)
+            results = ResultTracker(
+                hosts={h: HostCounts(**c) for h, c in (data.get("hosts") or {}).items()},
+                play=data.get("play") or "",
+                task=data.get("task") or "",
+            )
+            attempt = Attempt(
+                number=data["number"],
+                limit=data.get("limit"),
+                directory=Path(data["directory"]),
+                marker="",
+                started=datetime.fromisoformat(data["started"]),
+                ended=datetime.fromisoformat(data["ended"]) if data.get("ended") else None,
+                status=Status(data.get("status", "interrupted")),
+                rc=data.get("rc"),
+                error=data.get("error"),
+                results=results,
+            )
             job.attempts.append(attempt)
         self.jobs.append(job)
         return job
@@ -137,12 +166,23 @@ class Engine:
     def add(self, spec: JobSpec, secrets: dict[str, str] | None = None) -> Job:
         if any(j.spec.name == spec.name for j in self.jobs if not j.history):
             raise EngineError(f"a job named {spec.name!r} already exists")
-        job = Job(id=len(self.jobs), spec=spec, timeout=spec.timeout, retries_left=spec.retries,
-                  next_limit=spec.limit, tail=LogTail(self.tail_lines), secrets=dict(secrets or {}),
-                  dirname=self._dirname(spec.name))
+        job = Job(
+            id=len(self.jobs),
+            spec=spec,
+            timeout=spec.timeout,
+            retries_left=spec.retries,
+            next_limit=spec.limit,
+            tail=LogTail(self.tail_lines),
+            secrets=dict(secrets or {}),
+            dirname=self._dirname(spec.name),
+        )
         self.jobs.append(job)
-        self.record("adhoc" if spec.module else "launch", job, **_launch_args(spec),
-                    prompts=sorted(k for k, v in job.secrets.items() if v))  # which, never what
+        self.record(
+            "adhoc" if spec.module else "launch",
+            job,
+            **_launch_args(spec),
+            prompts=sorted(k for k, v in job.secrets.items() if v),
+        )  # which, never what
         self._set_status(job, Status.QUEUED)
         self._schedule()
         return job
@@ -177,8 +217,11 @@ class Engine:
         elif job.status in (Status.QUEUED, Status.WAITING):
             self._clear_timer(job)
             job.retry_at = None
-            self._set_status(job, Status.CANCELED, "canceled before it ran" if not job.attempts
-                             else "canceled while waiting to retry")
+            self._set_status(
+                job,
+                Status.CANCELED,
+                "canceled before it ran" if not job.attempts else "canceled while waiting to retry",
+            )
             self._schedule()
         else:
             raise EngineError(f"{job.name} is {job.status}: only a queued, waiting or running job can be canceled")
@@ -202,7 +245,9 @@ class Engine:
             last = job.last
             hosts = last.results.failed_hosts_real() if last is not None else []
             if not hosts:
-                raise EngineError(f"{job.name} has no failed or unreachable hosts in its last attempt: retry all instead")
+                raise EngineError(
+                    f"{job.name} has no failed or unreachable hosts in its last attempt: retry all instead"
+                )
             job.next_limit = self._limit_for(job, hosts)
             self.record("retry-failed", job, limit=job.next_limit)
         else:
@@ -295,8 +340,9 @@ class Engine:
     def _start(self, job: Job) -> None:
         number = len(job.attempts) + 1
         directory = attempt_dir(self.state_dir, self.run_id, job.dirname, number)
-        attempt = Attempt(number=number, limit=job.next_limit, directory=directory,
-                          marker=f"{self.run_id}.{job.id}.{number}")
+        attempt = Attempt(
+            number=number, limit=job.next_limit, directory=directory, marker=f"{self.run_id}.{job.id}.{number}"
+        )
         job.attempts.append(attempt)
         job.deadline = None if job.timeout is None else time.monotonic() + job.timeout
         self._arm_deadline(job)
@@ -335,9 +381,12 @@ class Engine:
 
     def _on_prompt(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
         varname = message.get("varname")
-        prompt = Prompt(kind="pause" if message.get("kind") == "pause" else "vars_prompt",
-                        text=strip_sgr(str(message.get("text") or "")).strip(),  # strip_sgr sanitizes too
-                        varname=sanitize(str(varname)) if varname else None, private=bool(message.get("private")))
+        prompt = Prompt(
+            kind="pause" if message.get("kind") == "pause" else "vars_prompt",
+            text=strip_sgr(str(message.get("text") or "")).strip(),  # strip_sgr sanitizes too
+            varname=sanitize(str(varname)) if varname else None,
+            private=bool(message.get("private")),
+        )
         if attempt.ended is not None or attempt.stop_reason is not None:
             return  # already stopping: nobody will answer
         if self.prompts == "fail":
@@ -422,9 +471,16 @@ class Engine:
 
 
 def _launch_args(spec: JobSpec) -> dict[str, Any]:
-    return {"target": spec.target, "inventory": str(spec.inventory), "limit": spec.limit,
-            "extra_vars": spec.extra_vars, "timeout": spec.timeout, "retries": spec.retries,
-            "check": spec.check or None, "tags": spec.tags}
+    return {
+        "target": spec.target,
+        "inventory": str(spec.inventory),
+        "limit": spec.limit,
+        "extra_vars": spec.extra_vars,
+        "timeout": spec.timeout,
+        "retries": spec.retries,
+        "check": spec.check or None,
+        "tags": spec.tags,
+    }
 
 
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9_.-]+")  # never a pattern, never split: safe in a comma list

@@ -9,10 +9,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from tui.core.attempt import Attempt, AttemptProcess, now
-from tui.core.logstore import LogTail
-from tui.core.results import HostCounts, ResultTracker
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running.attempt import Attempt, AttemptProcess, now
+from tui.core.running.results import HostCounts, ResultTracker
+from tui.core.storage.logstore import LogTail
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,10 @@ class Prompt:
         text = " ".join(self.text.split())
         if self.kind == "vars_prompt":
             name = self.varname or "VAR"
-            return (f'waiting for input: vars_prompt "{text}" (variable {name}): pass it as an extra var '
-                    f"(-e {name}=... / extra_vars: in the job file)")
+            return (
+                f'waiting for input: vars_prompt "{text}" (variable {name}): pass it as an extra var '
+                f"(-e {name}=... / extra_vars: in the job file)"
+            )
         return f'waiting for input: pause "{text}"; give the pause a seconds: value or remove it for unattended runs'
 
 

@@ -46,8 +46,7 @@ def _build_table() -> dict[str, str]:
     """Visible stand-in for every character in _BAD_CLASS, built once at import."""
     table = {chr(c): chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)}
     table["\x7f"] = "\u2421"
-    for c in [*range(0x80, 0xA0), 0x061C, 0x200E, 0x200F,
-              *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
+    for c in [*range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
         table[chr(c)] = f"<U+{c:04X}>"
     return table
 

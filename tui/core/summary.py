@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui.core.engine import Job
+from tui.core.job import Job
 
 
 def job_summary(job: Job) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tui.core.paths import check_writable
-from tui.core.paths import state_dir as default_state_dir
+from tui.core.storage.paths import check_writable
+from tui.core.storage.paths import state_dir as default_state_dir
 from tui.server.app import make_app
 from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, knock, socket_path
 from tui.server.state import Server

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from tui.core.engine import EngineError
 from tui.core.job import Job
-from tui.core.jobfile import InputError, Problem, load_job_file
+from tui.core.planning.jobfile import InputError, Problem, load_job_file
 from tui.server.logs import stream_log
 from tui.server.state import Server
 from tui.server.trust import identity, peer_of, trusted

@@ -12,7 +12,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from tui.core.paths import private_dir_problem
+from tui.core.storage.paths import private_dir_problem
 
 
 class UnsafeSocketDir(Exception):

@@ -11,8 +11,8 @@ from typing import Any
 
 from tui import __version__
 from tui.core.engine import Engine
-from tui.core.history import load_history, prune
 from tui.core.job import Job
+from tui.core.storage.history import load_history, prune
 from tui.server.clients import Hub
 from tui.server.warm import Spares
 

@@ -2,15 +2,15 @@
 
 `playdeck run` pays the import (~0.4 s) on every check; the server keeps one spare worker
 that has already paid it, hands it the next submission's jobs, and starts the next spare.
-The worker is tui.core.preflight's own (same checks, same answers, same clean-up through
+The worker is tui.core.planning.preflight's own (same checks, same answers, same clean-up through
 `Check.stop`); only its start moves earlier. A spare whose server dies sees its stdin close
 and exits.
 """
 
 from __future__ import annotations
 
-from tui.core.preflight import Check
-from tui.core.spec import JobSpec
+from tui.core.planning.preflight import Check
+from tui.core.planning.spec import JobSpec
 
 
 def _start() -> Check:
@@ -45,11 +45,11 @@ class Spares:
 
 
 def _main() -> int:
-    """Import what the check needs, then be `python -m tui.core.preflight` (reads its stdin)."""
+    """Import what the check needs, then be `python -m tui.core.planning.preflight` (reads its stdin)."""
     import ansible.inventory.manager
     import ansible.parsing.dataloader  # noqa: F401
 
-    from tui.core.preflight import main as check_main
+    from tui.core.planning.preflight import main as check_main
 
     return check_main()
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from tui.core.job import Job
-from tui.core.results import HostCounts
+from tui.core.running.results import HostCounts
 from tui.core.sanitize import sanitize
 from tui.core.summary import job_summary
 

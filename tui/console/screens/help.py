@@ -37,8 +37,9 @@ class HelpScreen(ModalScreen[None]):
         # Text cells: a str cell is parsed as markup, and a key label like `[` or a help text
         # with brackets would be eaten or end the app (MarkupError)
         for command in COMMANDS:
-            table.add_row(Text(key_label(self.keymap.get(command.id, command.key))), Text(command.help),
-                          Text(command.id))
+            table.add_row(
+                Text(key_label(self.keymap.get(command.id, command.key))), Text(command.help), Text(command.id)
+            )
         for keys, does in EXTRA:
             table.add_row(Text(keys), Text(does), Text(""))
         with VerticalScroll(classes="dialog wide"):

@@ -55,8 +55,11 @@ class HostVarsScreen(ModalScreen[None]):
 
     @property
     def body_text(self) -> Text:
-        body = yaml.safe_dump(self.variables, default_flow_style=False, sort_keys=True, allow_unicode=True) \
-            if self.variables else "(no variables)\n"
+        body = (
+            yaml.safe_dump(self.variables, default_flow_style=False, sort_keys=True, allow_unicode=True)
+            if self.variables
+            else "(no variables)\n"
+        )
         return Text(strip_sgr(body))
 
     def compose(self) -> ComposeResult:

@@ -24,8 +24,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from tui.core.durations import DurationError, parse_duration
+from tui.core.planning.spec import JobSpec
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import JobSpec
 
 FOCUS_CSS = """
     Input, Select, Checkbox { border-left: blank !important; }
@@ -57,10 +57,20 @@ class LaunchRequest:
 
     def spec(self, name: str, inventory: Path) -> JobSpec:
         """The job this request asks for, every field carried over (one place to add a field)."""
-        return JobSpec(name=name, inventory=inventory, playbook=self.playbook, limit=self.limit,
-                       extra_vars=self.extra_vars, check=self.check, timeout=self.timeout, retries=self.retries,
-                       module=self.module, module_args=self.module_args, become=self.become,
-                       become_user=self.become_user)
+        return JobSpec(
+            name=name,
+            inventory=inventory,
+            playbook=self.playbook,
+            limit=self.limit,
+            extra_vars=self.extra_vars,
+            check=self.check,
+            timeout=self.timeout,
+            retries=self.retries,
+            module=self.module,
+            module_args=self.module_args,
+            become=self.become,
+            become_user=self.become_user,
+        )
 
 
 class Toggle(Checkbox):
@@ -213,10 +223,19 @@ class NewJobDialog(_Dialog):
         except (ValueError, DurationError) as exc:
             self.error(str(exc))
             return
-        self.dismiss(LaunchRequest(limit=self.chosen_limit() or None, playbook=Path(playbook),
-                                   extra_vars=extra_vars, check=self.query_one("#launch-check", Checkbox).value,
-                                   timeout=timeout, retries=retries, become=become, become_user=become_user,
-                                   secrets=self.secrets()))
+        self.dismiss(
+            LaunchRequest(
+                limit=self.chosen_limit() or None,
+                playbook=Path(playbook),
+                extra_vars=extra_vars,
+                check=self.query_one("#launch-check", Checkbox).value,
+                timeout=timeout,
+                retries=retries,
+                become=become,
+                become_user=become_user,
+                secrets=self.secrets(),
+            )
+        )
 
 
 class AdhocDialog(_Dialog):
@@ -263,6 +282,15 @@ class AdhocDialog(_Dialog):
         except (ValueError, DurationError) as exc:
             self.error(str(exc))
             return
-        self.dismiss(LaunchRequest(limit=limit, module=module, module_args=args, timeout=timeout,
-                                   retries=retries, become=become, become_user=become_user,
-                                   secrets=self.secrets()))
+        self.dismiss(
+            LaunchRequest(
+                limit=limit,
+                module=module,
+                module_args=args,
+                timeout=timeout,
+                retries=retries,
+                become=become,
+                become_user=become_user,
+                secrets=self.secrets(),
+            )
+        )

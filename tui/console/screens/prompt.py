@@ -31,8 +31,11 @@ class PromptDialog(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(Text(f"{self.job_name} is waiting for input", style="bold"), classes="title")
             yield Static(Text(self.text or "(the playbook gave no prompt text)"), id="prompt-text")
-            hint = ("Enter continues the pause; type first if it asks for something"
-                    if self.kind == "pause" else "the answer goes only to this job's playbook")
+            hint = (
+                "Enter continues the pause; type first if it asks for something"
+                if self.kind == "pause"
+                else "the answer goes only to this job's playbook"
+            )
             if self.private:
                 hint += "; hidden as you type, never logged"
             yield Static(Text(hint), classes="hint")

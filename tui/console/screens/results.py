@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from tui.core.engine import Job
-from tui.core.results import COUNT_NAMES, TaskResult
+from tui.core.running.results import COUNT_NAMES, TaskResult
 from tui.core.sanitize import strip_sgr
 
 ORDER = {"failed": 0, "unreachable": 1, "ignored": 2, "changed": 3, "ok": 4, "skipped": 5}
@@ -89,8 +89,11 @@ class ResultsScreen(ModalScreen[None]):
             with MessageBox(id="results-message"):
                 yield Static(id="task-message")
             dropped = self.job.results.dropped
-            more = (f" · {dropped} more results in {strip_sgr(str(self.job.last.events_log))}"
-                    if dropped and self.job.last else "")
+            more = (
+                f" · {dropped} more results in {strip_sgr(str(self.job.last.events_log))}"
+                if dropped and self.job.last
+                else ""
+            )
             yield Static(Text(HINT + more), id="results-hint")
 
     def on_mount(self) -> None:
@@ -101,14 +104,20 @@ class ResultsScreen(ModalScreen[None]):
         # hosts that failed or were unreachable first: at 80x24 only a few rows show
         for host, counts in sorted(self.job.hosts.items(), key=lambda item: not item[1].needs_retry):
             style = "bold" if counts.needs_retry else ""
-            hosts.add_row(Text(strip_sgr(host)[:40], style=style), *(Text(str(getattr(counts, n))) for n in COUNT_NAMES))
+            hosts.add_row(
+                Text(strip_sgr(host)[:40], style=style), *(Text(str(getattr(counts, n))) for n in COUNT_NAMES)
+            )
         tasks = self.query_one("#results-tasks", DataTable)
         for key in ("outcome", "host", "task", "message"):
             tasks.add_column(Text(key), key=key)
         for task in self.tasks:
             first_line = strip_sgr(task.message).strip().splitlines()[0] if task.message.strip() else ""
-            tasks.add_row(Text(task.outcome, style="bold" if task.outcome in ("failed", "unreachable") else ""),
-                          Text(strip_sgr(task.host)[:40]), Text(strip_sgr(task.task)[:60]), Text(first_line[:120]))
+            tasks.add_row(
+                Text(task.outcome, style="bold" if task.outcome in ("failed", "unreachable") else ""),
+                Text(strip_sgr(task.host)[:40]),
+                Text(strip_sgr(task.task)[:60]),
+                Text(first_line[:120]),
+            )
         tasks.focus()
         self._show(0)
 
@@ -119,8 +128,13 @@ class ResultsScreen(ModalScreen[None]):
     def _show(self, row: int) -> None:
         box = self.query_one("#task-message", Static)
         if not self.tasks:
-            box.update(Text("No task results yet." if not self.job.status.finished else
-                            f"No task results: {strip_sgr(self.job.message) or 'see the log'}"))
+            box.update(
+                Text(
+                    "No task results yet."
+                    if not self.job.status.finished
+                    else f"No task results: {strip_sgr(self.job.message) or 'see the log'}"
+                )
+            )
             return
         task = self.tasks[min(row, len(self.tasks) - 1)]
         text = Text()

@@ -20,11 +20,14 @@ from textual.message import Message
 from textual.widgets import Input, Tree
 from textual.widgets.tree import TreeNode
 
-from tui.core.inventory import Inventory, limit_for
+from tui.core.planning.inventory import Inventory, limit_for
 from tui.core.sanitize import strip_sgr
 
 MARKS = {  # latest result of a host across jobs: a symbol that reads without colour, and a colour
-    "ok": ("✓", "success"), "changed": ("~", "warning"), "failed": ("✗", "error"), "unreachable": ("!", "error"),
+    "ok": ("✓", "success"),
+    "changed": ("~", "warning"),
+    "failed": ("✗", "error"),
+    "unreachable": ("!", "error"),
 }
 FILTER_CAP = 500
 EXPAND_ALL = 40  # hosts: up to this many, every group opens at once
@@ -113,8 +116,9 @@ class InventoryPane(Vertical):
             self._add_group(tree.root, "all", top=True, deep=len(inventory.hosts) <= EXPAND_ALL)
         tree.root.expand()
 
-    def _add_group(self, node: TreeNode[Node], name: str, top: bool = False, deep: bool = False,
-                   path: tuple[str, ...] = ()) -> None:
+    def _add_group(
+        self, node: TreeNode[Node], name: str, top: bool = False, deep: bool = False, path: tuple[str, ...] = ()
+    ) -> None:
         """Children of `name` under `node`: its groups now, its hosts when expanded.
 
         `deep` adds (and expands) every group below too, hosts included: for small inventories.

@@ -26,13 +26,23 @@ from textual.strip import Strip
 
 from tui.core.durations import format_duration
 from tui.core.engine import Job
+from tui.core.planning.spec import Status
 from tui.core.sanitize import strip_sgr
-from tui.core.spec import Status
 
 COLUMNS = (  # key, header; the operator's questions first, so 80 columns answer them
-    ("name", "job"), ("status", "status"), ("ok", "ok"), ("changed", "chg"), ("failed", "fail"),
-    ("unreachable", "unr"), ("elapsed", "elapsed"), ("timeout", "t/o left"), ("task", "current task"),
-    ("attempt", "att"), ("playbook", "playbook"), ("targets", "targets"), ("started", "started"),
+    ("name", "job"),
+    ("status", "status"),
+    ("ok", "ok"),
+    ("changed", "chg"),
+    ("failed", "fail"),
+    ("unreachable", "unr"),
+    ("elapsed", "elapsed"),
+    ("timeout", "t/o left"),
+    ("task", "current task"),
+    ("attempt", "att"),
+    ("playbook", "playbook"),
+    ("targets", "targets"),
+    ("started", "started"),
 )
 KEYS = [key for key, _ in COLUMNS]
 SORTS: tuple[tuple[str, Callable[[Job], object]], ...] = (  # this run's jobs before earlier runs'
@@ -43,12 +53,31 @@ SORTS: tuple[tuple[str, Callable[[Job], object]], ...] = (  # this run's jobs be
     ("longest running", lambda j: (-(j.elapsed() or 0.0), j.id)),
 )
 STATUS_FALLBACK = {  # theme attribute per status, when a theme has no `status-*` variables
-    Status.QUEUED: "foreground", Status.RUNNING: "primary", Status.WAITING: "warning",
-    Status.SUCCESSFUL: "success", Status.FAILED: "error", Status.TIMEOUT: "warning",
-    Status.CANCELED: "secondary", Status.ERROR: "error", Status.INTERRUPTED: "warning",
+    Status.QUEUED: "foreground",
+    Status.RUNNING: "primary",
+    Status.WAITING: "warning",
+    Status.SUCCESSFUL: "success",
+    Status.FAILED: "error",
+    Status.TIMEOUT: "warning",
+    Status.CANCELED: "secondary",
+    Status.ERROR: "error",
+    Status.INTERRUPTED: "warning",
 }
-WIDTHS = {"name": 16, "status": 11, "ok": 4, "changed": 3, "failed": 4, "unreachable": 3, "elapsed": 7,
-          "timeout": 8, "task": 24, "attempt": 3, "playbook": 18, "targets": 14, "started": 11}
+WIDTHS = {
+    "name": 16,
+    "status": 11,
+    "ok": 4,
+    "changed": 3,
+    "failed": 4,
+    "unreachable": 3,
+    "elapsed": 7,
+    "timeout": 8,
+    "task": 24,
+    "attempt": 3,
+    "playbook": 18,
+    "targets": 14,
+    "started": 11,
+}
 PAD = 1  # blank cells either side of each column, as DataTable had
 ROW_CACHE = 500
 NEEDS_INPUT = "needs input"  # a running job waiting at a vars_prompt or pause (fits the 11-wide status column)
@@ -76,8 +105,9 @@ def _in_cursor(cell: Text) -> Text:
     for span in cell.spans:  # cells here are single-styled; a span's attributes still count
         span_style = span.style if isinstance(span.style, Style) else Style.parse(span.style)
         style += span_style
-    keep = Style(bold=style.bold, italic=style.italic, underline=style.underline, reverse=style.reverse,
-                 strike=style.strike)
+    keep = Style(
+        bold=style.bold, italic=style.italic, underline=style.underline, reverse=style.reverse, strike=style.strike
+    )
     return Text(cell.plain, style=keep, no_wrap=True, overflow="ellipsis")
 
 
@@ -159,8 +189,14 @@ class JobGrid(ScrollView, can_focus=True):
 
     @staticmethod
     def _haystack(job: Job) -> str:
-        words = (job.name, job.spec.target, job.limit or "all", job.status.value, EARLIER if job.history else "",
-                 NEEDS_INPUT if job.prompt is not None else "")
+        words = (
+            job.name,
+            job.spec.target,
+            job.limit or "all",
+            job.status.value,
+            EARLIER if job.history else "",
+            NEEDS_INPUT if job.prompt is not None else "",
+        )
         return " ".join(words).lower()
 
     @property
@@ -259,10 +295,19 @@ class JobGrid(ScrollView, can_focus=True):
             name.stylize("dim")
             timing.stylize("italic")
         return [
-            name, self._status_cell(job),
-            plain(totals.ok), plain(totals.changed), failed, unreachable,
-            plain(format_duration(job.elapsed())), timing, plain(task),
-            plain(last.number if last else 0), plain(job.spec.target), plain(job.limit or "all"), plain(started),
+            name,
+            self._status_cell(job),
+            plain(totals.ok),
+            plain(totals.changed),
+            failed,
+            unreachable,
+            plain(format_duration(job.elapsed())),
+            timing,
+            plain(task),
+            plain(last.number if last else 0),
+            plain(job.spec.target),
+            plain(job.limit or "all"),
+            plain(started),
         ]
 
     # -- rendering ----------------------------------------------------------
@@ -276,8 +321,9 @@ class JobGrid(ScrollView, can_focus=True):
         scroll_x = round(self.scroll_x)
         if y == 0:
             if self._header is None:
-                self._header = self._strip([Text(h) for _, h in COLUMNS], self.get_component_rich_style(
-                    "job-grid--header"))
+                self._header = self._strip(
+                    [Text(h) for _, h in COLUMNS], self.get_component_rich_style("job-grid--header")
+                )
             return self._header.crop_extend(scroll_x, scroll_x + width, self._base)
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < len(self._shown):

@@ -82,8 +82,9 @@ class KeyBar(Widget):
         description_style = self.get_component_rich_style("key-bar--description", partial=True)
         width = self.size.width or 80
         keys = self.keys()
-        help_part = next((self._piece(b, key_style, description_style) for b, _ in keys
-                          if _action(b) == HELP_ACTION), None)
+        help_part = next(
+            (self._piece(b, key_style, description_style) for b, _ in keys if _action(b) == HELP_ACTION), None
+        )
         room = width - (help_part.cell_len + 1 if help_part is not None else 0)
         line = Text(no_wrap=True, overflow="crop", end="")
 
@@ -101,8 +102,11 @@ class KeyBar(Widget):
         for binding, enabled in keys:
             if enabled and _action(binding) != HELP_ACTION:
                 add(self._piece(binding, key_style, description_style))
-        dimmed = [self._piece(b, Style(dim=True), Style(dim=True)) for b, enabled in keys
-                  if not enabled and _action(b) != HELP_ACTION]
+        dimmed = [
+            self._piece(b, Style(dim=True), Style(dim=True))
+            for b, enabled in keys
+            if not enabled and _action(b) != HELP_ACTION
+        ]
         if dimmed and room >= len(NOT_NOW) + 2 + dimmed[0].cell_len:
             add(Text(NOT_NOW, style=Style(dim=True), end=""))
             for part in dimmed:

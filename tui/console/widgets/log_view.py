@@ -133,7 +133,7 @@ class LogView(ScrollView, can_focus=True):
 
     def _extend_rows(self, known: int) -> None:
         """Row sums for lines from `known` on (the ones before are still right)."""
-        del self._cum[known + 1:]
+        del self._cum[known + 1 :]
         fold = self._fold
         if fold:
             sums = accumulate((max(1, -(-n // fold)) for n in self._lens[known:]), initial=self._cum[-1])
@@ -209,8 +209,10 @@ class LogView(ScrollView, can_focus=True):
         if path is None:
             return "only on disk"
         if len(getattr(self.source, "attempts", ())) > 1:  # older lines may be earlier attempts'
-            return (f"only on disk, one log per attempt: {strip_sgr(str(path.parent.parent))}/attempt-N/"
-                    f"{path.name} ({self.pager_key} opens the latest)")
+            return (
+                f"only on disk, one log per attempt: {strip_sgr(str(path.parent.parent))}/attempt-N/"
+                f"{path.name} ({self.pager_key} opens the latest)"
+            )
         return f"only on disk: {strip_sgr(str(path))} ({self.pager_key} opens the full log)"
 
     def search_miss(self, older: bool = False) -> str:

@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterable
 
-from tui.core.paths import ensure_private_dir
+from tui.core.storage.paths import ensure_private_dir
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

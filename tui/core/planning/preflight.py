@@ -3,7 +3,7 @@
 An inventory Ansible cannot parse (it would call that "no hosts matched" and
 succeed), an inventory script that fails, and a `--limit` that matches no host
 are all found by asking Ansible's own inventory manager, in one short-lived
-process for all jobs (`python -m tui.core.preflight`), so its import cost and
+process for all jobs (`python -m tui.core.planning.preflight`), so its import cost and
 inventory scripts never touch the caller's process.
 """
 
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from tui.core import procs
-from tui.core.spec import JobSpec
+from tui.core.planning.spec import JobSpec
+from tui.core.running import procs
 
 TIMEOUT = 120.0
 
@@ -25,17 +25,22 @@ TIMEOUT = 120.0
 class Check:
     """A running check: call it for the answer; `stop()` ends it and everything it started."""
 
-    def __init__(self, specs: list[JobSpec] | None = None, *, module: str = "tui.core.preflight"):
+    def __init__(self, specs: list[JobSpec] | None = None, *, module: str = "tui.core.planning.preflight"):
         """Start the worker (`python -m module`, which must end in `main()` below); with `specs`
         it checks those, else `assign` gives it its jobs later (a worker started early, warm)."""
         env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
         env.pop("ANSIBLE_FORCE_COLOR", None)
-        package_root = str(Path(__file__).resolve().parent.parent.parent)
+        package_root = str(Path(__file__).resolve().parents[3])  # tui/core/planning/ -> the checkout
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         # a session of its own: the check and any inventory script it runs are found, and ended, as one
-        self.proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         self.specs: list[JobSpec] = []
         self.data = b""
         if specs is not None:
@@ -44,8 +49,10 @@ class Check:
     def assign(self, specs: list[JobSpec]) -> Check:
         """The jobs this worker checks: their inventories and limits, sent when the answer is asked for."""
         self.specs = list(specs)
-        request = [{"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")}
-                   for s in self.specs]
+        request = [
+            {"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")}
+            for s in self.specs
+        ]
         self.data = json.dumps(request).encode()
         return self
 
@@ -126,7 +133,9 @@ def main() -> int:
                     manager = InventoryManager(loader=DataLoader(), sources=[path])
                     loaded[path] = manager if manager.list_hosts("all") else f"inventory {path} has no hosts"
                 except AnsibleError as exc:
-                    loaded[path] = f"inventory {path} cannot be used: {_why(noise.getvalue()) or str(exc).strip().splitlines()[0]}"
+                    loaded[path] = (
+                        f"inventory {path} cannot be used: {_why(noise.getvalue()) or str(exc).strip().splitlines()[0]}"
+                    )
                 noise.seek(0)
                 noise.truncate()
             manager = loaded[path]

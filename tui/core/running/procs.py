@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Callable, Iterable
 
-from tui.core.paths import private_dir_problem
+from tui.core.storage.paths import private_dir_problem
 
 MARKER_VAR = "PLAYDECK_ATTEMPT"
 PR_SET_PDEATHSIG = 1
@@ -49,7 +49,7 @@ def _stat(pid: int) -> tuple[int, str] | None:
     except OSError:
         return None
     # the command name may hold spaces and parentheses: split after the last ')'
-    fields = raw[raw.rfind(b")") + 2:].split()
+    fields = raw[raw.rfind(b")") + 2 :].split()
     state = fields[0].decode()
     if state in ("Z", "X"):
         return None
@@ -96,9 +96,11 @@ def _where(name: str, test: Callable[[bytes], bool]) -> set[int]:
 
 def in_session(sid: int) -> set[int]:
     """Live processes whose session id is `sid` (a process that left the session is not counted)."""
+
     def ours(stat: bytes) -> bool:
-        fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, pgrp, session, ...
+        fields = stat[stat.rfind(b")") + 2 :].split()  # state, ppid, pgrp, session, ...
         return len(fields) > 3 and int(fields[3]) == sid
+
     return _where("stat", ours)
 
 
@@ -160,8 +162,10 @@ def private_control_base() -> str:
         pass
     why = private_dir_problem(base)
     if why is not None:
-        raise UnsafeDirError(f"refusing the ssh control socket directory {base}: it {why}; "
-                             "remove it, or set XDG_RUNTIME_DIR or TMPDIR to a private directory")
+        raise UnsafeDirError(
+            f"refusing the ssh control socket directory {base}: it {why}; "
+            "remove it, or set XDG_RUNTIME_DIR or TMPDIR to a private directory"
+        )
     return base
 
 

@@ -24,7 +24,9 @@ EXECUTABLE = "ansible-inventory"
 DETAIL_CAP = 1500  # characters of ansible's stderr put into an error: enough to see why, short enough to show
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # stderr lines that say only "it failed", which the operator already knows from our own message
-_NOISE = re.compile(r"^(<<< caused by >>>|\[ERROR\]: No inventory was parsed.*|\[WARNING\]: Unable to parse .* as an inventory source)$")
+_NOISE = re.compile(
+    r"^(<<< caused by >>>|\[ERROR\]: No inventory was parsed.*|\[WARNING\]: Unable to parse .* as an inventory source)$"
+)
 
 
 class InventoryError(Exception):
@@ -121,9 +123,13 @@ def _parse(source: Path, stdout: bytes) -> Inventory:
         data = json.loads(stdout)
     except ValueError as exc:
         head = _ANSI.sub("", stdout[:200].decode("utf-8", errors="replace")).strip()
-        raise InventoryError(f"{source}: ansible-inventory printed something that is not JSON ({exc}): {head!r}") from None
+        raise InventoryError(
+            f"{source}: ansible-inventory printed something that is not JSON ({exc}): {head!r}"
+        ) from None
     if not isinstance(data, dict):
-        raise InventoryError(f"{source}: ansible-inventory printed JSON that is not an inventory (a {type(data).__name__})")
+        raise InventoryError(
+            f"{source}: ansible-inventory printed JSON that is not an inventory (a {type(data).__name__})"
+        )
     meta = data.get("_meta")
     raw_hostvars = meta.get("hostvars") if isinstance(meta, dict) else None
     hostvars: dict[str, dict[str, Any]] = {
@@ -133,7 +139,9 @@ def _parse(source: Path, stdout: bytes) -> Inventory:
     for name, body in data.items():
         if name == "_meta" or not isinstance(body, dict):
             continue
-        groups[name] = Group(name, [str(c) for c in body.get("children") or []], [str(h) for h in body.get("hosts") or []])
+        groups[name] = Group(
+            name, [str(c) for c in body.get("children") or []], [str(h) for h in body.get("hosts") or []]
+        )
     # ansible omits empty groups (often "ungrouped") from the top level but still names them as children
     for group in list(groups.values()):
         for child in group.children:
@@ -164,14 +172,22 @@ async def load_inventory(path: Path, *, timeout: float = 120.0) -> Inventory:
         raise InventoryError(f"{source}: inventory not found")
     exe = find_executable()
     if exe is None:
-        raise InventoryError(f"{source}: cannot load the inventory: {EXECUTABLE} is not installed (not next to {sys.executable} nor on PATH)")
+        raise InventoryError(
+            f"{source}: cannot load the inventory: {EXECUTABLE} is not installed (not next to {sys.executable} nor on PATH)"
+        )
     env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1")
     env.pop("ANSIBLE_FORCE_COLOR", None)  # ansible lets it override NOCOLOR (ansible/utils/color.py)
     try:
         proc = await asyncio.create_subprocess_exec(
-            exe, "-i", str(source), "--list",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, start_new_session=True,  # its own process group, so a timeout or cancel can kill it all
+            exe,
+            "-i",
+            str(source),
+            "--list",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # its own process group, so a timeout or cancel can kill it all
         )
     except OSError as exc:
         raise InventoryError(f"{source}: cannot run {exe}: {exc.strerror or exc}") from None
@@ -183,5 +199,7 @@ async def load_inventory(path: Path, *, timeout: float = 120.0) -> Inventory:
         await _stop(proc)  # no-op after a normal exit; kills on timeout or cancellation
     if proc.returncode != 0:
         detail = _detail(stderr) or "(no error output)"
-        raise InventoryError(f"{source}: cannot load the inventory ({EXECUTABLE} exit status {proc.returncode}):\n{detail}")
+        raise InventoryError(
+            f"{source}: cannot load the inventory ({EXECUTABLE} exit status {proc.returncode}):\n{detail}"
+        )
     return await asyncio.to_thread(_parse, source, stdout)

@@ -1,4 +1,4 @@
-"""The process that runs one attempt: `python -m tui.core.supervisor`.
+"""The process that runs one attempt: `python -m tui.core.running.supervisor`.
 
 Why a process of its own: ansible-runner's parsing and per-event file writes
 cost about 0.9 ms of CPU per event when they share the console's GIL, and a
@@ -38,10 +38,10 @@ import traceback
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tui.core import procs
-from tui.core.logstore import AttemptFiles
-from tui.core.paths import ensure_private_dir
+from tui.core.running import procs
 from tui.core.sanitize import strip_sgr
+from tui.core.storage.logstore import AttemptFiles
+from tui.core.storage.paths import ensure_private_dir
 
 STDOUT_CAP = 256 * 1024  # per event, on the pipe only; the log on disk keeps everything
 FIELD_CAP = 64 * 1024
@@ -170,13 +170,20 @@ class PromptWatch:
             self.timed_pause = False
         elif name == "playbook_on_vars_prompt":
             varname = str(data.get("varname") or "")
-            self.begin("vars_prompt", str(data.get("prompt") or f"input for {varname}"), varname or None,
-                       bool(data.get("private", True)), confirm=bool(data.get("confirm")))
+            self.begin(
+                "vars_prompt",
+                str(data.get("prompt") or f"input for {varname}"),
+                varname or None,
+                bool(data.get("private", True)),
+                confirm=bool(data.get("confirm")),
+            )
         elif name == "verbose" and data.get("task_action") in PAUSE_ACTIONS:
             text = strip_sgr(event.get("stdout") or "").replace("\r\n", "\n").replace("\r", "")
             if text.lstrip().startswith("Pausing for "):
                 self.timed_pause = True
-            elif not self.timed_pause and text.lstrip().startswith("[") and "\n" in text and text.rstrip().endswith(":"):
+            elif (
+                not self.timed_pause and text.lstrip().startswith("[") and "\n" in text and text.rstrip().endswith(":")
+            ):
                 last = text.rstrip()[:-1].rsplit("\n", 1)[-1]
                 private = last.endswith(HIDDEN)
                 self.begin("pause", last[: -len(HIDDEN)] if private else last, None, private)
@@ -425,8 +432,9 @@ class Supervisor:
         if self.files is not None:
             self.files.close()
         _reap()
-        self.emit({"t": "end", "status": status, "rc": rc, "reason": reason, "error": error,
-                   "leftover": sorted(leftover)})
+        self.emit(
+            {"t": "end", "status": status, "rc": rc, "reason": reason, "error": error, "leftover": sorted(leftover)}
+        )
 
 
 def keep_host_key_default(env: dict[str, str], envvars: dict[str, Any]) -> None:

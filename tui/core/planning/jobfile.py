@@ -13,12 +13,27 @@ from typing import Any, Callable
 import yaml
 
 from tui.core.durations import DurationError, parse_duration
-from tui.core.spec import JobSpec
+from tui.core.planning.spec import JobSpec
 
 TOP_KEYS = ("inventory", "max_parallel", "jobs")
 JOB_KEYS = (
-    "name", "playbook", "inventory", "limit", "extra_vars", "timeout", "retries", "retry_delay",
-    "tags", "skip_tags", "check", "diff", "forks", "verbosity", "vault_password_file", "become", "become_user",
+    "name",
+    "playbook",
+    "inventory",
+    "limit",
+    "extra_vars",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "tags",
+    "skip_tags",
+    "check",
+    "diff",
+    "forks",
+    "verbosity",
+    "vault_password_file",
+    "become",
+    "become_user",
 )
 
 
@@ -135,6 +150,7 @@ def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < low or (high is not None and raw > high):
             raise ValueError
         return raw
+
     return check
 
 
@@ -182,8 +198,12 @@ def playbook_problem(path: Path) -> Problem | None:
         return Problem(path, None, "", f"cannot read the playbook: {exc}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        return Problem(path, mark.line + 1 if mark else None, "",
-                       f"playbook YAML syntax error: {getattr(exc, 'problem', None) or exc}")
+        return Problem(
+            path,
+            mark.line + 1 if mark else None,
+            "",
+            f"playbook YAML syntax error: {getattr(exc, 'problem', None) or exc}",
+        )
     if not isinstance(data, list):
         return Problem(path, None, "", "not a playbook: a playbook is a list of plays")
     return None

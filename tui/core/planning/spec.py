@@ -29,8 +29,9 @@ class Status(str, enum.Enum):
         return self.value
 
 
-FINISHED = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR,
-                      Status.INTERRUPTED})
+FINISHED = frozenset(
+    {Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR, Status.INTERRUPTED}
+)
 
 #: Outcomes after which automatic retries are allowed (never after cancel or error).
 RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})

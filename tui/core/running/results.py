@@ -14,8 +14,15 @@ from typing import Any
 MAX_TASK_RESULTS = 2000
 COUNT_NAMES = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
 # playbook_on_stats names -> our names
-_STATS_KEYS = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
-               "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
+_STATS_KEYS = {
+    "ok": "ok",
+    "changed": "changed",
+    "failures": "failed",
+    "dark": "unreachable",
+    "skipped": "skipped",
+    "rescued": "rescued",
+    "ignored": "ignored",
+}
 
 
 @dataclass
@@ -82,7 +89,7 @@ class ResultTracker:
         elif name == "playbook_on_stats":
             self._apply_stats(data)
         elif name.startswith("runner_on_") and data.get("host"):
-            self._runner_event(name[len("runner_on_"):], data)
+            self._runner_event(name[len("runner_on_") :], data)
 
     def _runner_event(self, kind: str, data: dict[str, Any]) -> None:
         if self.has_stats:
@@ -121,8 +128,15 @@ class ResultTracker:
         if len(self.tasks) >= (MAX_TASK_RESULTS if problem else MAX_TASK_RESULTS // 2):
             self.dropped += 1
             return
-        self.tasks.append(TaskResult(host, str(data.get("task") or self.task), str(data.get("play") or self.play),
-                                     outcome, failure_message(res) if problem else ""))
+        self.tasks.append(
+            TaskResult(
+                host,
+                str(data.get("task") or self.task),
+                str(data.get("play") or self.play),
+                outcome,
+                failure_message(res) if problem else "",
+            )
+        )
 
     def _apply_stats(self, data: dict[str, Any]) -> None:
         fresh: dict[str, HostCounts] = {}

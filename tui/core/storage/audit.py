@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui.core.paths import ensure_private_dir
+from tui.core.storage.paths import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,14 @@ class AuditLog:
 
     def record(self, action: str, job: str | None = None, **args: Any) -> bool:
         """Append one entry; False (and a log line) if the disk refused: actions are never blocked by it."""
-        entry = {"time": datetime.now().astimezone().isoformat(timespec="milliseconds"), "action": action,
-                 **self._who, "pid": os.getpid(), "job": job, "args": redact(args)}
+        entry = {
+            "time": datetime.now().astimezone().isoformat(timespec="milliseconds"),
+            "action": action,
+            **self._who,
+            "pid": os.getpid(),
+            "job": job,
+            "args": redact(args),
+        }
         line = json.dumps(entry, default=str, ensure_ascii=False) + "\n"
         try:
             ensure_private_dir(self.path.parent)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import tui
-from tui.core import procs
-from tui.core.results import ResultTracker
-from tui.core.spec import JobSpec, Status
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running import procs
+from tui.core.running.results import ResultTracker
 
 STREAM_LIMIT = 8 * 1024 * 1024  # the supervisor caps what it forwards well below this
 TERM_AFTER = 0.3  # seconds before a stop command is backed by SIGTERM
@@ -56,7 +56,7 @@ class Attempt:
 def supervisor_module() -> str:
     """The module run per attempt. Benchmarks swap in a replayer of recorded events
     (`PLAYDECK_SUPERVISOR_MODULE`) to push the engine and the console without Ansible."""
-    return os.environ.get("PLAYDECK_SUPERVISOR_MODULE") or "tui.core.supervisor"
+    return os.environ.get("PLAYDECK_SUPERVISOR_MODULE") or "tui.core.running.supervisor"
 
 
 def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str, Any]:
@@ -114,6 +114,7 @@ def runner_kwargs(spec: JobSpec, directory: Path, limit: str | None) -> dict[str
 
 def _quote(arg: str) -> str:
     import shlex
+
     return shlex.quote(arg)
 
 
@@ -148,8 +149,9 @@ class PipedProcess:
 async def spawn(*args: str, stderr: Any, env: dict[str, str]) -> PipedProcess:
     """Start the supervisor with its stdin and stdout as pipes read and written on the loop."""
     loop = asyncio.get_running_loop()
-    popen = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
-                             start_new_session=True)  # a Ctrl-C in the terminal is ours to handle, not the jobs'
+    popen = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, start_new_session=True
+    )  # a Ctrl-C in the terminal is ours to handle, not the jobs'
     limit = STREAM_LIMIT
     try:
         reader = asyncio.StreamReader(limit=limit, loop=loop)
@@ -173,8 +175,14 @@ class AttemptProcess:
         self._timers: list[asyncio.TimerHandle] = []
         self.deadline: float | None = None  # kept here too: a change while spawning must not be lost
 
-    async def run(self, kwargs: dict[str, Any], deadline: float | None, grace: float, nice: int,
-                  secrets: dict[str, str] | None = None) -> None:
+    async def run(
+        self,
+        kwargs: dict[str, Any],
+        deadline: float | None,
+        grace: float,
+        nice: int,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
         self.deadline = deadline
         env = dict(os.environ)
         env[procs.MARKER_VAR] = self.attempt.marker
@@ -183,8 +191,14 @@ class AttemptProcess:
         errlog_fd = os.open(self.attempt.directory / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with open(errlog_fd, "ab") as errlog:
             self.proc = await spawn(sys.executable, "-m", supervisor_module(), stderr=errlog, env=env)
-        config = {"kwargs": kwargs, "dir": str(self.attempt.directory), "deadline": self.deadline,
-                  "grace": grace, "nice": nice, "secrets": secrets or {}}
+        config = {
+            "kwargs": kwargs,
+            "dir": str(self.attempt.directory),
+            "deadline": self.deadline,
+            "grace": grace,
+            "nice": nice,
+            "secrets": secrets or {},
+        }
         self.send(config)
         if self.attempt.stop_reason:  # stopped while starting
             self.stop(self.attempt.stop_reason, grace)
@@ -245,8 +259,10 @@ class AttemptProcess:
         if not self._timers:
             loop = asyncio.get_running_loop()
             # the command carries the reason into the log; the signals are for a supervisor that cannot read it
-            self._timers = [loop.call_later(TERM_AFTER, self._signal, signal.SIGTERM),
-                            loop.call_later(grace + KILL_AFTER, self._signal, signal.SIGKILL)]
+            self._timers = [
+                loop.call_later(TERM_AFTER, self._signal, signal.SIGTERM),
+                loop.call_later(grace + KILL_AFTER, self._signal, signal.SIGKILL),
+            ]
 
     def _signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:

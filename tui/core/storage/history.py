@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.core.audit import redact
+from tui.core.storage.audit import redact
 
 if TYPE_CHECKING:
-    from tui.core.engine import Job
+    from tui.core.job import Job
 
 UNFINISHED = ("queued", "running", "waiting")
 
@@ -32,12 +32,16 @@ def _start_time(pid: int) -> str | None:
             raw = fh.read()
     except OSError:
         return None
-    return raw[raw.rfind(b")") + 2:].split()[19].decode()
+    return raw[raw.rfind(b")") + 2 :].split()[19].decode()
 
 
 def owner() -> dict[str, Any]:
-    return {"pid": os.getpid(), "start": _start_time(os.getpid()), "host": socket.gethostname(),
-            "started": datetime.now().astimezone().isoformat(timespec="seconds")}
+    return {
+        "pid": os.getpid(),
+        "start": _start_time(os.getpid()),
+        "host": socket.gethostname(),
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
 
 
 def owner_alive(info: dict[str, Any]) -> bool:
@@ -59,16 +63,36 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def job_record(job: Job, run_id: str) -> dict[str, Any]:
     spec = job.spec
     return {
-        "version": 1, "run": run_id, "name": job.name, "status": job.status.value, "message": job.message,
-        "spec": {"target": spec.target, "playbook": str(spec.playbook) if spec.playbook else None,
-                 "inventory": str(spec.inventory), "limit": spec.limit, "module": spec.module,
-                 "module_args": spec.module_args, "extra_vars": redact(spec.extra_vars),
-                 "timeout": spec.timeout, "retries": spec.retries},
+        "version": 1,
+        "run": run_id,
+        "name": job.name,
+        "status": job.status.value,
+        "message": job.message,
+        "spec": {
+            "target": spec.target,
+            "playbook": str(spec.playbook) if spec.playbook else None,
+            "inventory": str(spec.inventory),
+            "limit": spec.limit,
+            "module": spec.module,
+            "module_args": spec.module_args,
+            "extra_vars": redact(spec.extra_vars),
+            "timeout": spec.timeout,
+            "retries": spec.retries,
+        },
         "attempts": [
-            {"number": a.number, "status": a.status.value, "rc": a.rc, "limit": a.limit, "error": a.error,
-             "started": a.started.isoformat(), "ended": a.ended.isoformat() if a.ended else None,
-             "directory": str(a.directory), "play": a.results.play, "task": a.results.task,
-             "hosts": {h: c.as_dict() for h, c in a.results.hosts.items()}}
+            {
+                "number": a.number,
+                "status": a.status.value,
+                "rc": a.rc,
+                "limit": a.limit,
+                "error": a.error,
+                "started": a.started.isoformat(),
+                "ended": a.ended.isoformat() if a.ended else None,
+                "directory": str(a.directory),
+                "play": a.results.play,
+                "task": a.results.task,
+                "hosts": {h: c.as_dict() for h, c in a.results.hosts.items()},
+            }
             for a in job.attempts
         ],
     }
@@ -143,4 +167,3 @@ def prune(state: Path, keep_runs: int, keep_days: float, current_run: str | None
             shutil.rmtree(run, ignore_errors=True)
             removed.append(run)
     return removed
-
