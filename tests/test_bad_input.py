@@ -146,7 +146,7 @@ def test_control_dir_lives_in_a_private_per_user_directory(runtime_dir):
     import shutil
     import stat
 
-    from tui.core import procs
+    from tui.core.running import procs
 
     path = Path(procs.control_dir("attempt-1"))
     base = runtime_dir / "playdeck"
@@ -163,7 +163,7 @@ def test_control_dir_lives_in_a_private_per_user_directory(runtime_dir):
 
 @pytest.mark.parametrize("attack", ["symlink", "foreign owner", "group writable", "a file"])
 def test_control_dir_refuses_a_base_someone_else_prepared(runtime_dir, tmp_path, attack):
-    from tui.core import procs
+    from tui.core.running import procs
 
     base = runtime_dir / "playdeck"
     target = tmp_path / "elsewhere"
@@ -207,7 +207,7 @@ def test_a_job_refuses_to_run_with_a_hijacked_control_base(runtime_dir, tmp_path
 
 
 def test_control_base_falls_back_to_a_short_path_when_tmpdir_is_long(monkeypatch, tmp_path):
-    from tui.core import procs
+    from tui.core.running import procs
 
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path / ("x" * 80)))
