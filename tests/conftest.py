@@ -7,7 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -23,7 +23,34 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("PLAYDECK_STATE_DIR", str(state))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    # the default server socket is then <tmp_path>/playdeck-<uid>/server.sock: a server per test
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("PLAYDECK_SOCKET", raising=False)
     return state
+
+
+@pytest.fixture(autouse=True)
+def no_server_left(tmp_path: Path) -> Iterator[None]:
+    """A console or verb started a server for this test (under its TMPDIR): stop it as
+    `playdeck server stop` would (SIGTERM: its jobs are cancelled cleanly), so nothing outlives
+    the test. Found by environment, so a server that failed its own tests is stopped too."""
+    yield
+    marker = f"TMPDIR={tmp_path}\0".encode()
+
+    def servers() -> list[int]:
+        return [
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit()
+            and b"tui.server" in _read(f"/proc/{p}/cmdline")
+            and marker in _read(f"/proc/{p}/environ")
+            and _live(p)
+        ]
+
+    found = servers()
+    for pid in found:
+        os.kill(pid, signal.SIGTERM)
+    end_leftovers(servers, wait=15.0 if found else 0.0)
 
 
 def playbook(name: str) -> Path:

@@ -271,7 +271,7 @@ def test_mirror_gets_snapshot_then_deltas(deck: Deck) -> None:
             seen.extend(job["status"] for job in jobs if job["name"] == "hello")
 
         mirror.listen(heard)
-        mirror.listen_logs(lambda name, lines, total: logs.extend(f"{name}: {line}" for line in lines))
+        mirror.listen_logs(lambda name, lines, total, _id: logs.extend(f"{name}: {line}" for line in lines))
         async with Connection(deck.socket, timeout=None) as events, Connection(deck.socket) as conn:
             follower = asyncio.create_task(mirror.run(events))
             await until(lambda: mirror.snapshots == 1, 10, "the snapshot")
@@ -349,7 +349,7 @@ def test_mirror_skips_stale_deltas_and_repeated_log_lines() -> None:
     heard twice (only its new lines are)."""
     mirror = Mirror()
     heard: list[tuple[str, list[str], int]] = []
-    mirror.listen_logs(lambda name, lines, total: heard.append((name, lines, total)))
+    mirror.listen_logs(lambda name, lines, total, _id: heard.append((name, lines, total)))
     mirror.apply({"t": "snapshot", "seq": 5, "jobs": [{"id": 0, "name": "a", "status": "running"}]})
     mirror.apply({"t": "delta", "seq": 4, "jobs": [{"id": 0, "name": "a", "status": "queued"}]})
     assert mirror.jobs[0]["status"] == "running" and mirror.seq == 5

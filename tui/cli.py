@@ -243,8 +243,9 @@ def _console_parser() -> argparse.ArgumentParser:
         prog="playdeck",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.fill(
-            "The playdeck console. With a job file it starts those jobs; with no arguments, run from the "
-            "repository (or with --demo, from anywhere), it opens the sample inventory and playbooks.",
+            "The playdeck console, attached to your playdeck server. With a job file it submits those jobs "
+            "to the server; with no arguments, run from the repository (or with --demo, from anywhere), it "
+            "opens the sample inventory and playbooks.",
             79,
         ),
         epilog="headless command (no console; for scripts, CI and cron):\n"
@@ -254,15 +255,18 @@ def _console_parser() -> argparse.ArgumentParser:
         "engine server commands (a per-user server, started on demand; jobs outlive the terminal):\n"
         "  playdeck ls [--json] | submit JOBFILE | cancel JOB | retry JOB [--failed]\n"
         "  playdeck timeout JOB DURATION | logs JOB [-f] | server start|stop|status [--json]\n"
-        "(the console itself does not attach to the server yet)",
+        "the console attaches to that server (starting it if needed): q asks before stopping jobs,\n"
+        "d detaches and leaves them running; a lost terminal detaches too.",
     )
     parser.add_argument("jobfile", nargs="?", type=Path, help="a job file whose jobs start at once")
     parser.add_argument("-i", "--inventory", type=Path, help="inventory for the inventory pane and launches")
     parser.add_argument("--theme", help="playdeck-dark (default), playdeck-light, playdeck-high-contrast, …")
     parser.add_argument("--demo", action="store_true", help="open the bundled sample inventory and playbooks")
     parser.add_argument("--playbooks", type=Path, help="directory of playbooks offered by `n`")
-    parser.add_argument("--max-parallel", type=int, help="jobs running at once (default 4)")
-    parser.add_argument("--state-dir", type=Path, help="where logs go (default $XDG_STATE_HOME/playdeck)")
+    parser.add_argument("--max-parallel", type=int, help="jobs running at once, for a server this starts (default 4)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="where logs go, for a server this starts (default $XDG_STATE_HOME/playdeck)"
+    )
     parser.add_argument("-V", "--version", action="version", version=f"playdeck {__version__}")
     return parser
 
@@ -316,20 +320,51 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
     if app_class is None:
         from tui.console.app import PlaydeckApp as app_class  # noqa: PLC0415, N813
 
-    app = app_class(
-        specs=specs,
-        inventory=inventory,
-        playbook_dirs=playbook_dirs,
-        max_parallel=max_parallel or config.max_parallel or 4,
-        config=config,
-        theme=args.theme,
-        state_dir=args.state_dir,
-    )
-    result = app.run(headless=headless)
-    # an unhandled exception ends the app with return_code 1 and a None result: never exit 0 for a crash
-    if app.return_code:
-        return app.return_code
-    return result if isinstance(result, int) else 0
+    server_args: list[str] = []
+    if args.state_dir is not None:
+        server_args += ["--state-dir", str(args.state_dir.expanduser().absolute())]
+    if max_parallel or config.max_parallel:
+        server_args += ["--max-parallel", str(max_parallel or config.max_parallel)]
+
+    async def attach_and_run() -> int:
+        """Attach (starting the server if needed) and submit before the screen switches, so a
+        server that cannot start, or a job file it refuses, is said on a plain terminal."""
+        from tui.client.connection import ClientError, ServerError  # noqa: PLC0415
+        from tui.client.session import attach  # noqa: PLC0415
+
+        try:
+            session = await attach(server_args=server_args)
+        except (ClientError, OSError, TimeoutError) as exc:
+            _err(f"playdeck: {strip_sgr(str(exc))}")
+            return EXIT_INVALID
+        try:
+            if args.jobfile is not None:
+                try:
+                    await session.commands.submit(args.jobfile.expanduser().absolute())
+                except ServerError as exc:
+                    _err(f"playdeck: {strip_sgr(exc.error)}")
+                    for line in exc.problems:
+                        _err(f"  {strip_sgr(line)}")
+                    return EXIT_INVALID
+            app = app_class(
+                session=session,
+                playbooks=[s.playbook for s in specs if s.playbook is not None],
+                inventory=inventory,
+                playbook_dirs=playbook_dirs,
+                config=config,
+                theme=args.theme,
+            )
+            result = await app.run_async(headless=headless)
+        finally:
+            await session.close()
+        # an unhandled exception ends the app with return_code 1 and a None result: never exit 0 for a crash
+        if app.return_code:
+            return app.return_code
+        return result if isinstance(result, int) else 0
+
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.run(attach_and_run())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,7 +105,7 @@ def _last_line(log: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def spawn_server(path: Path) -> subprocess.Popen[bytes]:
+def spawn_server(path: Path, args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """Start `python -m tui.server` in its own session, detached from our terminal, so a hangup
     of this client never reaches it; it is told the socket we agreed on."""
     env = dict(os.environ, PLAYDECK_SOCKET=str(path))
@@ -116,7 +117,7 @@ def spawn_server(path: Path) -> subprocess.Popen[bytes]:
         log = subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.server"],
+            [sys.executable, "-m", "tui.server", *args],
             env=env,
             start_new_session=True,
             close_fds=True,
@@ -151,8 +152,11 @@ async def _answer(path: Path) -> dict[str, Any] | None:
         raise NoAnswer(f"a playdeck server holds {path} but does not answer") from exc
 
 
-async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT) -> dict[str, Any]:
-    """The status of the server on `path` (default: socket_path()), starting it first if needed."""
+async def ensure_server(
+    path: Path | None = None, timeout: float = START_TIMEOUT, args: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The status of the server on `path` (default: socket_path()), starting it first if needed
+    (with `args` for `python -m tui.server`, e.g. --state-dir; a running server keeps its own)."""
     path = socket_path() if path is None else private_socket(path)
     status = await _answer(path)
     if status is not None:
@@ -166,7 +170,7 @@ async def ensure_server(path: Path | None = None, timeout: float = START_TIMEOUT
         if path.exists() and not _refused(path):
             raise NoAnswer(f"a playdeck server holds {path} but does not answer")
         _remove_stale(path)
-        proc = spawn_server(path)
+        proc = spawn_server(path, args)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(NoAnswer):  # one that is still starting may be slow to answer

@@ -19,9 +19,11 @@ from tui.client.connection import Connection
 Job = dict[str, Any]
 # listener(kind, jobs): kind is "snapshot" or "delta"; jobs are the ones that came in that message
 JobsListener = Callable[[str, list[Job]], None]
-# log listener(job name, lines not heard before, total): the lines are the last ones of `total`
-# (a gap, when total - len(lines) > the previous total, means lines were dropped on the way)
-LogListener = Callable[[str, list[str], int], None]
+# log listener(job name, lines not heard before, total, job id): the lines are the last ones of
+# `total` (a gap, when total - len(lines) > the previous total, means lines were dropped on the
+# way); the id is None from a server that does not send it (names alone may be shared by an
+# earlier run's job and this one's)
+LogListener = Callable[[str, list[str], int, "int | None"], None]
 
 
 class Mirror:
@@ -32,7 +34,7 @@ class Mirror:
         self.seq: int | None = None
         self.snapshots = 0  # how many snapshots were applied (more than one: the server resynced us)
         # per watched job, how many of its log lines we have heard; drop an entry to hear its tail again
-        self.log_seen: dict[str, int] = {}
+        self.log_seen: dict[str | int, int] = {}
         self._listeners: list[JobsListener] = []
         self._log_listeners: list[LogListener] = []
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -67,17 +69,21 @@ class Mirror:
             self.seq = seq
             self._tell(kind, changed)
         elif kind == "log":
-            self._log(str(message.get("job", "")), [str(x) for x in message.get("lines", [])], message.get("total"))
+            job_id = message.get("id")
+            job_id = job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+            lines = [str(x) for x in message.get("lines", [])]
+            self._log(str(message.get("job", "")), lines, message.get("total"), job_id)
 
-    def _log(self, name: str, lines: list[str], total: Any) -> None:
+    def _log(self, name: str, lines: list[str], total: Any, job_id: int | None) -> None:
         """Pass on only unheard lines: after a resync the server resends a watched job's whole tail."""
-        total = int(total) if isinstance(total, int) else self.log_seen.get(name, 0) + len(lines)
-        seen = self.log_seen.get(name, 0)
+        key: str | int = name if job_id is None else job_id
+        total = int(total) if isinstance(total, int) else self.log_seen.get(key, 0) + len(lines)
+        seen = self.log_seen.get(key, 0)
         fresh = lines[max(0, seen - (total - len(lines))) :]
-        self.log_seen[name] = max(seen, total)
+        self.log_seen[key] = max(seen, total)
         if fresh:
             for log_listener in list(self._log_listeners):
-                log_listener(name, fresh, total)
+                log_listener(name, fresh, total, job_id)
 
     def _tell(self, kind: str, jobs: list[Job]) -> None:
         for listener in list(self._listeners):
@@ -87,6 +93,12 @@ class Mirror:
         """Ask for the log lines of these jobs (replaces the watched set)."""
         if self._ws is not None and not self._ws.closed:
             await self._ws.send_str(json.dumps({"watch": list(names)}))
+
+    async def watch_ids(self, ids: Iterable[int]) -> None:
+        """Ask for the log lines of these jobs by id (replaces the watched set): an earlier run's
+        job and this one's may share a name."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps({"watch_ids": list(ids)}))
 
     async def run(self, conn: Connection) -> None:
         """Follow the event stream until the server closes it (or the task is cancelled).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,10 @@ class Session:
         await self.commands.close()
 
 
-async def attach(socket: Path | None = None) -> Session:
-    """Start the server if none answers, then attach: the mirror holds the snapshot on return."""
+async def attach(socket: Path | None = None, server_args: Sequence[str] = ()) -> Session:
+    """Start the server if none answers (with `server_args`), then attach: the mirror holds the
+    snapshot on return."""
     path = socket_path() if socket is None else socket
-    session = Session(path, await ensure_server(path))
+    session = Session(path, await ensure_server(path, args=server_args))
     await session.start()
     return session

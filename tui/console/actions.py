@@ -1,5 +1,8 @@
 """What the console's keys do (to the selected job, the log, the panes, launches, prompts,
-quitting), why a key does not apply when it does not, and what a hangup does.
+quitting and detaching), why a key does not apply when it does not, and what a hangup does.
+
+Job commands are requests to the server (`RemoteEngine`); the server's refusal is said in one
+line. Quitting never has to stop a job: `d` (and a hangup) detach, and the jobs go on.
 
 A key that does not apply is set apart in the footer (after `not now:`, dim, when there
 is room), but still reaches its action: the action says why in one line (`c` on a finished job: "health-check is successful: only
@@ -18,24 +21,24 @@ import sys
 import termios
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from rich.console import RenderableType
 from textual import work
 from textual.app import SuspendNotSupported
 
+from tui.client.remote import RemoteEngine
+from tui.client.remote import RemoteJob as Job
 from tui.console.commands import BY_ACTION, BY_ID, key_label
-from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
 from tui.console.screens.prompt import PromptDialog
+from tui.console.screens.quit import QuitDialog
 from tui.console.screens.results import ResultsScreen
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
-from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
-from tui.core.engine import EngineError, Job
 from tui.core.planning.spec import Status
 from tui.core.sanitize import strip_sgr
 
@@ -44,7 +47,8 @@ if TYPE_CHECKING:
 
 DEFAULT_PAGER = "less -R"
 HANGUP_EXIT = 128 + signal.SIGHUP  # the shell's convention for "ended by SIGHUP"
-HANGUP_DEADLINE = 20.0  # seconds: after a hangup the console ends by then, whatever is stuck
+HANGUP_DEADLINE = 5.0  # seconds: after a hangup the console ends by then, whatever is stuck
+STOP_WAIT = 15.0  # seconds `y` at the quit question waits for the stopped jobs to end
 WHY_NOT = {  # what a job command needs, said when it is pressed on a job it does not apply to
     "cancel_job": "only a queued, waiting or running job can be cancelled",
     "retry_job": "only a finished job, or one waiting to retry, can be retried",
@@ -112,27 +116,32 @@ class JobActions:
             return None
         return self.selected_job
 
-    def _act(self: PlaydeckApp, action: Callable[..., None], *args: object) -> None:
-        try:
-            action(*args)
-        except EngineError as exc:
-            self.say(str(exc), severity="warning")
+    def _act(self: PlaydeckApp, call: Callable[[RemoteEngine], Awaitable[Any]], job: Job | None = None) -> None:
+        """Send a request without waiting for it: keys stay quick on a slow server; the answer
+        shows when the server's delta arrives (a refusal, at once, in one line)."""
+
+        async def send() -> None:
+            await self.remote_call(call)
+            if job is not None:
+                self._dirty.add(job.id)
+
+        self.run_worker(send, group="request", exit_on_error=False)
 
     # -- the job commands -------------------------------------------------------
     def action_cancel_job(self: PlaydeckApp) -> None:
         job = self._job_for("cancel_job")
         if job is not None:
-            self._act(self.engine.cancel, job)
+            self._act(lambda engine: engine.cancel(job), job)
 
     def action_retry_job(self: PlaydeckApp) -> None:
         job = self._job_for("retry_job")
         if job is not None:
-            self._act(self.engine.retry, job)
+            self._act(lambda engine: engine.retry(job), job)
 
     def action_retry_failed(self: PlaydeckApp) -> None:
         job = self._job_for("retry_failed")
         if job is not None:
-            self._act(self.engine.retry, job, True)
+            self._act(lambda engine: engine.retry(job, True), job)
 
     def action_set_timeout(self: PlaydeckApp) -> None:
         job = self._job_for("set_timeout")
@@ -143,15 +152,22 @@ class JobActions:
 
         def apply(seconds: float | None) -> None:
             if seconds is not None:
-                self._act(self.engine.set_timeout, job, seconds or None)
-                self._dirty.add(job.id)
+                self._act(lambda engine: engine.set_timeout(job, seconds or None), job)
 
         self.push_screen(TimeoutDialog(clean(job.name), current), apply)
 
     def action_results(self: PlaydeckApp) -> None:
         job = self._job_for("results")
         if job is not None:
-            self.push_screen(ResultsScreen(job))
+            self._open_results(job)
+
+    @work(exclusive=True, group="results", exit_on_error=False)
+    async def _open_results(self: PlaydeckApp, job: Job) -> None:
+        """The task results live on the server: fetched when asked for, not streamed."""
+        found = await self.remote_call(lambda engine: engine.results(job))
+        if found is not None:
+            tasks, dropped = found
+            self.push_screen(ResultsScreen(job, tasks, dropped))
 
     # -- the log ----------------------------------------------------------------
     def action_wrap_log(self: PlaydeckApp) -> None:
@@ -230,11 +246,7 @@ class JobActions:
             if job.prompt is None:
                 self.say(f"{job.name} no longer waits for input: the answer was not sent", severity="warning")
                 return
-            try:
-                self.engine.answer_prompt(job, text)
-            except EngineError as exc:
-                self.say(str(exc), severity="warning")
-            self._dirty.add(job.id)
+            self._act(lambda engine: engine.answer_prompt(job, text), job)
 
         self.push_screen(PromptDialog(clean(job.name), clean(prompt.text), prompt.kind, prompt.private), answer)
 
@@ -252,62 +264,74 @@ class JobActions:
             self.say("no inventory to run against: start with -i INVENTORY", severity="error")
             return
         base = request.playbook.stem if request.playbook else adhoc_name(request.module, request.module_args)
-        names = {j.name for j in self.engine.jobs}
+        names = {j.name for j in self.jobs}
         name, n = base, 2
         while name in names:
             name, n = f"{base}-{n}", n + 1
-        spec = request.spec(name, self.inventory_path)
-        try:
-            job = self.engine.add(spec, secrets=request.secrets)
-        except EngineError as exc:
-            self.say(str(exc), severity="error")
-            return
-        grid = self.query_one(JobGrid)
-        grid.selected_id = job.id
-        grid.rebuild()
+        self._send_launch(request.spec(name, self.inventory_path), request.secrets)
+
+    @work(group="launch", exit_on_error=False)
+    async def _send_launch(self: PlaydeckApp, spec: Any, secrets: dict[str, str]) -> None:
+        """Submitted with the server's preflight; the new job is selected once the mirror has it."""
+        job_id = await self.remote_call(lambda engine: engine.add(spec, secrets=secrets), severity="error")
+        if isinstance(job_id, int):
+            self.select_when_seen = job_id
+            self._added = True
 
     def _playbooks(self) -> list[Path]:
         found: dict[str, Path] = {}
-        for spec in self.initial_specs:
-            if spec.playbook is not None:
-                found.setdefault(str(spec.playbook), spec.playbook)
+        for playbook in self.initial_playbooks:
+            found.setdefault(str(playbook), playbook)
         for directory in self.playbook_dirs:
             for path in sorted(directory.glob("*.y*ml")):
                 if path.suffix in (".yml", ".yaml") and _looks_like_playbook(path):
                     found.setdefault(str(path), path)
         return sorted(found.values(), key=lambda p: p.name)
 
-    # -- quitting and hanging up ------------------------------------------------
-    def action_quit_console(self) -> None:
-        running = [j for j in self.engine.jobs if not j.status.finished]
+    # -- quitting, detaching and hanging up ----------------------------------------
+    def action_quit_console(self: PlaydeckApp) -> None:
+        """No unfinished job: quit. Else ask: y stops them and quits, d detaches, Esc stays."""
+        running = self.engine.unfinished() if self.engine is not None else []
         if not running:
-            self.exit(0)
+            self.action_detach()
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._cancel_all_and_exit()
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
+                self._stop_all_and_exit()
+            elif choice == "detach":
+                self.action_detach()
 
-        self.push_screen(
-            ConfirmDialog(
-                f"{len(running)} job(s) still queued or running. Cancel them and quit?",
-                "Their processes are stopped cleanly; their logs stay on disk.",
-            ),
-            answer,
-        )
+        self.push_screen(QuitDialog(len(running)), answer)
 
-    @work(exclusive=True, group="quit")
-    async def _cancel_all_and_exit(self) -> None:
-        self._quitting = True
-        self.engine.record("quit", running=[j.name for j in self.engine.jobs if not j.status.finished])
-        self.say("canceling every job…", timeout=10)
-        await self.engine.close()
+    def action_detach(self: PlaydeckApp) -> None:
+        """Leave: the jobs go on under the server; any console (or `playdeck ls`) finds them."""
+        self._detached = True
         self.exit(0)
 
-    async def action_quit(self) -> None:
+    @work(exclusive=True, group="quit")
+    async def _stop_all_and_exit(self: PlaydeckApp) -> None:
+        """Cancel every unfinished job, wait (a while) until the server says they ended, then go."""
+        self._quitting = True
+        engine = self.engine
+        if engine is None:
+            self.exit(0)
+            return
+        jobs = engine.unfinished()
+        self.say(f"stopping {len(jobs)} job(s)…", timeout=10)
+        for job in jobs:
+            await self.remote_call(lambda engine, job=job: engine.cancel(job))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_WAIT
+        while engine.unfinished() and loop.time() < deadline and (self.session is None or self.session.attached):
+            await asyncio.sleep(0.1)
+        self._detached = True
+        self.exit(0)
+
+    async def action_quit(self: PlaydeckApp) -> None:
         self.action_quit_console()
 
-    def _watch_hangup(self) -> None:
+    def _watch_hangup(self: PlaydeckApp) -> None:
         if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
             return  # started under nohup: the user asked for hangups to be ignored
         try:
@@ -315,19 +339,17 @@ class JobActions:
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
             pass
 
-    def _hangup(self) -> None:
-        """The terminal is gone: cancel every job cleanly, record it, exit non-zero.
+    def _hangup(self: PlaydeckApp) -> None:
+        """The terminal is gone: detach (the jobs go on under the server) and exit non-zero.
 
         Nothing may wait on the terminal now: drawing stops at once (a write to a dead
         terminal fails, and the writer's queue would then block the loop), and a watchdog
-        ends the process if shutting down gets stuck anyway.
+        ends the process if closing the connection gets stuck anyway.
         """
         if self._hung_up:
             return
-        self._hung_up = self._quitting = True
+        self._hung_up = self._quitting = self._detached = True
         self.batch_update().__enter__()  # Textual draws nothing while a batch is open: this one stays open
-        running = [j.name for j in self.engine.jobs if not j.status.finished]
-        self.engine.record("interrupt", running=running, signal="SIGHUP")
         watchdog = threading.Timer(HANGUP_DEADLINE, os._exit, (HANGUP_EXIT,))
         watchdog.daemon = True
         watchdog.start()
@@ -343,13 +365,14 @@ class JobActions:
             return
         super().panic(*renderables)
 
-    async def _close_after_hangup(self) -> None:
-        """Every job cancelled and waited for, then out at once: Textual's own shutdown restores
+    async def _close_after_hangup(self: PlaydeckApp) -> None:
+        """Detach cleanly (the server audits it), then out at once: Textual's own shutdown restores
         the terminal, and with no terminal left its writer's queue blocks it (seen: forever)."""
         try:
-            await self.engine.close()
+            if self.session is not None:
+                await asyncio.wait_for(self.session.close(), 2.0)
         finally:
-            os._exit(HANGUP_EXIT)  # job records and the audit trail are already on disk (written unbuffered)
+            os._exit(HANGUP_EXIT)
 
 
 def _terminal_gone() -> bool:

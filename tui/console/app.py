@@ -1,19 +1,20 @@
-"""The console: renders the engine's state and turns keys into engine calls.
+"""The console: renders the server's jobs and turns keys into requests to it.
 
-The engine owns job state; the app only keeps what is on screen. Engine
-listeners just mark jobs dirty; a 4 Hz tick renders them, so a burst of
-events costs one redraw, and only the selected job's log is ever rendered.
-What each job key does (and why it does not apply) is in `actions.py`.
+The server owns job state; the console attaches to it (starting it if needed) and renders
+the client library's mirror (`tui.client.remote`), keeping only what is on screen. Mirror
+listeners just mark jobs dirty; a 4 Hz tick renders them, so a burst of events costs one
+redraw, and only the selected job's log is asked for and rendered. Quitting or losing the
+terminal detaches: the jobs go on under the server. What each key does is in `actions.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
 from typing import Iterable
 
-import aiofiles
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -24,6 +25,10 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui.client.connection import ClientError
+from tui.client.remote import RemoteEngine
+from tui.client.remote import RemoteJob as Job
+from tui.client.session import Session, attach
 from tui.console.actions import JobActions, clean
 from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings, key_label
 from tui.console.config import Config, remember, remembered
@@ -34,11 +39,8 @@ from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
-from tui.core.engine import Engine, Job
 from tui.core.planning.inventory import InventoryError, load_inventory
 from tui.core.planning.spec import JobSpec, Status
-from tui.core.sanitize import sanitize
-from tui.core.storage.history import load_history, prune
 
 REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CPU budget
 SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
@@ -56,24 +58,29 @@ class PlaydeckApp(JobActions, App[int]):
     def __init__(
         self,
         *,
+        session: Session | None = None,
+        socket: Path | None = None,
         specs: Iterable[JobSpec] = (),
+        playbooks: Iterable[Path] = (),
         inventory: Path | None = None,
         playbook_dirs: Iterable[Path] = (),
-        max_parallel: int = 4,
         config: Config | None = None,
         theme: str | None = None,
-        state_dir: Path | None = None,
-        job_nice: int = 10,
     ):
+        """`session`: already attached (the CLI attaches before the screen switches, so a server
+        that cannot start is reported on a plain terminal); else the console attaches to `socket`
+        (or the default one) itself. `specs` are submitted once attached; `playbooks` are offered
+        by the launch dialog besides those in `playbook_dirs`."""
         super().__init__()
         self.config = config or Config()
         self.initial_specs = list(specs)
+        self.initial_playbooks = [*playbooks, *(s.playbook for s in self.initial_specs if s.playbook is not None)]
         self.inventory_path = inventory
         self.playbook_dirs = [p for p in playbook_dirs if p.is_dir()]
-        # jobs run at a lower CPU priority than the console, so keys stay quick on a busy bastion;
-        # a playbook that prompts waits for the operator's answer here (headless, it fails at once)
-        self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=job_nice, prompts="ask")
-        self.engine.subscribe(self._on_engine_change)
+        self.session = session
+        self.socket = session.socket if session is not None else socket
+        # the jobs run under the server, at a lower CPU priority than the console (keys stay quick)
+        self.engine: RemoteEngine | None = None
         self._dirty: set[int] = set()
         self._added = False
         self._last_second = -1
@@ -88,6 +95,9 @@ class PlaydeckApp(JobActions, App[int]):
         self._miss_said = False  # a search that found nothing in memory said so once
         self._hung_up = False
         self._paging = False
+        self._detached = False
+        self.select_when_seen: int | None = None  # a launched job to select once the server reports it
+        self._attach_problem = ""  # why there is no server right now ("" while attached)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """Our CSS uses `$status-*`; Textual's own themes lack them and would otherwise crash the app."""
@@ -125,14 +135,87 @@ class PlaydeckApp(JobActions, App[int]):
             self.say(problem, severity="warning", timeout=8)
         self._watch_hangup()
         grid = self.query_one(JobGrid)
-        grid.jobs = self.engine.jobs
-        for spec in self.initial_specs:
-            self.engine.add(spec)
         grid.rebuild()
         grid.focus()
         self._load_inventory()
-        self._load_history()
+        if self.session is not None:
+            self._attached(self.session)
+        else:
+            self._attach()
         self._frame()
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The server's jobs as last heard (none before the console has attached)."""
+        return self.engine.jobs if self.engine is not None else []
+
+    # -- the server -------------------------------------------------------------
+    @work(exclusive=True, group="attach", exit_on_error=False)
+    async def _attach(self) -> None:
+        """Attach (starting the server if none answers); while it cannot, say why and try again."""
+        delay = 0.5
+        while not self._quitting:
+            try:
+                session = await attach(self.socket)
+            except (ClientError, OSError, TimeoutError) as exc:
+                problem = clean(exc) or type(exc).__name__
+                if problem != self._attach_problem:
+                    self.say(f"no playdeck server: {problem}", title="server", severity="error", timeout=10)
+                self._attach_problem = problem
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+                continue
+            self._attached(session)
+            return
+
+    def _attached(self, session: Session) -> None:
+        self.session = session
+        self.socket = session.socket
+        self._attach_problem = ""
+        self.engine = RemoteEngine(session)
+        self.engine.subscribe(self._on_engine_change)
+        self._added = True
+        self._bindings_key = None
+        self._warn_interrupted()
+        if self.initial_specs:
+            specs, self.initial_specs = self.initial_specs, []
+            self._submit(specs)
+        self.run_worker(self._follow(session), group="follow", exclusive=True, exit_on_error=False)
+
+    async def _follow(self, session: Session) -> None:
+        """Notice the server going away (stopped, killed): say so, then attach again."""
+        if session.follower is None:
+            return  # no event stream to lose
+        await asyncio.wait({session.follower})
+        if self._quitting or self._detached:
+            return
+        await session.close()
+        self._attach_problem = "the server went away"
+        self.say("the playdeck server went away: attaching again…", title="server", severity="error", timeout=8)
+        self._attach()
+
+    @work(group="watch", exclusive=True, exit_on_error=False)
+    async def _watch(self, job: Job | None) -> None:
+        """Only the selected job's log lines come over the socket."""
+        if self.engine is not None:
+            await self.remote_call(lambda engine: engine.watch(job))
+
+    @work(group="submit", exit_on_error=False)
+    async def _submit(self, specs: list[JobSpec]) -> None:
+        for spec in specs:
+            await self.remote_call(lambda engine, spec=spec: engine.add(spec))
+
+    async def remote_call(self, call, *, severity: SeverityLevel = "warning") -> object:
+        """Run one request to the server; a refusal or a lost server is said in one line."""
+        if self.engine is None:
+            self.say(f"not attached to a server: {self._attach_problem or 'attaching…'}", severity="error")
+            return None
+        try:
+            return await call(self.engine)
+        except ClientError as exc:
+            problems = getattr(exc, "problems", [])
+            self.say(" · ".join([str(exc), *problems]), severity=severity, timeout=8)
+            return None
 
     # -- saying things ------------------------------------------------------
     def say(
@@ -160,10 +243,13 @@ class PlaydeckApp(JobActions, App[int]):
 
     # -- state in, screen out -----------------------------------------------
     def _on_engine_change(self, job: Job, what: str) -> None:
-        """Called by the engine, possibly many times a second: only note what changed."""
+        """Called by the mirror, possibly many times a second: only note what changed."""
+        if what == "log":
+            return  # the selected job's log is drawn every frame anyway; nothing else shows log lines
         self._dirty.add(job.id)
-        if what == "status" and job.status in (Status.QUEUED,) and len(job.attempts) == 0:
+        if what == "added":
             self._added = True
+            return
         if what == "status" and job.status in ALERT and not self._quitting:
             self.say(
                 f"{job.name}: {job.status.value}. {job.message}",
@@ -225,12 +311,18 @@ class PlaydeckApp(JobActions, App[int]):
         dirty, self._dirty = self._dirty, set()
         if self._added:
             self._added = False
+            grid.jobs = self.jobs
+            if self.select_when_seen is not None and self.engine is not None:
+                if self.select_when_seen in self.engine.by_id:  # a job this console launched: show it
+                    grid.selected_id, self.select_when_seen = self.select_when_seen, None
+                else:
+                    self._added = True  # not in the mirror yet: look again next frame
             grid.rebuild()
         elif dirty:
             if grid.sort_index:
                 grid.rebuild()
             else:
-                for job in self.engine.jobs:
+                for job in self.jobs:
                     if job.id in dirty:
                         grid.update_job(job)
         second = int(self._clock())
@@ -253,7 +345,7 @@ class PlaydeckApp(JobActions, App[int]):
 
     def _mark_hosts(self, dirty: set[int]) -> None:
         marks: dict[str, str] = {}
-        for job in self.engine.jobs:
+        for job in self.jobs:
             if job.id not in dirty:
                 continue
             for host, counts in job.hosts.items():
@@ -272,15 +364,14 @@ class PlaydeckApp(JobActions, App[int]):
         log = self.query_one(LogView)
         job = self.selected_job
         title = self.query_one("#log-title", Static)
+        if self.engine is not None and not self._hung_up and self.engine.watching != (job and job.id):
+            self._watch(job)
         if job is None:
             log.show(None, [], 0)
             self._update_if_changed(
                 title, Text(f" no job selected · {self.key_for('new-job')} launches one", style="dim")
             )
             return
-        if job.history and job.tail.total == 0:
-            job.tail.total = -1  # loading: asked once
-            self._load_history_log(job)
         log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
@@ -294,7 +385,7 @@ class PlaydeckApp(JobActions, App[int]):
         """This run's jobs by status; the earlier runs' shown in the grid are counted apart."""
         counts: dict[Status, int] = {}
         earlier = 0
-        for job in self.engine.jobs:
+        for job in self.jobs:
             if job.history:
                 earlier += 1
             else:
@@ -308,7 +399,10 @@ class PlaydeckApp(JobActions, App[int]):
         text.append("  " + " · ".join(parts))
         if earlier:
             text.append(f" · {earlier} earlier", style="dim")
-        text.append(f"   max {self.engine.max_parallel} at once", style="dim")
+        if self.engine is None:
+            text.append(f"   not attached: {self._attach_problem or 'attaching to the server…'}", style="bold")
+        elif self.engine.max_parallel:
+            text.append(f"   max {self.engine.max_parallel} at once", style="dim")
         self._update_if_changed(self.query_one("#status-bar", Static), text)
 
     def _update_if_changed(self, widget: Static, text: Text) -> None:
@@ -321,9 +415,9 @@ class PlaydeckApp(JobActions, App[int]):
     @property
     def selected_job(self) -> Job | None:
         grid = self.query_one(JobGrid)
-        if grid.selected_id is None or grid.selected_id >= len(self.engine.jobs):
+        if grid.selected_id is None or self.engine is None:
             return None
-        return self.engine.jobs[grid.selected_id]
+        return self.engine.by_id.get(grid.selected_id)
 
     @on(JobGrid.Selected)
     def _selection_changed(self) -> None:
@@ -363,61 +457,24 @@ class PlaydeckApp(JobActions, App[int]):
         pane.set_inventory(inventory)
 
     # -- history ------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
-    def _load_history(self) -> None:
-        """Earlier runs' jobs, read-only; the ones the console died under come back `interrupted`."""
-        state = self.engine.state_dir
-        prune(state, self.config.keep_runs, self.config.keep_days, self.engine.run_id)
-        records = load_history(state, self.engine.run_id, limit=self.config.show_history)
-        self.call_from_thread(self._show_history, records)
-
-    def _show_history(self, records: list[dict]) -> None:
-        for record in records:
-            try:
-                self.engine.restore(record)
-            except (KeyError, ValueError, TypeError):
-                continue  # a damaged record is skipped; the rest still show
-        self._warn_interrupted(records)
-        self._added = True
-
-    def _warn_interrupted(self, records: list[dict]) -> None:
-        """Say once that the last run was interrupted: only for the most recent earlier run (the
-        records come newest first; a run still owned by a live console has no interrupted record),
-        and only the first time this console's state dir sees it."""
-        if not records:
-            return
-        last_run = records[0].get("run")
-        names = [
-            clean(r.get("name"))
-            for r in records
-            if r.get("run") == last_run and r.get("status") == Status.INTERRUPTED.value
-        ]
+    def _warn_interrupted(self) -> None:
+        """Say once that jobs were interrupted when a server (or console) last died under them:
+        the server shows them as earlier jobs; each is reported only the first time a console sees it."""
+        interrupted = [j for j in self.jobs if j.history and j.status is Status.INTERRUPTED]
+        keys = {f"{j.name}@{j.last.started.isoformat() if j.last else ''}" for j in interrupted}
         warned = remembered(WARNED_RUNS)
         warned = [w for w in warned if isinstance(w, str)] if isinstance(warned, list) else []
-        if not names or last_run in warned:
+        fresh = sorted(keys - set(warned))
+        if not fresh:
             return
-        remember(WARNED_RUNS, [*warned, str(last_run)][-20:])
+        remember(WARNED_RUNS, [*warned, *fresh][-200:])
+        names = sorted({clean(j.name) for j in interrupted})
         self.say(
             f"interrupted when playdeck last stopped: {', '.join(names)}",
             title="history",
             severity="warning",
             timeout=10,
         )
-
-    @work(exclusive=True, group="history-log", exit_on_error=False)
-    async def _load_history_log(self, job: Job) -> None:
-        """A past job's log tail, read from disk without blocking the screen."""
-        lines: list[str] = []
-        for attempt in job.attempts:
-            lines.append(f"── attempt {attempt.number}{f' (limit {attempt.limit})' if attempt.limit else ''} ──")
-            try:
-                async with aiofiles.open(attempt.log, encoding="utf-8", errors="replace") as fh:
-                    content = await fh.read()
-            except OSError as exc:
-                lines.append(f"(log not readable: {exc.strerror or exc})")
-                continue
-            lines.extend(sanitize(line) for line in content.splitlines()[-job.tail.lines.maxlen :])
-        job.tail.extend(lines)
 
     @on(HostTree.ShowVars)
     def _show_vars(self, message: HostTree.ShowVars) -> None:

@@ -127,7 +127,20 @@ COMMANDS: tuple[Command, ...] = (  # footer priority: what an incident needs fir
         "Log",
         "Move focus to the selected job's log (or answer its prompt if it waits for input)",
     ),
-    Command("quit", "q", "quit_console", "Quit", "Quit; asks first when jobs are running and cancels them cleanly"),
+    Command(
+        "quit",
+        "q",
+        "quit_console",
+        "Quit",
+        "Quit; with jobs unfinished it asks: y stops them cleanly, d detaches (they keep running), Esc stays",
+    ),
+    Command(
+        "detach",
+        "d",
+        "detach",
+        "Detach",
+        "Leave the console now; the jobs keep running under the server (`playdeck` attaches again)",
+    ),
     Command("help", "question_mark", "help", "Help", "Show every key (the footer shows what fits)"),
 )
 

@@ -17,7 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from tui.core.engine import Job
+from tui.client.remote import RemoteJob as Job
 from tui.core.running.results import COUNT_NAMES, TaskResult
 from tui.core.sanitize import strip_sgr
 
@@ -68,12 +68,13 @@ class ResultsScreen(ModalScreen[None]):
         Binding("pagedown", "message('down')", "Scroll message down", show=False, priority=True),
     ]
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, tasks: list[TaskResult], dropped: int = 0):
+        """`tasks`: the last attempt's task results, as the server gave them when asked."""
         super().__init__()
         self.job = job
-        results = job.results
+        self.dropped = dropped
         # failures first, then in the order they happened
-        self.tasks: list[TaskResult] = sorted(results.tasks, key=lambda t: ORDER.get(t.outcome, 9))
+        self.tasks: list[TaskResult] = sorted(tasks, key=lambda t: ORDER.get(t.outcome, 9))
 
     def compose(self) -> ComposeResult:
         attempt = self.job.last
@@ -88,7 +89,7 @@ class ResultsScreen(ModalScreen[None]):
             yield tasks
             with MessageBox(id="results-message"):
                 yield Static(id="task-message")
-            dropped = self.job.results.dropped
+            dropped = self.dropped
             more = (
                 f" · {dropped} more results in {strip_sgr(str(self.job.last.events_log))}"
                 if dropped and self.job.last

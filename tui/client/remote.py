@@ -1,0 +1,284 @@
+"""The server's jobs as a console reads them, and its actions as requests.
+
+The console was written against the engine's `Job` objects; `RemoteJob` offers the same
+read-only face (status, results, last attempt, timeout left, log tail) built from the
+mirror's JOB dicts, so the widgets render a mirror exactly as they rendered an engine.
+It owns no state of its own beyond what the server last said and when it said it: clocks
+(elapsed, time left, retry in) move on locally between deltas from that moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui.client.connection import Connection
+from tui.client.mirror import Job as JobDict
+from tui.client.session import Session
+from tui.core.job import Prompt
+from tui.core.planning.spec import JobSpec, Status
+from tui.core.running.results import COUNT_NAMES, HostCounts, ResultTracker, TaskResult
+from tui.core.storage.logstore import LogTail
+
+# listener(job, what): what is "added", "status", "prompt" or "progress" (anything else changed)
+Listener = Callable[["RemoteJob", str], None]
+
+
+@dataclass(frozen=True)
+class RemoteAttempt:
+    """The last attempt as the server described it: where its files are, when it ran."""
+
+    number: int
+    limit: str | None
+    log: Path
+    events_log: Path
+    started: datetime
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `job.spec.target` gives the grid: the playbook's file name or `module: args`."""
+
+    target: str
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class RemoteJob:
+    """One job of the server, read-only; `update` takes the server's newer description."""
+
+    def __init__(self, data: JobDict, tail_lines: int = 2000) -> None:
+        self.id = int(data["id"])
+        self.tail = LogTail(tail_lines)
+        self.data: JobDict = {}
+        self.received = 0.0
+        self.update(data)
+
+    def update(self, data: JobDict) -> str:
+        """Take a newer JOB dict; says what changed the way the engine's listeners hear it."""
+        before = self.data
+        self.data = data
+        self.received = time.monotonic()
+        self.status = _status(data.get("status"))
+        self.name = str(data.get("name", ""))
+        self.message = str(data.get("message") or "")
+        self.history = bool(data.get("history"))
+        self.limit: str | None = data.get("limit") if isinstance(data.get("limit"), str) else None
+        self.spec = Target(str(data.get("target") or ""))
+        self.timeout = _number(data.get("timeout"))
+        retry_in = _number(data.get("retry_in"))
+        self.retry_at = self.received + retry_in if retry_in is not None else None
+        self.prompt = _prompt(data.get("prompt"))
+        self.results = _results(data)
+        self.last = _attempt(data)
+        if not before:
+            return "added"
+        if before.get("status") != data.get("status"):
+            return "status"
+        if before.get("prompt") != data.get("prompt"):
+            return "prompt"
+        return "progress"
+
+    @property
+    def hosts(self) -> dict[str, HostCounts]:
+        return self.results.hosts
+
+    @property
+    def attempts(self) -> list[RemoteAttempt]:
+        """Only the last attempt is described by the server; its number says how many there were."""
+        return [self.last] if self.last is not None else []
+
+    def _since(self) -> float:
+        return time.monotonic() - self.received if self.status is Status.RUNNING else 0.0
+
+    def elapsed(self) -> float | None:
+        elapsed = _number(self.data.get("elapsed"))
+        return None if elapsed is None else elapsed + self._since()
+
+    def timeout_remaining(self) -> float | None:
+        left = _number(self.data.get("timeout_left"))
+        if self.status is not Status.RUNNING or left is None:
+            return None
+        return max(0.0, left - self._since())
+
+
+def _status(value: Any) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        return Status.ERROR  # a newer server's word we do not know: shown as a problem, not hidden
+
+
+def _prompt(value: Any) -> Prompt | None:
+    if not isinstance(value, dict):
+        return None
+    return Prompt(
+        kind=str(value.get("kind") or "pause"),
+        text=str(value.get("text") or ""),
+        varname=value.get("varname") if isinstance(value.get("varname"), str) else None,
+        private=bool(value.get("private")),
+    )
+
+
+def _results(data: JobDict) -> ResultTracker:
+    hosts: dict[str, HostCounts] = {}
+    raw_hosts = data.get("hosts")
+    for host, counts in raw_hosts.items() if isinstance(raw_hosts, dict) else ():
+        if isinstance(counts, dict):
+            hosts[str(host)] = HostCounts(**{n: int(counts.get(n) or 0) for n in COUNT_NAMES})
+    dropped = data.get("dropped")
+    return ResultTracker(
+        hosts=hosts,
+        task=str(data.get("task") or ""),
+        play=str(data.get("play") or ""),
+        dropped=dropped if isinstance(dropped, int) else 0,
+    )
+
+
+def _attempt(data: JobDict) -> RemoteAttempt | None:
+    log = data.get("log")
+    started = _time(data.get("started"))
+    if not isinstance(log, str) or started is None:
+        return None
+    events = data.get("events")
+    number = data.get("number") or data.get("attempt") or 1
+    return RemoteAttempt(
+        number=int(number),
+        limit=data.get("last_limit") if isinstance(data.get("last_limit"), str) else None,
+        log=Path(log),
+        events_log=Path(events) if isinstance(events, str) else Path(log).with_name("events.jsonl"),
+        started=started,
+    )
+
+
+class RemoteEngine:
+    """What the console calls instead of an engine: the mirror's jobs, and actions by request.
+
+    Actions are coroutines; a refusal comes back as `tui.client.connection.ServerError` with
+    the server's one line for people (the engine's own words).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.status = session.status
+        self.by_id: dict[int, RemoteJob] = {}
+        self.jobs: list[RemoteJob] = []
+        self._listeners: list[Listener] = []
+        self._watched: int | None = None
+        session.mirror.listen(self._on_jobs)
+        session.mirror.listen_logs(self._on_log)
+        self._on_jobs("snapshot", list(session.mirror.jobs.values()))
+
+    @property
+    def commands(self) -> Connection:
+        return self.session.commands
+
+    @property
+    def max_parallel(self) -> int | None:
+        value = self.status.get("max_parallel")
+        return value if isinstance(value, int) else None
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _on_jobs(self, kind: str, jobs: list[JobDict]) -> None:
+        added = False
+        for data in jobs:
+            job = self.by_id.get(int(data["id"]))
+            if job is None:
+                job = self.by_id[int(data["id"])] = RemoteJob(data)
+                what = "added"
+                added = True
+            else:
+                what = job.update(data)
+            for listener in list(self._listeners):
+                listener(job, what)
+        if kind == "snapshot":
+            gone = set(self.by_id) - {int(d["id"]) for d in jobs}
+            for job_id in gone:  # a new server (after a restart) has no such job
+                del self.by_id[job_id]
+            added = added or bool(gone)
+        if added:
+            self.jobs = [self.by_id[i] for i in sorted(self.by_id)]
+
+    def _on_log(self, name: str, lines: list[str], total: int, job_id: int | None) -> None:
+        job = self.by_id.get(job_id) if job_id is not None else None
+        if job is None:
+            return
+        missed = total - len(lines) - job.tail.total
+        if missed > 0 and job.tail.total > 0:  # lines the server dropped for us: say so, never hide it
+            job.tail.extend([f"… {missed} lines not received (the link was slow); all are in {job.data.get('log')}"])
+            job.tail.total += missed - 1
+        elif missed > 0:
+            job.tail.total += missed  # the lines before its tail, as with any long log
+        job.tail.extend(lines)
+        for listener in list(self._listeners):
+            listener(job, "log")
+
+    @property
+    def watching(self) -> int | None:
+        """The id of the job whose log lines come to us."""
+        return self._watched
+
+    async def watch(self, job: RemoteJob | None) -> None:
+        """Log lines of the selected job only: a hundred streaming jobs cost one."""
+        job_id = job.id if job is not None else None
+        if job_id == self._watched:
+            return
+        self._watched = job_id
+        if job is not None:  # its tail comes again whole: what streamed meanwhile is in it
+            job.tail = LogTail(job.tail.lines.maxlen or 2000)
+            self.session.mirror.log_seen.pop(job.id, None)
+        await self.session.mirror.watch_ids([] if job_id is None else [job_id])
+
+    # -- actions ----------------------------------------------------------------
+    async def cancel(self, job: RemoteJob) -> None:
+        await self.commands.cancel(job.name, job_id=job.id)
+
+    async def retry(self, job: RemoteJob, failed_only: bool = False) -> None:
+        await self.commands.retry(job.name, failed_only, job_id=job.id)
+
+    async def set_timeout(self, job: RemoteJob, seconds: float | None) -> None:
+        await self.commands.set_timeout(job.name, seconds, job_id=job.id)
+
+    async def answer_prompt(self, job: RemoteJob, text: str) -> None:
+        await self.commands.answer(job.name, text, job_id=job.id)
+
+    async def add(self, spec: JobSpec, secrets: dict[str, str] | None = None) -> int:
+        """Submit one job (the launch dialogs); its id, once the server accepted it."""
+        ids = await self.commands.submit_spec(spec, secrets)
+        return ids[0]
+
+    async def results(self, job: RemoteJob) -> tuple[list[TaskResult], int]:
+        """The last attempt's task results, for the results view (fetched when it opens)."""
+        data = await self.commands.results(job.name, job_id=job.id)
+        tasks = []
+        for raw in data.get("tasks") or []:
+            if isinstance(raw, dict):
+                tasks.append(
+                    TaskResult(
+                        host=str(raw.get("host", "")),
+                        task=str(raw.get("task", "")),
+                        play=str(raw.get("play", "")),
+                        outcome=str(raw.get("outcome", "")),
+                        message=str(raw.get("message") or ""),
+                    )
+                )
+        dropped = data.get("dropped")
+        return tasks, dropped if isinstance(dropped, int) else 0
+
+    def unfinished(self) -> list[RemoteJob]:
+        return [job for job in self.jobs if not job.history and not job.status.finished]
