@@ -237,3 +237,35 @@ async def show_frozen_jobs(pilot: Any) -> None:
     session.log(frozen[0], HEALTH_LOG)
     app._tick()
     await pilot.pause(0.2)
+
+
+# --- a console on a real server ---------------------------------------------------------
+
+
+def live_app(specs: Any = (), max_parallel: int = 2, **kwargs: Any) -> Any:
+    """The console as `playdeck` starts it: it attaches to (and so starts) a real server under the
+    test's TMPDIR (see conftest's isolated_state; conftest's no_server_left stops it after the test),
+    then submits `specs` (JobSpecs, or a job file's path) to it."""
+    from tests.conftest import INVENTORY, PLAYBOOKS
+    from tui.console.app import PlaydeckApp
+    from tui.core.planning.jobfile import load_job_file
+
+    if isinstance(specs, Path):
+        specs = load_job_file(specs).jobs
+    kwargs.setdefault("inventory", INVENTORY)
+    kwargs.setdefault("playbook_dirs", [PLAYBOOKS])
+    return PlaydeckApp(specs=list(specs), server_args=["--max-parallel", str(max_parallel)], **kwargs)
+
+
+async def job_named(pilot: Any, name: str, timeout: float = 30.0) -> Any:
+    """The console's RemoteJob of that name, once the server has reported it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        engine = pilot.app.engine
+        job = engine.get(name) if engine is not None else None
+        if job is not None:
+            return job
+        assert time.monotonic() < deadline, f"the server never reported a job named {name!r}"
+        await pilot.pause(0.05)

@@ -8,14 +8,13 @@ import os
 import signal
 import socket
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from rich.style import Style
 
 from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
+from tests.console_support import FrozenSession, frozen_job, job_named, jobs, live_app, show_frozen_jobs
 from tests.test_console_keys import job_file, wait
-from tests.test_console_snapshots import frozen_job, show_frozen_jobs
 from tests.tmux_console import Terminal, grid_status, needs_tmux
 from tui.console.actions import adhoc_name
 from tui.console.app import PlaydeckApp
@@ -24,7 +23,6 @@ from tui.console.screens.prompt import PromptDialog
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import NOT_NOW, KeyBar
-from tui.core.engine import Job
 from tui.core.planning.spec import Status
 from tui.core.running.results import HostCounts
 
@@ -62,18 +60,17 @@ def notes(app: PlaydeckApp) -> list[str]:
     return [n.message for n in app._notifications]
 
 
-def running_job(app: PlaydeckApp, name: str = "live-job") -> Job:
-    job = frozen_job(len(app.engine.jobs), name, "slow_task.yml", Status.RUNNING, "db01", {"db01": HostCounts()}, 5)
-    job.attempts[-1].ended = None
-    app.engine.jobs.append(job)
-    app._added = True
+def running_job(app: PlaydeckApp, name: str = "live-job", job_id: int = 5):
+    """A running job, as the server would report it, shown through the app's frozen session."""
+    job = frozen_job(job_id, name, "slow_task.yml", Status.RUNNING, "db01", {"db01": HostCounts()}, 5)
+    app.engine._on_jobs("delta", [job])  # as the server's next delta would
     app._tick()
-    return job
+    return app.engine.by_id[job_id]
 
 
 def test_footer_shows_what_applies_first_whole_labels_and_help(tmp_path):
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(80, 24)) as pilot:
             await show_frozen_jobs(pilot)  # job 0: failed, an unreachable host
             live = running_job(app)
@@ -133,7 +130,7 @@ def test_footer_shows_what_applies_first_whole_labels_and_help(tmp_path):
 
 def test_a_key_that_does_not_apply_says_why_and_changes_nothing(tmp_path):
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(80, 24)) as pilot:
             await show_frozen_jobs(pilot)
             grid = app.query_one("#jobs")
@@ -151,15 +148,16 @@ def test_a_key_that_does_not_apply_says_why_and_changes_nothing(tmp_path):
                 await pilot.pause(0.05)
                 assert notes(app)[-1] == message, key
                 assert len(app.screen_stack) == 1  # no dialog opened
-            assert app.engine.jobs[1].status is Status.SUCCESSFUL and len(app.engine.jobs[1].attempts) == 1
+            assert app.session.commands.calls == []  # nothing was asked of the server
 
-            app.engine.jobs[0].history = True  # an earlier run's job is read-only
+            frozen = jobs()
+            app.session.show(dict(frozen[0], history=True))  # an earlier run's job is read-only
             grid.selected_id = 0
             await pilot.press("r")
             assert notes(app)[-1] == "health-check is from an earlier run and is read-only: n launches it again"
             grid.selected_id = 3  # failing-host: failed, with a failed host; retry-failed applies
             assert app.why_not("retry_failed") is None
-            app.engine.jobs[3].attempts[-1].results.hosts.clear()
+            app.session.show(dict(frozen[3], hosts={}))
             await pilot.press("f")
             assert notes(app)[-1] == (
                 "failing-host has no failed or unreachable hosts in its last attempt: r retries all of it"
@@ -174,10 +172,11 @@ def test_untrusted_job_names_reach_toasts_titles_and_bars_clean(tmp_path):
     hostile = "evil\x1b]52;c;cHduZWQ=\x07[/][@click=app.quit]x\x9b2J"
 
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(80, 24)) as pilot:
             await show_frozen_jobs(pilot)
-            app.engine.jobs[1].spec = replace(app.engine.jobs[1].spec, name=hostile)
+            frozen = jobs()
+            app.session.show(dict(frozen[1], name=hostile))
             await pilot.press("j")
             app._tick()
             await pilot.press("c")  # does not apply: the reason names the job
@@ -186,9 +185,9 @@ def test_untrusted_job_names_reach_toasts_titles_and_bars_clean(tmp_path):
             assert message.startswith("evil␛]52;c;cHduZWQ=␇[/][@click=app.quit]x<U+009B>2J is successful")
             title = app.query_one("#log-title").render()
             assert "\x1b" not in str(title) and "[@click=app.quit]" in str(title)  # plain text, not markup
-            app._on_engine_change(app.engine.jobs[1], "status")  # as when it ended: a toast
-            app.engine.jobs[1].status = Status.FAILED
-            app._on_engine_change(app.engine.jobs[1], "status")
+            app.session.show(dict(frozen[1], name=hostile, status="failed"))  # as when it ended: a toast
+            await pilot.pause(0.1)
+            assert any(n.startswith("evil␛]52;c;cHduZWQ=␇[/][@click=app.quit]x<U+009B>2J: failed") for n in notes(app))
             assert all("\x1b" not in n and "\x07" not in n for n in notes(app))
             assert app.is_running  # no markup error, no click action ran
             await pilot.press("q")
@@ -199,7 +198,7 @@ def test_untrusted_job_names_reach_toasts_titles_and_bars_clean(tmp_path):
 
 def test_toasts_keep_clear_of_a_dialogs_error(tmp_path):
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             await show_frozen_jobs(pilot)
             live = running_job(app)
@@ -249,16 +248,15 @@ def test_status_bar_counts_this_run_and_interrupted_warning_once(tmp_path, isola
     _earlier_run(isolated_state, "20261102-000000-bbbbbb", ["last-a", "last-b"])  # the last run
 
     async def start() -> tuple[list[str], str]:
-        app = PlaydeckApp(inventory=INVENTORY, state_dir=isolated_state)
+        app = live_app()  # the server it starts reads the earlier runs from the state dir
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait(pilot, lambda: len(app.engine.jobs) == 3, what="the history")
+            await wait(pilot, lambda: len(app.jobs) == 3, what="the history")
             await pilot.pause(0.3)  # a toast is a message: let it arrive
-            running_job(app)
+            running_job(app, job_id=99)  # as if the server had a job running
             app._tick()
             bar = str(app.query_one("#status-bar").render())
             found = [n for n in notes(app) if "interrupted" in n]
-            app.engine.jobs.pop()  # the frozen job never ran: nothing to cancel
-            await pilot.press("q")
+            await pilot.press("d")
         return found, bar
 
     first, bar = run(start())
@@ -294,9 +292,9 @@ def test_prompting_playbook_answered_in_a_dialog_or_canceled(tmp_path):
     async def main():
         from tui.core.planning.jobfile import load_job_file
 
-        app = PlaydeckApp(specs=load_job_file(path).jobs, inventory=INVENTORY, max_parallel=2)
+        app = live_app(load_job_file(path).jobs)
         async with app.run_test(size=(80, 24)) as pilot:
-            asks, secret = app.engine.jobs
+            asks, secret = await job_named(pilot, "asks"), await job_named(pilot, "asks-secret")
             await wait(
                 pilot, lambda: asks.prompt is not None and secret.prompt is not None, timeout=60, what="both prompts"
             )
@@ -353,7 +351,7 @@ def _wait_ours(term: Terminal, needle: str, present: bool, timeout: float) -> No
 
 
 @needs_tmux
-def test_pager_shows_the_full_log_and_hangup_cancels_every_job(tmp_path):
+def test_pager_shows_the_full_log_and_a_hangup_detaches_leaving_the_job_running(tmp_path):
     path = job_file(tmp_path, SLEEPER.format(pb=PLAYBOOKS / "slow_task.yml", seconds=73))
     term = Terminal(tmp_path, [path], env={"PAGER": "less -R"}).start()
     try:
@@ -374,17 +372,29 @@ def test_pager_shows_the_full_log_and_hangup_cancels_every_job(tmp_path):
         term.wait_for(lambda s: "sleeper: its log is not on disk" in s, "the missing log")
         log.with_name("moved.log").rename(log)
 
-        term.tmux("kill-server")  # the terminal goes away: SIGHUP
+        term.tmux("kill-server")  # the terminal goes away: SIGHUP, a detach; the job goes on
         deadline = time.monotonic() + 10
-        while term.ours() and time.monotonic() < deadline:
+        while term.ours("-m tui") and time.monotonic() < deadline:
             time.sleep(0.1)
-        trail = (term.state / "audit.jsonl").read_text()
-        assert term.ours() == [], f"a process of the console outlived the hangup; audit trail:\n{trail}"
-        audit = [json.loads(line) for line in trail.splitlines()]
-        interrupt = [entry for entry in audit if entry["action"] == "interrupt"]
-        assert len(interrupt) == 1 and interrupt[0]["args"]["running"] == ["sleeper"]
+        assert term.ours("-m tui") == [], "the console outlived its terminal"
+        assert term.ours("tui.server") and term.ours("sleep 73"), "the job did not outlive the console"
+        audit = [json.loads(line) for line in (term.state / "audit.jsonl").read_text().splitlines()]
+        assert "detach" in [entry["action"] for entry in audit]
+        assert "cancel" not in [entry["action"] for entry in audit]
+
+        again = Terminal(tmp_path, [], env={"PLAYDECK_STATE_DIR": str(term.state)}, name="again").start()
+        try:  # a new console attaches to the same server: the job, running, with its log
+            again.wait_for(lambda s: grid_status(s, "sleeper") == "running", "the job in a new console")
+            again.wait_for(lambda s: "TASK [Run long database migration]" in s, "its log")
+            again.press("q")
+            again.wait_for(lambda s: "y: stop them" in s, "the quit question")
+            again.press("y")
+            assert again.exit_status() == 0
+            _wait_ours(term, "sleep 73", False, 10)
+        finally:
+            again.close()
         record = json.loads(next((term.state / "runs").glob("*/sleeper/job.json")).read_text())
-        assert record["status"] == "canceled"  # cancelled cleanly, not left to look interrupted
+        assert record["status"] == "canceled"  # cancelled cleanly by the second console's y
     finally:
         term.close()
 
@@ -429,15 +439,16 @@ def test_keys_that_do_not_apply_stay_apart_at_16_colours_and_without_colour(tmp_
 
 @needs_tmux
 def test_sighup_exits_non_zero(tmp_path):
-    """SIGHUP alone (the terminal still there to show the status): out with 128+1, recorded."""
+    """SIGHUP alone (the terminal still there to show the status): a detach, out with 128+1."""
     term = Terminal(tmp_path, ["--demo"]).start()
     try:
-        term.wait_for(lambda s: "? Help" in s, "the console")
+        term.wait_for(lambda s: "? Help" in s and "max 4 at once" in s, "the console, attached")
         consoles = term.ours("-m tui")
         assert len(consoles) == 1
         os.kill(consoles[0], signal.SIGHUP)
         assert term.exit_status() == 128 + signal.SIGHUP
         audit = [json.loads(line) for line in (term.state / "audit.jsonl").read_text().splitlines()]
-        assert [entry["args"]["running"] for entry in audit if entry["action"] == "interrupt"] == [[]]
+        assert [entry["action"] for entry in audit if entry["action"] in ("attach", "detach")] == ["attach", "detach"]
+        assert term.ours("tui.server"), "the server outlives a console's hangup"
     finally:
         term.close()

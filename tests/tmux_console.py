@@ -8,10 +8,12 @@ started. With `record=True` every byte the console writes to its terminal is kep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -195,6 +197,9 @@ class Terminal:
         self.tmux("kill-server")
         if self.socket_path is not None and self.socket_path.name == self.socket:
             self.socket_path.unlink(missing_ok=True)  # tmux leaves its socket file behind
+        for pid in self.ours("tui.server"):  # the server it started: stopped as `playdeck server stop` does
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         end_leftovers(self.ours)  # only after a failure is anything left: it is ours, ended by pid
 
 

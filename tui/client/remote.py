@@ -280,5 +280,10 @@ class RemoteEngine:
         dropped = data.get("dropped")
         return tasks, dropped if isinstance(dropped, int) else 0
 
+    def get(self, name: str) -> RemoteJob | None:
+        """The job a name means to the server: its own newest of that name, else an earlier run's."""
+        found = [job for job in self.jobs if job.name == name]
+        return max(found, key=lambda job: (not job.history, job.id)) if found else None
+
     def unfinished(self) -> list[RemoteJob]:
         return [job for job in self.jobs if not job.history and not job.status.finished]

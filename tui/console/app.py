@@ -66,11 +66,13 @@ class PlaydeckApp(JobActions, App[int]):
         playbook_dirs: Iterable[Path] = (),
         config: Config | None = None,
         theme: str | None = None,
+        server_args: Iterable[str] = (),
     ):
         """`session`: already attached (the CLI attaches before the screen switches, so a server
         that cannot start is reported on a plain terminal); else the console attaches to `socket`
         (or the default one) itself. `specs` are submitted once attached; `playbooks` are offered
-        by the launch dialog besides those in `playbook_dirs`."""
+        by the launch dialog besides those in `playbook_dirs`; `server_args` are for a server this
+        console starts (`python -m tui.server` options)."""
         super().__init__()
         self.config = config or Config()
         self.initial_specs = list(specs)
@@ -79,6 +81,7 @@ class PlaydeckApp(JobActions, App[int]):
         self.playbook_dirs = [p for p in playbook_dirs if p.is_dir()]
         self.session = session
         self.socket = session.socket if session is not None else socket
+        self.server_args = list(server_args)
         # the jobs run under the server, at a lower CPU priority than the console (keys stay quick)
         self.engine: RemoteEngine | None = None
         self._dirty: set[int] = set()
@@ -156,7 +159,7 @@ class PlaydeckApp(JobActions, App[int]):
         delay = 0.5
         while not self._quitting:
             try:
-                session = await attach(self.socket)
+                session = await attach(self.socket, self.server_args)
             except (ClientError, OSError, TimeoutError) as exc:
                 problem = clean(exc) or type(exc).__name__
                 if problem != self._attach_problem:
