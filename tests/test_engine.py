@@ -292,12 +292,16 @@ def test_actions_that_do_not_apply_say_why():
             engine.cancel(job)
         with pytest.raises(EngineError, match="no timeout"):
             engine.set_timeout(job, 5)
+        again = engine.add(spec("quick", "health_check", limit="cache01"))  # finished: the name is free again
         with pytest.raises(EngineError, match="already exists"):
-            engine.add(spec("quick", "health_check"))
-        return job
+            engine.add(spec("quick", "health_check"))  # ...but not while a job of that name is unfinished
+        await engine.wait_idle()
+        return job, again
 
-    job = run(main())
+    job, again = run(main())
     assert job.status is Status.SUCCESSFUL and len(job.attempts) == 1
+    assert again.status is Status.SUCCESSFUL and again.id != job.id and len(again.attempts) == 1
+    assert again.dirname != job.dirname and again.last.directory != job.last.directory  # never an old directory
 
 
 def test_cancel_while_waiting_to_retry_and_retry_now(tmp_path):

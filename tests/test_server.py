@@ -177,7 +177,7 @@ def test_status_submit_validate_clash_and_audit(server, tmp_path):
         {"jobfile": str(job_file(tmp_path, hello())), "preflight": False},
         **who,
     )
-    assert (code, body) == (201, {"jobs": ["hello"]})
+    assert (code, body) == (201, {"jobs": ["hello"], "ids": [0]})
     wait_for(lambda: job_status(srv, "hello") == "successful", what="hello to succeed")
     summary = srv("GET", "/v1/jobs")[1]["jobs"][0]
     assert summary["hosts"]["web01"]["ok"] == 1 and summary["attempts"][0]["rc"] == 0 and summary["id"] == 0
@@ -205,7 +205,10 @@ def test_status_submit_validate_clash_and_audit(server, tmp_path):
         {"jobfile": str(job_file(tmp_path, {**hello("z"), "limit": "nosuchhost"}, name="nolimit.yml"))},
     )
     assert code == 400 and body["problems"] and "job 'z'" in body["problems"][0], body
-    # a name clash: 409, and the other job of the file is not submitted either
+    assert srv("POST", "/v1/jobs/nosuch/cancel")[0] == 404
+    assert srv("POST", "/v1/jobs/hello/cancel")[0] == 409  # finished: the engine's reason, nothing changes
+    # a finished job's name is free: launching it again makes a new job (new id) beside the old one
+    # (a clash with an unfinished job is a 409: tests/test_server_console_api.py)
     code, body = srv(
         "POST",
         "/v1/jobs",
@@ -214,10 +217,13 @@ def test_status_submit_validate_clash_and_audit(server, tmp_path):
             "preflight": False,
         },
     )
-    assert code == 409 and "'hello'" in body["problems"][0]
-    assert [job["name"] for job in srv("GET", "/v1/jobs")[1]["jobs"]] == ["hello"]
-    assert srv("POST", "/v1/jobs/nosuch/cancel")[0] == 404
-    assert srv("POST", "/v1/jobs/hello/cancel")[0] == 409  # finished: the engine's reason, nothing changes
+    assert (code, body) == (201, {"jobs": ["new", "hello"], "ids": [1, 2]}), body
+    assert [(job["name"], job["id"]) for job in srv("GET", "/v1/jobs")[1]["jobs"]] == [
+        ("hello", 0),
+        ("new", 1),
+        ("hello", 2),
+    ]
+    wait_for(lambda: job_status(srv, "hello") == "successful" and job_status(srv, "new") == "successful")
     # the next preflight runs in the spare worker the first one left (Ansible already imported)
     assert srv("POST", "/v1/jobs", {"jobfile": str(job_file(tmp_path, hello("checked"), name="ok.yml"))})[0] == 201
     assert len(pids_with_cmdline("-m tui.server.warm")) >= 1

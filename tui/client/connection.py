@@ -18,6 +18,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from tui.core.planning.spec import JobSpec
+from tui.core.planning.wirespec import spec_to_json
+
 BASE = "http://playdeck"
 SUBMIT_TIMEOUT = 300.0
 
@@ -143,25 +146,38 @@ class Connection:
         answer = await self.request("POST", "/v1/jobs", body, timeout=SUBMIT_TIMEOUT)
         return [str(name) for name in (answer or {}).get("jobs", [])]
 
-    async def cancel(self, name: str) -> None:
-        await self.request("POST", f"/v1/jobs/{_quote(name)}/cancel", {})
+    async def submit_spec(
+        self, spec: JobSpec, secrets: dict[str, str] | None = None, preflight: bool = True
+    ) -> list[int]:
+        """Submit one job (the launch dialog's); its prompt answers go along, memory only on the
+        server. The new job's id (a finished job's name may be launched again: ids tell them apart)."""
+        body = {"spec": spec_to_json(spec), "secrets": dict(secrets or {}), "preflight": preflight}
+        answer = await self.request("POST", "/v1/jobs", body, timeout=SUBMIT_TIMEOUT)
+        return [int(number) for number in (answer or {}).get("ids", [])]
 
-    async def retry(self, name: str, failed: bool = False) -> None:
-        await self.request("POST", f"/v1/jobs/{_quote(name)}/retry", {"failed": failed})
+    async def cancel(self, name: str, job_id: int | None = None) -> None:
+        await self.request("POST", _job_path(name, "cancel", job_id), {})
 
-    async def set_timeout(self, name: str, seconds: float | None) -> None:
-        await self.request("POST", f"/v1/jobs/{_quote(name)}/timeout", {"seconds": seconds})
+    async def retry(self, name: str, failed: bool = False, job_id: int | None = None) -> None:
+        await self.request("POST", _job_path(name, "retry", job_id), {"failed": failed})
 
-    async def answer(self, name: str, text: str) -> None:
-        await self.request("POST", f"/v1/jobs/{_quote(name)}/answer", {"text": text})
+    async def set_timeout(self, name: str, seconds: float | None, job_id: int | None = None) -> None:
+        await self.request("POST", _job_path(name, "timeout", job_id), {"seconds": seconds})
+
+    async def answer(self, name: str, text: str, job_id: int | None = None) -> None:
+        await self.request("POST", _job_path(name, "answer", job_id), {"text": text})
+
+    async def results(self, name: str, job_id: int | None = None) -> dict[str, Any]:
+        """The last attempt's task results: {"tasks": [...], "dropped": n, "events": path|None}."""
+        return dict(await self.request("GET", _job_path(name, "results", job_id)))
 
     async def stop_server(self) -> None:
         await self.request("POST", "/v1/server/stop", {})
 
-    async def log_lines(self, name: str, follow: bool = False) -> AsyncIterator[str]:
+    async def log_lines(self, name: str, follow: bool = False, job_id: int | None = None) -> AsyncIterator[str]:
         """The job's output, line by line as the server streams it (follow: until the job ends).
         No total timeout: a followed job may run for hours."""
-        url = f"{BASE}/v1/jobs/{_quote(name)}/log?follow={int(follow)}"
+        url = f"{BASE}{_job_path(name, 'log', job_id)}{'&' if job_id is not None else '?'}follow={int(follow)}"
         try:
             async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as resp:
                 await _raise_for(resp)
@@ -191,3 +207,8 @@ class Connection:
 def _quote(name: str) -> str:
     """A job name as one URL path segment (names may hold any character but '/')."""
     return quote(name, safe="")
+
+
+def _job_path(name: str, what: str, job_id: int | None) -> str:
+    """/v1/jobs/NAME/WHAT, with ?id=N when the caller means one job of that name."""
+    return f"/v1/jobs/{_quote(name)}/{what}" + (f"?id={int(job_id)}" if job_id is not None else "")

@@ -164,8 +164,10 @@ class Engine:
 
     # -- operator actions ---------------------------------------------------
     def add(self, spec: JobSpec, secrets: dict[str, str] | None = None) -> Job:
-        if any(j.spec.name == spec.name for j in self.jobs if not j.history):
-            raise EngineError(f"a job named {spec.name!r} already exists")
+        """Queue a new job. A name is taken only while its job is unfinished: a finished job's
+        name may be launched again, as a new job (new id, own directory) beside the old one."""
+        if any(j.spec.name == spec.name and not j.status.finished for j in self.jobs if not j.history):
+            raise EngineError(f"a job named {spec.name!r} already exists and has not finished")
         job = Job(
             id=len(self.jobs),
             spec=spec,
@@ -188,8 +190,9 @@ class Engine:
         return job
 
     def _dirname(self, name: str) -> str:
-        """`slug(name)`, or `slug-2`, `slug-3`...: "a/b" and "a_b" must not share a directory."""
-        taken = {j.dirname for j in self.jobs if not j.history}
+        """`slug(name)`, or `slug-2`, `slug-3`...: "a/b" and "a_b" must not share a directory, nor a
+        job launched again under a finished one's name (every job counts, finished or not)."""
+        taken = {j.dirname for j in self.jobs}
         base = slug(name)
         candidate, n = base, 1
         while candidate in taken:

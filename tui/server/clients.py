@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from tui.core.job import Job
+from tui.server.logs import history_lines
 from tui.server.wire import frame, log_frame
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class Client:
         self.needs_resync = True  # the first frame is a snapshot
         self.resyncs = 0
         self.dropped = 0
-        self.watch: dict[str, int] = {}  # job name -> log lines total already queued
+        self.watch: dict[int, int] = {}  # job id -> log lines total already queued (-1: none yet)
+        self.names: set[str] = set()  # {"watch": [names]}: every job of these names, later ones too
         self._wake = asyncio.Event()
         self._wake.set()
         self.task: asyncio.Task[None] | None = None
@@ -122,6 +124,8 @@ class Hub:
         self._logs: set[int] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._numbers = 0
+        self._loaded: set[int] = set()  # history jobs whose log was read from disk (or is being read)
+        self._loads: set[asyncio.Task[None]] = set()
 
     def on_change(self, job: Job, what: str) -> None:
         """The engine listener: note it, flush soon. Cheap; never touches a socket."""
@@ -149,8 +153,15 @@ class Hub:
                 if job.id in logs or job.status.finished:
                     self._send_log(client, job)
 
+    def _watched(self, client: Client, job: Job) -> int | None:
+        """How far the client has this job's log (-1: nothing yet), or None when it does not watch it."""
+        seen = client.watch.get(job.id)
+        if seen is None and job.name in client.names:
+            seen = client.watch[job.id] = -1
+        return seen
+
     def _send_log(self, client: Client, job: Job) -> None:
-        seen = client.watch.get(job.name)
+        seen = self._watched(client, job)
         if seen is None or client.needs_resync:
             return
         tail = job.tail
@@ -158,20 +169,51 @@ class Hub:
         if new <= 0:
             return
         lines = _last_lines(tail.lines, min(new, len(tail.lines)))
-        client.watch[job.name] = tail.total
-        client.offer(log_frame(job.name, lines, tail.total))
+        client.watch[job.id] = tail.total
+        client.offer(log_frame(job, lines, tail.total))
 
     def watch(self, client: Client, names: list[str]) -> None:
-        """Replace the watched set; a newly watched job's current tail is sent at once."""
+        """Replace the watched set by names (every job of each name); current tails are sent at once."""
         old = client.watch
-        client.watch = {name: old.get(name, -1) for name in names}
+        client.names = set(names)
+        client.watch = {job.id: old.get(job.id, -1) for job in self._jobs() if job.name in client.names}
+        self._watched_changed(client)
+
+    def watch_ids(self, client: Client, ids: list[int]) -> None:
+        """Replace the watched set by job ids (history and current jobs may share a name)."""
+        old = client.watch
+        client.names = set()
+        client.watch = {i: old.get(i, -1) for i in ids}
+        self._watched_changed(client)
+
+    def _watched_changed(self, client: Client) -> None:
         self.resend_logs(client)
+        for job in self._jobs():
+            if (
+                job.history
+                and job.tail.total == 0
+                and job.id not in self._loaded
+                and self._watched(client, job) is not None
+            ):
+                self._loaded.add(job.id)  # once per job, whoever asks first
+                task = asyncio.get_running_loop().create_task(self._load_history(job))
+                self._loads.add(task)
+                task.add_done_callback(self._loads.discard)
+
+    async def _load_history(self, job: Job) -> None:
+        """A history job's log, read from its attempts' files off the loop, becomes its tail; every
+        client watching it gets it as log frames, as for a running job."""
+        lines = await asyncio.to_thread(history_lines, job.attempts, job.tail.lines.maxlen or 2000)
+        job.tail.extend(lines)
+        for client in list(self.clients):
+            self._send_log(client, job)
 
     def resend_logs(self, client: Client) -> None:
         """The tails of watched jobs the client has not had since it (re)started: even a job that
         finished while the client was stalled, which has no new line to carry them."""
         for job in self._jobs():
-            if job.name in client.watch and client.watch[job.name] < 0:
+            seen = self._watched(client, job)
+            if seen is not None and seen < 0:
                 self._send_log(client, job)
 
     def add(self, ws: web.WebSocketResponse) -> Client:

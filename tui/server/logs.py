@@ -13,10 +13,12 @@ from pathlib import Path
 from aiohttp import web
 
 from tui.core.job import Job
+from tui.core.running.attempt import Attempt
 from tui.core.sanitize import decode, sanitize
 
 CHUNK = 1 << 16
 POLL = 0.2
+TAIL_BYTES = 8 << 20  # a history log's tail is read from at most this far before its end
 
 
 def _read(path: Path, offset: int) -> bytes:
@@ -83,3 +85,33 @@ async def stream_log(request: web.Request, job: Job, follow: bool, stopping: asy
         await asyncio.sleep(POLL)
     await response.write_eof()
     return response
+
+
+def _last_lines_of(path: Path, count: int) -> list[str]:
+    """The file's last `count` lines, reading backwards from its end (a log may be gigabytes)."""
+    with open(path, "rb") as fh:
+        end = fh.seek(0, 2)
+        data = b""
+        position = end
+        while position > 0 and data.count(b"\n") <= count and end - position < TAIL_BYTES:
+            step = min(CHUNK, position)
+            position -= step
+            fh.seek(position)
+            data = fh.read(step) + data
+    lines = decode(data).splitlines()
+    if position > 0 and lines:
+        lines = lines[1:]  # the first line read is cut short
+    return lines[-count:] if count else []
+
+
+def history_lines(attempts: list[Attempt], count: int) -> list[str]:
+    """What the console showed for a job of an earlier run: per attempt a heading, then the last
+    `count` lines of its output.log, sanitized; an unreadable file says why in one line."""
+    lines: list[str] = []
+    for attempt in attempts:
+        lines.append(f"── attempt {attempt.number}{f' (limit {attempt.limit})' if attempt.limit else ''} ──")
+        try:
+            lines.extend(sanitize(line) for line in _last_lines_of(attempt.log, count))
+        except OSError as exc:
+            lines.append(f"(log not readable: {exc.strerror or exc})")
+    return lines

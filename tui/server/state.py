@@ -62,6 +62,13 @@ class Server:
         pick = own or found
         return pick[-1] if pick else None
 
+    def by_id(self, number: int) -> Job | None:
+        """A job by its id (its place in the engine's list), history or not."""
+        jobs = self.engine.jobs
+        if 0 <= number < len(jobs) and jobs[number].id == number:
+            return jobs[number]
+        return next((job for job in jobs if job.id == number), None)
+
     def status(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),

@@ -61,6 +61,32 @@ def job_dict(job: Job) -> dict[str, Any]:
         },
         "log": str(last.log) if last is not None else None,
         "started": last.started.isoformat() if last is not None else None,
+        "events": str(last.events_log) if last is not None else None,
+        "dropped": results.dropped,
+        "ended": last.ended.isoformat() if last is not None and last.ended is not None else None,
+        "last_limit": last.limit if last is not None else None,
+        "number": last.number if last is not None else 0,
+    }
+
+
+def results_dict(job: Job) -> dict[str, Any]:
+    """The last attempt's task results for the results screen; host text sanitized again here
+    (a history job's tracker was read back from disk)."""
+    last = job.last
+    results = job.results
+    return {
+        "tasks": [
+            {
+                "host": sanitize(task.host),
+                "task": sanitize(task.task),
+                "play": sanitize(task.play),
+                "outcome": sanitize(task.outcome),
+                "message": sanitize(task.message),
+            }
+            for task in results.tasks
+        ],
+        "dropped": results.dropped,
+        "events": str(last.events_log) if last is not None else None,
     }
 
 
@@ -73,11 +99,12 @@ def frame(kind: str, seq: int, jobs: list[Job]) -> str:
     return json.dumps({"t": kind, "seq": seq, "jobs": [job_dict(job) for job in jobs]}, default=str)
 
 
-def log_frame(name: str, lines: list[str], total: int) -> str:
+def log_frame(job: Job, lines: list[str], total: int) -> str:
     return json.dumps(
         {
             "t": "log",
-            "job": name,
+            "job": job.name,
+            "id": job.id,
             "lines": [sanitize(line) for line in lines],
             "total": total,
         }

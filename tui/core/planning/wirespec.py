@@ -1,0 +1,169 @@
+"""A JobSpec as JSON, for the server protocol (the console's launch dialog submits one spec).
+
+Paths travel as absolute strings. Reading one back checks it as the job file loader checks a
+job (tui.core.planning.jobfile): the same types, the same existing files, the same playbook
+syntax check; every problem is one line naming its key, and a bad spec is refused whole.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+from tui.core.planning.jobfile import playbook_problem
+from tui.core.planning.spec import JobSpec
+
+PATH_KEYS = ("inventory", "playbook", "vault_password_file")
+KEYS = tuple(f.name for f in fields(JobSpec))
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run as given; `problems` are one line each, starting with the key."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def spec_to_json(spec: JobSpec) -> dict[str, Any]:
+    """Every field of the spec, paths made absolute (the server does not share our directory)."""
+    data: dict[str, Any] = {}
+    for key in KEYS:
+        value = getattr(spec, key)
+        if key in PATH_KEYS:
+            value = str(Path(value).expanduser().absolute()) if value is not None else None
+        elif key == "extra_vars":
+            value = dict(value)
+        data[key] = value
+    return data
+
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise TypeError
+    return raw
+
+
+def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def check(raw: Any) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < low or (high is not None and raw > high):
+            raise ValueError
+        return raw
+
+    return check
+
+
+def _seconds(raw: Any) -> float:
+    """A number of seconds > 0 (JSON has numbers: no "5m" here, the client converts)."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw <= 0:
+        raise ValueError
+    return float(raw)
+
+
+def _bool(raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise TypeError
+    return raw
+
+
+def _vars(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise TypeError
+    return raw
+
+
+def _module_args(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise TypeError
+    return raw
+
+
+CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "name": (_text, "a non-empty string"),
+    "limit": (_text, "a host pattern (a non-empty string)"),
+    "extra_vars": (_vars, "a mapping of variable names to values"),
+    "timeout": (_seconds, "a number of seconds > 0"),
+    "retries": (_int(0), "a whole number >= 0"),
+    "retry_delay": (_seconds, "a number of seconds > 0"),
+    "tags": (_text, "a non-empty string"),
+    "skip_tags": (_text, "a non-empty string"),
+    "check": (_bool, "true or false"),
+    "diff": (_bool, "true or false"),
+    "forks": (_int(1), "a whole number >= 1"),
+    "verbosity": (_int(0, 6), "a whole number from 0 to 6"),
+    "module": (_text, "a module name"),
+    "module_args": (_module_args, "a string"),
+    "become": (_bool, "true or false"),
+    "become_user": (_text, "a user name"),
+}
+
+
+def _describe(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return "a mapping"
+    if isinstance(raw, list):
+        return "a list"
+    text = repr(raw)
+    return f"{text[:60]}… ({type(raw).__name__})" if len(text) > 60 else f"{text} ({type(raw).__name__})"
+
+
+def _path(raw: Any, key: str, problems: list[str], *, directory_ok: bool) -> Path | None:
+    if not isinstance(raw, str) or not raw:
+        problems.append(f"{key}: expected an absolute path, got {_describe(raw)}")
+        return None
+    path = Path(raw)
+    if not path.is_absolute():
+        problems.append(f"{key}: must be an absolute path, got {raw!r}")
+        return None
+    if not path.exists():
+        problems.append(f"{key}: {path} does not exist")
+    elif not directory_ok and not path.is_file():
+        problems.append(f"{key}: {path} is not a file")
+    else:
+        return path
+    return None
+
+
+def spec_from_json(data: Any) -> JobSpec:
+    """The spec `data` describes, checked; SpecError lists every problem (nothing half-read).
+
+    Omitted or null keys take JobSpec's defaults; name and inventory are required, and exactly
+    one of playbook (a playbook run) or module (an ad-hoc command)."""
+    if not isinstance(data, dict):
+        raise SpecError([f"spec: expected a mapping, got {_describe(data)}"])
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in KEYS:
+            problems.append(f"{key}: unknown key (allowed: {', '.join(KEYS)})")
+        elif raw is None:
+            continue
+        elif key in PATH_KEYS:
+            values[key] = _path(raw, key, problems, directory_ok=key == "inventory")
+            if key == "playbook" and values[key] is not None:
+                found = playbook_problem(values[key])
+                if found is not None:
+                    problems.append(f"playbook: {found}")
+        else:
+            check, what = CHECKS[key]
+            try:
+                values[key] = check(raw)
+            except (TypeError, ValueError):
+                problems.append(f"{key}: expected {what}, got {_describe(raw)}")
+    for required in ("name", "inventory"):
+        if data.get(required) is None:
+            problems.append(f"{required}: missing (required)")
+    has_playbook, has_module = data.get("playbook") is not None, data.get("module") is not None
+    if has_playbook == has_module:
+        problems.append(
+            "playbook: give either a playbook or a module (an ad-hoc command), not both"
+            if has_playbook
+            else "playbook: missing: give a playbook, or a module for an ad-hoc command"
+        )
+    if has_playbook and data.get("module_args") is not None:
+        problems.append("module_args: only for an ad-hoc command (module), not with a playbook")
+    if problems:
+        raise SpecError(problems)
+    return JobSpec(**values)

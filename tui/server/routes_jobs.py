@@ -1,0 +1,184 @@
+"""The /v1/jobs routes: submit (a job file or one spec), act on a job, its log and its results.
+
+A job is named in the URL; `?id=N` picks one job of that name by id (a history job and a
+current one may share a name, and a finished name may be launched again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tui.core.engine import EngineError
+from tui.core.job import Job
+from tui.core.planning.jobfile import InputError, Problem, load_job_file
+from tui.core.planning.spec import JobSpec
+from tui.core.planning.wirespec import SpecError, spec_from_json
+from tui.server.http import SERVER, audit, body, error, fail
+from tui.server.logs import stream_log
+from tui.server.state import Server
+from tui.server.wire import results_dict, summary_dict
+
+INVALID = "invalid input, nothing was submitted"
+CLASH = "a job of that name is unfinished on the server, nothing was submitted"
+
+
+async def get_jobs(request: web.Request) -> web.Response:
+    jobs = request.app[SERVER].engine.jobs
+    return web.json_response(
+        {"jobs": [summary_dict(job) for job in jobs]},
+        dumps=lambda d: json.dumps(d, default=str),
+    )
+
+
+def _clashes(server: Server, names: list[str]) -> list[str]:
+    """Names taken by an unfinished job of this server (a finished one's name may run again)."""
+    taken = {job.name: job for job in server.unfinished()}
+    return [f"{name!r} is {taken[name].status.value} on the server" for name in names if name in taken]
+
+
+def _secrets(raw: Any) -> dict[str, str]:
+    """Prompt answers for the job; a bad one is refused without echoing any value."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise SpecError(["secrets: expected a mapping of strings to strings"])
+    return dict(raw)
+
+
+async def post_jobs(request: web.Request) -> web.Response:
+    """Validate like `playdeck run` (job file or spec, then preflight); submit all or nothing."""
+    server = request.app[SERVER]
+    data = await body(request)
+    secrets: dict[str, str] = {}
+    if "spec" in data:
+        try:
+            secrets = _secrets(data.get("secrets"))
+            specs = [await asyncio.to_thread(spec_from_json, data["spec"])]
+        except SpecError as exc:
+            return error(400, INVALID, exc.problems)
+        where: Path | None = None
+        args: dict[str, Any] = {}
+    else:
+        raw = data.get("jobfile")
+        if not isinstance(raw, str) or not raw:
+            return error(400, 'body needs "jobfile" (an absolute path) or "spec" (one job); v1 takes no "specs"')
+        where = Path(raw)
+        if not where.is_absolute():
+            return error(400, f"jobfile must be an absolute path: {raw}")
+        try:
+            specs = (await asyncio.to_thread(load_job_file, where)).jobs
+        except InputError as exc:
+            return error(400, INVALID, [str(p) for p in exc.problems])
+        args = {"jobfile": str(where)}
+    names = [spec.name for spec in specs]
+    if clash := _clashes(server, names):
+        return error(409, CLASH, clash)
+    if data.get("preflight", True) is not False:
+        found = await asyncio.to_thread(server.spares.take(specs))  # a warm preflight worker
+        if found:
+            return error(400, INVALID, [_preflight_problem(where, name, why) for name, why in found.items()])
+    if server.stopping.is_set():
+        return error(409, "the server is stopping, nothing was submitted")
+    if clash := _clashes(server, names):  # another submission may have won during the preflight
+        return error(409, CLASH, clash)
+    audit(request, "submit", **args, jobs=names)  # never the secrets: the engine records which, not what
+    return _submit(server, specs, secrets)
+
+
+def _preflight_problem(where: Path | None, name: str, why: str) -> str:
+    if where is None:
+        return f"job {name!r}: {why}"
+    return str(Problem(where, None, f"job {name!r}", why))
+
+
+def _submit(server: Server, specs: list[JobSpec], secrets: dict[str, str]) -> web.Response:
+    jobs: list[Job] = []
+    try:
+        for spec in specs:
+            jobs.append(server.engine.add(spec, secrets=secrets))
+    except EngineError as exc:
+        return error(409, str(exc))
+    return web.json_response({"jobs": [job.name for job in jobs], "ids": [job.id for job in jobs]}, status=201)
+
+
+def job_of(request: web.Request) -> Job:
+    """The job the URL names: `?id=N` picks that job (its name must match), else the name's newest."""
+    server = request.app[SERVER]
+    name = request.match_info["name"]
+    raw = request.query.get("id")
+    if raw is None:
+        job = server.find(name)
+    else:
+        try:
+            number = int(raw)
+        except ValueError:
+            raise fail(web.HTTPBadRequest, f"id must be a whole number, got {raw[:40]!r}") from None
+        job = server.by_id(number)
+        if job is not None and job.name != name:
+            job = None
+        if job is None:
+            raise fail(web.HTTPNotFound, f"no job {number} named {name!r}")
+    if job is None:
+        raise fail(web.HTTPNotFound, f"no job named {name!r}")
+    return job
+
+
+async def post_action(request: web.Request) -> web.Response:
+    """cancel / retry / timeout / answer on one job; an action that does not apply is a 409."""
+    server = request.app[SERVER]
+    action = request.match_info["action"]
+    job = job_of(request)
+    data = await body(request)
+    engine = server.engine
+    try:
+        if action == "cancel":
+            audit(request, "cancel", job)
+            engine.cancel(job)
+        elif action == "retry":
+            audit(request, "retry", job, failed=bool(data.get("failed")))
+            engine.retry(job, failed_only=bool(data.get("failed")))
+        elif action == "timeout":
+            seconds = data.get("seconds")
+            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+                return error(400, '"seconds" must be a number or null')
+            audit(request, "timeout", job, seconds=seconds)
+            engine.set_timeout(job, seconds)
+        elif action == "answer":
+            text = data.get("text")
+            if not isinstance(text, str):
+                return error(400, '"text" must be a string')
+            audit(request, "answer", job)  # that an answer was given, never what
+            engine.answer_prompt(job, text)
+        else:
+            return error(404, f"no action {action!r}")
+    except EngineError as exc:
+        return error(409, str(exc))
+    return web.json_response({"ok": True})
+
+
+async def get_log(request: web.Request) -> web.StreamResponse:
+    server = request.app[SERVER]
+    job = job_of(request)
+    server.streams += 1
+    try:
+        return await stream_log(request, job, request.query.get("follow") == "1", server.stopping)
+    finally:
+        server.streams -= 1
+
+
+async def get_results(request: web.Request) -> web.Response:
+    """The last attempt's task results (bounded in memory: "dropped" counts the rest, in "events")."""
+    return web.json_response(results_dict(job_of(request)))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/jobs", get_jobs)
+    app.router.add_post("/v1/jobs", post_jobs)
+    app.router.add_post("/v1/jobs/{name}/{action}", post_action)
+    app.router.add_get("/v1/jobs/{name}/log", get_log)
+    app.router.add_get("/v1/jobs/{name}/results", get_results)
