@@ -11,12 +11,15 @@ from textual.content import Content
 from textual.theme import Theme
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run
+from tests.console_support import FrozenSession, frozen_job
 from tests.test_console_keys import job_file
 from tests.tmux_console import Terminal, needs_tmux
 from tui.console.app import PlaydeckApp
 from tui.console.commands import COMMANDS, PaletteCommands
 from tui.console.config import Config
 from tui.console.widgets.inventory_pane import InventoryPane
+from tui.core.planning.spec import Status
+from tui.core.running.results import HostCounts
 
 
 async def wait(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
@@ -47,7 +50,7 @@ def test_every_palette_command_runs_and_none_is_markup(tmp_path, monkeypatch):
     config = Config(keys={"filter": "slash", "help": "left_square_bracket", "cancel-job": "x"})
 
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS], config=config)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY, playbook_dirs=[PLAYBOOKS], config=config)
         async with app.run_test(size=(80, 24)) as pilot:
             pane = app.query_one(InventoryPane)
             await wait(pilot, lambda: pane.inventory is not None, what="the inventory")
@@ -64,7 +67,8 @@ def test_every_palette_command_runs_and_none_is_markup(tmp_path, monkeypatch):
             system = [command.title for command in app.get_system_commands(app.screen) if command.title != "Quit"]
             assert "Theme" in system
             ran = []
-            for title in [t for t, _h, _c in entries if t != "Quit"] + system:
+            leaving = ("Quit", "Detach: Leave the console now")  # each ends the console: run last
+            for title in [t for t, _h, _c in entries if t not in leaving] + system:
                 await _run_from_palette(pilot, title)
                 assert app.is_running, title
                 ran.append((title, type(app.screen).__name__))
@@ -102,6 +106,28 @@ def test_every_palette_command_runs_and_none_is_markup(tmp_path, monkeypatch):
 
     app = run(main())
     assert app.return_value == 0
+
+
+def test_detach_from_the_palette_leaves_a_running_job_alone():
+    """Detach (`d`, or the palette): the console leaves at once, without a question, and asks the
+    server for nothing: the job goes on (a FrozenSession records every request)."""
+
+    async def main():
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = app.query_one(InventoryPane)
+            await wait(pilot, lambda: pane.inventory is not None, what="the inventory")
+            app.session.show(
+                frozen_job(0, "sleeper", "slow_task.yml", Status.RUNNING, "db01", {"db01": HostCounts()}, 5)
+            )
+            await wait(pilot, lambda: app.engine.unfinished() != [], what="the running job")
+            await _run_from_palette(pilot, "Detach")
+            await wait(pilot, lambda: not app.is_running, what="the detach")
+        return app
+
+    app = run(main())
+    assert app.return_value == 0
+    assert app.session.commands.calls == []  # nothing cancelled
 
 
 @needs_tmux

@@ -16,8 +16,8 @@ from textual.color import Color
 from textual.widgets import Static
 
 from tests.conftest import INVENTORY, until
+from tests.console_support import live_app
 from tui.console import themes
-from tui.console.app import PlaydeckApp
 from tui.console.themes import (
     DEFAULT_THEME,
     FALLBACK_THEME,
@@ -352,11 +352,11 @@ def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
     ]
 
     async def scenario() -> list[str]:
-        app = PlaydeckApp(specs=specs, inventory=INVENTORY)
+        app = live_app(specs)  # two real jobs, run by a real server
         problems: list[str] = []
         async with app.run_test(size=(100, 24)) as pilot:
-            await until(lambda: all(j.status.finished for j in app.engine.jobs), 60, "both jobs to end")
-            assert [j.status for j in app.engine.jobs] == [Status.SUCCESSFUL, Status.FAILED]
+            await until(lambda: len(app.jobs) == 2 and all(j.status.finished for j in app.jobs), 90, "both jobs to end")
+            assert [j.status for j in app.jobs] == [Status.SUCCESSFUL, Status.FAILED]
             grid = app.query_one(JobGrid)
             app._tick()
             for name in THEME_NAMES:
@@ -365,7 +365,7 @@ def test_the_grid_as_drawn_is_readable_at_256_colours_in_every_theme():
                     (grid if state == "focused" else app.query_one(LogView)).focus()
                     await pilot.pause(0.2)
                     assert grid.has_focus is (state == "focused")
-                    for index, job in enumerate(app.engine.jobs):
+                    for index, job in enumerate(app.jobs):
                         selected = index == grid.cursor
                         for text, style in row_segments(app, grid, 1 + index):
                             fg, bg = style.color, style.bgcolor
