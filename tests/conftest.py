@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Awaitable, Callable, Iterator
@@ -23,6 +24,7 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("PLAYDECK_STATE_DIR", str(state))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches: make it read TMPDIR again
     # the default server socket is then <tmp_path>/playdeck-<uid>/server.sock: a server per test
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("PLAYDECK_SOCKET", raising=False)

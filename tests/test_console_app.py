@@ -7,12 +7,14 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from rich.style import Style
 
-from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
+from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, pids_with_cmdline, run
 from tests.console_support import FrozenSession, frozen_job, job_named, jobs, live_app, show_frozen_jobs
 from tests.test_console_keys import job_file, wait
 from tests.tmux_console import Terminal, grid_status, needs_tmux
@@ -452,3 +454,34 @@ def test_sighup_exits_non_zero(tmp_path):
         assert term.ours("tui.server"), "the server outlives a console's hangup"
     finally:
         term.close()
+
+
+def test_a_killed_server_is_said_and_the_next_one_shows_the_job_interrupted(tmp_path):
+    """SIGKILL to the server under an attached console: the job's processes end with it, the
+    console says it is not attached (and starts no server behind the operator's back); once one is
+    started, the console attaches to it by itself and shows the job interrupted."""
+    path = job_file(tmp_path, SLEEPER.format(pb=PLAYBOOKS / "slow_task.yml", seconds=83))
+
+    async def main():
+        app = live_app(path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            job = await job_named(pilot, "sleeper")
+            await wait(pilot, lambda: job.status is Status.RUNNING and pids_with_cmdline("sleep 83"), 60, "the job")
+            first = app.session.status["pid"]
+            os.kill(first, signal.SIGKILL)
+            await wait(pilot, lambda: "not attached" in str(app.query_one("#status-bar").render()), 10, "the loss")
+            await wait(pilot, lambda: not pids_with_cmdline("sleep 83"), 10, "the job's processes to end")
+            await pilot.pause(1.5)
+            assert app.session.attached is False  # no new server was started for it
+            started = subprocess.run(
+                [sys.executable, "-m", "tui", "server", "start"], capture_output=True, text=True, timeout=60
+            )
+            assert started.returncode == 0, started.stderr
+            await wait(pilot, lambda: app.session.attached and app.session.status["pid"] != first, 15, "the re-attach")
+            again = await job_named(pilot, "sleeper")
+            await wait(pilot, lambda: again.status is Status.INTERRUPTED, 15, "the job shown interrupted")
+            await wait(pilot, lambda: "not attached" not in str(app.query_one("#status-bar").render()), 5, "the bar")
+            await pilot.press("q")  # nothing unfinished: quits at once
+        return app
+
+    run(main())

@@ -25,6 +25,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui.client.autostart import private_socket, probe, socket_path
 from tui.client.connection import ClientError
 from tui.client.remote import RemoteEngine
 from tui.client.remote import RemoteJob as Job
@@ -154,11 +155,16 @@ class PlaydeckApp(JobActions, App[int]):
 
     # -- the server -------------------------------------------------------------
     @work(exclusive=True, group="attach", exit_on_error=False)
-    async def _attach(self) -> None:
-        """Attach (starting the server if none answers); while it cannot, say why and try again."""
+    async def _attach(self, start: bool = True) -> None:
+        """Attach (starting the server if none answers, unless `start` is False: after a server
+        went away, a new one is the operator's decision, as with tmux); while it cannot, say why
+        and try again."""
         delay = 0.5
         while not self._quitting:
             try:
+                if not start and await probe(private_socket(self.socket or socket_path())) is None:
+                    await asyncio.sleep(1.0)
+                    continue
                 session = await attach(self.socket, self.server_args)
             except (ClientError, OSError, TimeoutError) as exc:
                 problem = clean(exc) or type(exc).__name__
@@ -193,9 +199,15 @@ class PlaydeckApp(JobActions, App[int]):
         if self._quitting or self._detached:
             return
         await session.close()
-        self._attach_problem = "the server went away"
-        self.say("the playdeck server went away: attaching again…", title="server", severity="error", timeout=8)
-        self._attach()
+        self._attach_problem = "the server went away; `playdeck server start` starts one (this console then attaches)"
+        self.say(
+            "the playdeck server went away: what the grid shows is its last word",
+            title="server",
+            severity="error",
+            timeout=10,
+        )
+        self._bindings_key = None
+        self._attach(start=False)
 
     @work(group="watch", exclusive=True, exit_on_error=False)
     async def _watch(self, job: Job | None) -> None:
@@ -402,7 +414,7 @@ class PlaydeckApp(JobActions, App[int]):
         text.append("  " + " · ".join(parts))
         if earlier:
             text.append(f" · {earlier} earlier", style="dim")
-        if self.engine is None:
+        if self.engine is None or self._attach_problem:
             text.append(f"   not attached: {self._attach_problem or 'attaching to the server…'}", style="bold")
         elif self.engine.max_parallel:
             text.append(f"   max {self.engine.max_parallel} at once", style="dim")
