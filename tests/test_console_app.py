@@ -381,8 +381,8 @@ def test_pager_shows_the_full_log_and_a_hangup_detaches_leaving_the_job_running(
         assert term.ours("-m tui") == [], "the console outlived its terminal"
         assert term.ours("tui.server") and term.ours("sleep 73"), "the job did not outlive the console"
         audit = [json.loads(line) for line in (term.state / "audit.jsonl").read_text().splitlines()]
-        assert "detach" in [entry["action"] for entry in audit]
-        assert "cancel" not in [entry["action"] for entry in audit]
+        requests = [entry["args"].get("request") for entry in audit if entry["action"] == "client"]
+        assert "detach" in requests and "cancel" not in requests
 
         again = Terminal(tmp_path, [], env={"PLAYDECK_STATE_DIR": str(term.state)}, name="again").start()
         try:  # a new console attaches to the same server: the job, running, with its log
@@ -444,13 +444,14 @@ def test_sighup_exits_non_zero(tmp_path):
     """SIGHUP alone (the terminal still there to show the status): a detach, out with 128+1."""
     term = Terminal(tmp_path, ["--demo"]).start()
     try:
-        term.wait_for(lambda s: "? Help" in s and "max 4 at once" in s, "the console, attached")
+        term.wait_for(lambda s: "? Help" in s and "n launches a playbook" in s, "the console, attached")
         consoles = term.ours("-m tui")
         assert len(consoles) == 1
         os.kill(consoles[0], signal.SIGHUP)
         assert term.exit_status() == 128 + signal.SIGHUP
         audit = [json.loads(line) for line in (term.state / "audit.jsonl").read_text().splitlines()]
-        assert [entry["action"] for entry in audit if entry["action"] in ("attach", "detach")] == ["attach", "detach"]
+        requests = [entry["args"].get("request") for entry in audit if entry["action"] == "client"]
+        assert [r for r in requests if r in ("attach", "detach")] == ["attach", "detach"]
         assert term.ours("tui.server"), "the server outlives a console's hangup"
     finally:
         term.close()

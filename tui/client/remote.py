@@ -76,6 +76,7 @@ class RemoteJob:
         self.name = str(data.get("name", ""))
         self.message = str(data.get("message") or "")
         self.history = bool(data.get("history"))
+        self.run = str(data.get("run") or "")  # the server run it belongs to (earlier ones for history)
         self.limit: str | None = data.get("limit") if isinstance(data.get("limit"), str) else None
         self.spec = Target(str(data.get("target") or ""))
         self.timeout = _number(data.get("timeout"))

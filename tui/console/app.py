@@ -416,7 +416,7 @@ class PlaydeckApp(JobActions, App[int]):
             text.append(f" · {earlier} earlier", style="dim")
         if self.engine is None or self._attach_problem:
             text.append(f"   not attached: {self._attach_problem or 'attaching to the server…'}", style="bold")
-        elif self.engine.max_parallel:
+        elif self.engine.max_parallel and self.jobs:  # with no job yet the hint needs the room
             text.append(f"   max {self.engine.max_parallel} at once", style="dim")
         self._update_if_changed(self.query_one("#status-bar", Static), text)
 
@@ -475,8 +475,10 @@ class PlaydeckApp(JobActions, App[int]):
     def _warn_interrupted(self) -> None:
         """Say once that jobs were interrupted when a server (or console) last died under them:
         the server shows them as earlier jobs; each is reported only the first time a console sees it."""
-        interrupted = [j for j in self.jobs if j.history and j.status is Status.INTERRUPTED]
-        keys = {f"{j.name}@{j.last.started.isoformat() if j.last else ''}" for j in interrupted}
+        earlier = [j for j in self.jobs if j.history]
+        last_run = max((j.run for j in earlier), default="")  # run ids sort by the time they started
+        interrupted = [j for j in earlier if j.run == last_run and j.status is Status.INTERRUPTED]
+        keys = {f"{j.run}/{j.name}" for j in interrupted}
         warned = remembered(WARNED_RUNS)
         warned = [w for w in warned if isinstance(w, str)] if isinstance(warned, list) else []
         fresh = sorted(keys - set(warned))

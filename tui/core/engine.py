@@ -133,6 +133,7 @@ class Engine:
             status=Status(record.get("status", "interrupted")),
             message=str(record.get("message") or ""),
             history=True,
+            run=str(record.get("run") or ""),
             next_limit=spec.limit,
             tail=LogTail(self.tail_lines),
         )
@@ -177,6 +178,7 @@ class Engine:
             tail=LogTail(self.tail_lines),
             secrets=dict(secrets or {}),
             dirname=self._dirname(spec.name),
+            run=self.run_id,
         )
         self.jobs.append(job)
         self.record(

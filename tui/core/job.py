@@ -57,6 +57,7 @@ class Job:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only: never saved or logged
     prompt: Prompt | None = None  # the running attempt waits for this input (prompts="ask")
     dirname: str = ""  # its directory in the run dir: unique per job, though two names may slug alike
+    run: str = ""  # the run (engine) it belongs to: an earlier run's for a job read back from history
     _failed_prompt: Prompt | None = None  # prompts="fail": why the running attempt is being stopped
     _process: AttemptProcess | None = None
     _timer: asyncio.TimerHandle | None = None

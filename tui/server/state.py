@@ -82,6 +82,7 @@ class Server:
             "clients": len(self.hub.clients),
             "idle_exit": self.idle_exit,
             "queues": [client.info() for client in self.hub.clients],
+            "max_parallel": self.engine.max_parallel,
             "state_dir": str(self.engine.state_dir),
             "run": self.engine.run_id,
         }

@@ -51,6 +51,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "timeout_left": job.timeout_remaining(),
         "retry_in": max(0.0, job.retry_at - time.monotonic()) if job.retry_at is not None else None,
         "history": job.history,
+        "run": job.run,
         "prompt": None
         if prompt is None
         else {
