@@ -203,7 +203,8 @@ class Engine:
         return candidate
 
     def get(self, name: str) -> Job:
-        for job in self.jobs:
+        """The newest job of that name (a finished name may have been launched again)."""
+        for job in reversed(self.jobs):
             if job.name == name:
                 return job
         raise EngineError(f"no job named {name!r}")
