@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tui.core.planning.preflight import Check
 
 EXIT_INVALID = 2
+EXIT_UNREACHABLE = 3  # as the verbs: no server could be reached or started
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -335,8 +336,8 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
         try:
             session = await attach(server_args=server_args)
         except (ClientError, OSError, TimeoutError) as exc:
-            _err(f"playdeck: {strip_sgr(str(exc))}")
-            return EXIT_INVALID
+            _err(f"playdeck: {strip_sgr(str(exc))}, the console was not started")
+            return EXIT_UNREACHABLE
         try:
             if args.jobfile is not None:
                 try:
