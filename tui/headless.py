@@ -39,6 +39,8 @@ STATUS_STYLE = {
     Status.RUNNING: "cyan",
     Status.WAITING: "yellow",
     Status.QUEUED: "dim",
+    Status.BLOCKED: "dim",
+    Status.SKIPPED: "dim",
 }
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -131,6 +133,7 @@ async def run_jobs(
         nonlocal announced
         if interrupt.signo is None:
             interrupt.signo = signo
+        engine.drain()  # a canceled parent must not start its `failure` children now
         running = [j for j in engine.jobs if not j.status.finished]
         for job in running:
             try:
@@ -153,8 +156,7 @@ async def run_jobs(
     for sig in handled:
         loop.add_signal_handler(sig, on_signal, int(sig))
     try:
-        for spec in specs:
-            engine.add(spec)
+        engine.add_all(specs)  # all queued before any starts: priorities apply from the first
         if interrupt.signo is not None:  # arrived while we were starting
             on_signal(interrupt.signo)
         await engine.wait_idle()
@@ -204,7 +206,8 @@ def run_headless(
     state_dir: Path | None,
     interrupt: Interrupt | None = None,
 ) -> int:
-    """Exit status: 0 all successful, 1 any not, 2 when --json cannot be written,
+    """Exit status: 0 all successful (or skipped: a chain's branch that did not apply), 1 any not,
+    2 when --json cannot be written,
     128+signal when a signal ended the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     interrupt = interrupt or Interrupt()
     engine = asyncio.run(run_jobs(specs, max_parallel, state_dir, interrupt))
@@ -216,7 +219,7 @@ def run_headless(
         return exit_status(interrupt.signo)
     if problem is not None:
         return 2
-    return 0 if all(job.status is Status.SUCCESSFUL for job in engine.jobs) else 1
+    return 0 if all(job.status in (Status.SUCCESSFUL, Status.SKIPPED) for job in engine.jobs) else 1
 
 
 def latch_signals(interrupt: Interrupt) -> Callable[[], None]:

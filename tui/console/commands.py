@@ -34,9 +34,9 @@ class Command:
 
 
 RUNNING = frozenset({Status.RUNNING})
-UNFINISHED = frozenset({Status.QUEUED, Status.RUNNING, Status.WAITING})
+UNFINISHED = frozenset({Status.QUEUED, Status.BLOCKED, Status.RUNNING, Status.WAITING})
 FINISHED_OR_WAITING = frozenset(
-    {Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR, Status.WAITING}
+    {Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR, Status.SKIPPED, Status.WAITING}
 )
 RETRY_FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR})
 

@@ -14,15 +14,16 @@ import random
 import re
 import time
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-from tui.core.job import Job, Prompt
+from tui.core.job import Job, Prompt, failure_summary, restored_job
 from tui.core.planning.spec import RETRYABLE, JobSpec, Status
 from tui.core.running.attempt import Attempt, AttemptProcess, now, runner_kwargs
-from tui.core.running.results import HostCounts, ResultTracker
 from tui.core.sanitize import sanitize, strip_sgr
+from tui.core.scheduling import circuit
+from tui.core.scheduling.chains import start_order
+from tui.core.scheduling.links import ChainError, Releaser, bind, check_batch, first_status, retry_status
 from tui.core.storage.audit import AuditLog
 from tui.core.storage.history import job_record, owner, write_json
 from tui.core.storage.logstore import LogTail, attempt_dir, new_run_id, slug
@@ -32,6 +33,7 @@ from tui.core.storage.paths import state_dir as default_state_dir
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+BUSY = frozenset({Status.QUEUED, Status.BLOCKED, Status.RUNNING, Status.WAITING})  # the engine is not idle
 Listener = Callable[["Job", str], None]
 
 
@@ -76,6 +78,8 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._releaser = Releaser(self._set_status)
+        self._draining = False  # closing: nothing starts or unblocks any more
 
     # -- observing ----------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -96,10 +100,12 @@ class Engine:
         job.message = message
         self._save(job)
         self._notify(job, "status")
-        if any(j.status in (Status.QUEUED, Status.RUNNING, Status.WAITING) for j in self.jobs):
+        if any(j.status in BUSY for j in self.jobs):
             self._idle.clear()
         else:
             self._idle.set()
+        if status.finished and job.children and not self._draining:
+            self._releaser.parent_ended(job)  # its blocked children run, wait on, or are skipped
 
     # -- history ------------------------------------------------------------
     def _save(self, job: Job) -> None:
@@ -117,45 +123,7 @@ class Engine:
 
     def restore(self, record: dict[str, Any]) -> Job:
         """A job of an earlier run, read-only: its status, results and logs as they were."""
-        spec_data = record.get("spec") or {}
-        spec = JobSpec(
-            name=str(record.get("name")),
-            inventory=Path(spec_data.get("inventory") or "."),
-            playbook=Path(spec_data["playbook"]) if spec_data.get("playbook") else None,
-            limit=spec_data.get("limit"),
-            module=spec_data.get("module"),
-            module_args=spec_data.get("module_args"),
-            timeout=spec_data.get("timeout"),
-        )
-        job = Job(
-            id=len(self.jobs),
-            spec=spec,
-            status=Status(record.get("status", "interrupted")),
-            message=str(record.get("message") or ""),
-            history=True,
-            run=str(record.get("run") or ""),
-            next_limit=spec.limit,
-            tail=LogTail(self.tail_lines),
-        )
-        for data in record.get("attempts") or []:
-            results = ResultTracker(
-                hosts={h: HostCounts(**c) for h, c in (data.get("hosts") or {}).items()},
-                play=data.get("play") or "",
-                task=data.get("task") or "",
-            )
-            attempt = Attempt(
-                number=data["number"],
-                limit=data.get("limit"),
-                directory=Path(data["directory"]),
-                marker="",
-                started=datetime.fromisoformat(data["started"]),
-                ended=datetime.fromisoformat(data["ended"]) if data.get("ended") else None,
-                status=Status(data.get("status", "interrupted")),
-                rc=data.get("rc"),
-                error=data.get("error"),
-                results=results,
-            )
-            job.attempts.append(attempt)
+        job = restored_job(record, len(self.jobs), LogTail(self.tail_lines))
         self.jobs.append(job)
         return job
 
@@ -166,9 +134,39 @@ class Engine:
     # -- operator actions ---------------------------------------------------
     def add(self, spec: JobSpec, secrets: dict[str, str] | None = None) -> Job:
         """Queue a new job. A name is taken only while its job is unfinished: a finished job's
-        name may be launched again, as a new job (new id, own directory) beside the old one."""
-        if any(j.spec.name == spec.name and not j.status.finished for j in self.jobs if not j.history):
-            raise EngineError(f"a job named {spec.name!r} already exists and has not finished")
+        name may be launched again, as a new job (new id, own directory) beside the old one.
+
+        Its `after` names the newest job of each name: it waits (blocked) for them."""
+        return self.add_all([spec], secrets)[0]
+
+    def add_all(self, specs: list[JobSpec], secrets: dict[str, str] | None = None) -> list[Job]:
+        """Queue a batch (a job file): all or none. `after` names a job of the batch, else the
+        newest of that name; the queue starts once all are in, so priorities apply among them."""
+        names = [spec.name for spec in specs]
+        for spec in specs:
+            if any(j.spec.name == spec.name and not j.status.finished for j in self.jobs if not j.history):
+                raise EngineError(f"a job named {spec.name!r} already exists and has not finished")
+            if names.count(spec.name) > 1:
+                raise EngineError(f"the name {spec.name!r} is given to more than one job")
+        try:
+            check_batch({spec.name: spec.after for spec in specs}, lambda name: self._newest(name) is not None)
+        except ChainError as exc:
+            raise EngineError(str(exc)) from None
+        jobs = [self._new_job(spec, secrets) for spec in specs]
+        bind(jobs, self._newest)
+        for job in jobs:
+            self.record(
+                "adhoc" if job.spec.module else "launch",
+                job,
+                **_launch_args(job.spec),
+                prompts=sorted(k for k, v in job.secrets.items() if v),
+            )  # which, never what
+        for job in jobs:
+            self._set_status(job, *first_status(job))
+        self._schedule()
+        return jobs
+
+    def _new_job(self, spec: JobSpec, secrets: dict[str, str] | None) -> Job:
         job = Job(
             id=len(self.jobs),
             spec=spec,
@@ -181,15 +179,11 @@ class Engine:
             run=self.run_id,
         )
         self.jobs.append(job)
-        self.record(
-            "adhoc" if spec.module else "launch",
-            job,
-            **_launch_args(spec),
-            prompts=sorted(k for k, v in job.secrets.items() if v),
-        )  # which, never what
-        self._set_status(job, Status.QUEUED)
-        self._schedule()
         return job
+
+    def _newest(self, name: str) -> Job | None:
+        """The job an `after` of a new job names: the newest of this run with that name."""
+        return next((j for j in reversed(self.jobs) if j.name == name and not j.history), None)
 
     def _dirname(self, name: str) -> str:
         """`slug(name)`, or `slug-2`, `slug-3`...: "a/b" and "a_b" must not share a directory, nor a
@@ -214,23 +208,25 @@ class Engine:
             raise EngineError(f"{job.name} is from an earlier run and is read-only: launch it again instead")
 
     def cancel(self, job: Job) -> None:
-        """Stop a running job, or take a queued or waiting one out of the queue."""
+        """Stop a running job, or take a queued, blocked or waiting one out of the queue."""
         self._writable(job)
-        if job.status in (Status.RUNNING, Status.QUEUED, Status.WAITING):
+        if job.status in BUSY:
             self.record("cancel", job, status=job.status.value)
         if job.status is Status.RUNNING:
             self._stop(job, "cancel")
-        elif job.status in (Status.QUEUED, Status.WAITING):
+        elif job.status in BUSY:
             self._clear_timer(job)
             job.retry_at = None
-            self._set_status(
-                job,
-                Status.CANCELED,
-                "canceled before it ran" if not job.attempts else "canceled while waiting to retry",
-            )
+            if job.status is Status.WAITING:
+                message = "canceled while waiting to retry"
+            else:
+                message = "canceled before it ran" if not job.attempts else "canceled before it ran again"
+            self._set_status(job, Status.CANCELED, message)
             self._schedule()
         else:
-            raise EngineError(f"{job.name} is {job.status}: only a queued, waiting or running job can be canceled")
+            raise EngineError(
+                f"{job.name} is {job.status}: only a queued, blocked, waiting or running job can be canceled"
+            )
 
     def retry(self, job: Job, failed_only: bool = False) -> None:
         """Run a finished job again: all of it, or only its failed and unreachable hosts.
@@ -261,7 +257,9 @@ class Engine:
             self.record("retry", job)
         job.retries_left = job.spec.retries
         job.timeout = job.spec.timeout
-        self._set_status(job, Status.QUEUED)
+        job.failures, job.circuit_open = 0, False  # the operator's retry closes the circuit
+        self._set_status(job, *retry_status(job))
+        self._releaser.parent_restarted(job)  # children it skipped wait for it again
         self._schedule()
 
     def answer_prompt(self, job: Job, text: str) -> None:
@@ -308,7 +306,7 @@ class Engine:
             self._arm_deadline(job)
             if job._process is not None:
                 job._process.set_deadline(job.deadline)
-        elif job.status in (Status.QUEUED, Status.WAITING):
+        elif job.status in (Status.QUEUED, Status.BLOCKED, Status.WAITING):
             job.timeout = seconds
         else:
             raise EngineError(f"{job.name} is {job.status}: a finished job has no timeout to change")
@@ -324,8 +322,14 @@ class Engine:
         """Until no job is queued, running or waiting to retry."""
         await self._idle.wait()
 
+    def drain(self) -> None:
+        """From now on nothing starts and no child is released (a canceled parent must not start
+        its `failure` children while everything is being stopped); cancel what is left."""
+        self._draining = True
+
     async def close(self) -> None:
         """Cancel everything unfinished and wait until every process is gone."""
+        self.drain()
         for job in self.jobs:
             if not job.status.finished:
                 self.cancel(job)
@@ -335,13 +339,14 @@ class Engine:
 
     # -- scheduling ---------------------------------------------------------
     def _schedule(self) -> None:
+        if self._draining:
+            return
         running = sum(1 for j in self.jobs if j.status is Status.RUNNING)
-        for job in self.jobs:  # file order
+        for job in start_order(j for j in self.jobs if j.status is Status.QUEUED):  # priority, then file order
             if running >= self.max_parallel:
                 break
-            if job.status is Status.QUEUED:
-                running += 1
-                self._start(job)
+            running += 1
+            self._start(job)
 
     def _start(self, job: Job) -> None:
         number = len(job.attempts) + 1
@@ -424,14 +429,18 @@ class Engine:
         elif end.get("status") == "successful" and attempt.rc == 0:
             status, message = Status.SUCCESSFUL, ""
         elif end.get("status") == "failed":
-            status, message = Status.FAILED, _failure_summary(attempt, job.tail.lines)
+            status, message = Status.FAILED, failure_summary(attempt, job.tail.lines)
         else:
             status, message = Status.ERROR, f"ansible-runner ended as {end.get('status')} (rc {attempt.rc})"
         attempt.status = status
         attempt.error = error
         job._failed_prompt = None
+        job.failures = circuit.failures_after(job.failures, status)
+        if status in RETRYABLE and circuit.opens(job.spec.circuit, job.failures):
+            job.circuit_open = True
+            self._set_status(job, Status.FAILED, circuit.open_message(message, job.failures))
         # a playbook that asked for input will ask again: retrying it would only fail again
-        if status in RETRYABLE and job.retries_left > 0 and reason != "prompt":
+        elif status in RETRYABLE and job.retries_left > 0 and reason != "prompt":
             job.retries_left -= 1
             done = job.spec.retries - job.retries_left
             delay = min(MAX_BACKOFF, job.spec.retry_delay * 2 ** (done - 1)) * random.uniform(0.5, 1.0)
@@ -516,22 +525,6 @@ def sanitized(value: Any) -> Any:
     if isinstance(value, list):
         return [sanitized(item) for item in value]
     return value
-
-
-def _failure_summary(attempt: Attempt, tail: Iterable[str] = ()) -> str:
-    """Say which hosts failed, which is what an operator asks first; else Ansible's own error line."""
-    hosts = attempt.results.hosts
-    failed = [h for h, c in hosts.items() if c.failed]
-    unreachable = [h for h, c in hosts.items() if c.unreachable]
-    parts = []
-    if failed:
-        parts.append(f"{len(failed)} host{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)})")
-    if unreachable:
-        parts.append(f"{len(unreachable)} unreachable ({', '.join(unreachable)})")
-    if parts:
-        return "; ".join(parts)
-    errors = [strip_sgr(line).strip() for line in tail if "ERROR" in line]
-    return errors[-1] if errors else f"ansible-playbook exited with rc {attempt.rc}"
 
 
 def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, **options: Any) -> JobSpec:

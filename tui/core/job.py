@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
 
 from tui.core.planning.spec import JobSpec, Status
 from tui.core.running.attempt import Attempt, AttemptProcess, now
 from tui.core.running.results import HostCounts, ResultTracker
+from tui.core.sanitize import strip_sgr
 from tui.core.storage.logstore import LogTail
 
 
@@ -58,6 +62,11 @@ class Job:
     prompt: Prompt | None = None  # the running attempt waits for this input (prompts="ask")
     dirname: str = ""  # its directory in the run dir: unique per job, though two names may slug alike
     run: str = ""  # the run (engine) it belongs to: an earlier run's for a job read back from history
+    # its `after`, bound to the jobs it waits for: (parent, condition); and the jobs waiting for it
+    parents: list[tuple[Job, str]] = field(default_factory=list, repr=False)
+    children: list[Job] = field(default_factory=list, repr=False)
+    failures: int = 0  # failed/timeout attempts in a row, for the circuit breaker
+    circuit_open: bool = False  # the breaker stopped its automatic retries; a manual retry closes it
     _failed_prompt: Prompt | None = None  # prompts="fail": why the running attempt is being stopped
     _process: AttemptProcess | None = None
     _timer: asyncio.TimerHandle | None = None
@@ -65,6 +74,10 @@ class Job:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def priority(self) -> int:
+        return self.spec.priority
 
     @property
     def last(self) -> Attempt | None:
@@ -97,3 +110,63 @@ class Job:
         if self.status is Status.RUNNING and self.deadline is not None:
             return max(0.0, self.deadline - time.monotonic())
         return None
+
+
+def restored_job(record: dict[str, Any], id: int, tail: LogTail) -> Job:
+    """A job of an earlier run, read-only, from its record (tui.core.storage.history)."""
+    spec_data = record.get("spec") or {}
+    spec = JobSpec(
+        name=str(record.get("name")),
+        inventory=Path(spec_data.get("inventory") or "."),
+        playbook=Path(spec_data["playbook"]) if spec_data.get("playbook") else None,
+        limit=spec_data.get("limit"),
+        module=spec_data.get("module"),
+        module_args=spec_data.get("module_args"),
+        timeout=spec_data.get("timeout"),
+    )
+    job = Job(
+        id=id,
+        spec=spec,
+        status=Status(record.get("status", "interrupted")),
+        message=str(record.get("message") or ""),
+        history=True,
+        run=str(record.get("run") or ""),
+        next_limit=spec.limit,
+        tail=tail,
+    )
+    for data in record.get("attempts") or []:
+        results = ResultTracker(
+            hosts={h: HostCounts(**c) for h, c in (data.get("hosts") or {}).items()},
+            play=data.get("play") or "",
+            task=data.get("task") or "",
+        )
+        attempt = Attempt(
+            number=data["number"],
+            limit=data.get("limit"),
+            directory=Path(data["directory"]),
+            marker="",
+            started=datetime.fromisoformat(data["started"]),
+            ended=datetime.fromisoformat(data["ended"]) if data.get("ended") else None,
+            status=Status(data.get("status", "interrupted")),
+            rc=data.get("rc"),
+            error=data.get("error"),
+            results=results,
+        )
+        job.attempts.append(attempt)
+    return job
+
+
+def failure_summary(attempt: Attempt, tail: Iterable[str] = ()) -> str:
+    """Say which hosts failed, which is what an operator asks first; else Ansible's own error line."""
+    hosts = attempt.results.hosts
+    failed = [h for h, c in hosts.items() if c.failed]
+    unreachable = [h for h, c in hosts.items() if c.unreachable]
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} host{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)})")
+    if unreachable:
+        parts.append(f"{len(unreachable)} unreachable ({', '.join(unreachable)})")
+    if parts:
+        return "; ".join(parts)
+    errors = [strip_sgr(line).strip() for line in tail if "ERROR" in line]
+    return errors[-1] if errors else f"ansible-playbook exited with rc {attempt.rc}"

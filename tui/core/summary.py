@@ -12,6 +12,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "name": job.name,
         "status": job.status.value,
         "message": job.message,
+        "circuit_open": job.circuit_open,
         "hosts": {host: counts.as_dict() for host, counts in job.hosts.items()},
         "attempts": [
             {

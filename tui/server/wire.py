@@ -67,6 +67,9 @@ def job_dict(job: Job) -> dict[str, Any]:
         "ended": last.ended.isoformat() if last is not None and last.ended is not None else None,
         "last_limit": last.limit if last is not None else None,
         "number": last.number if last is not None else 0,
+        "circuit_open": job.circuit_open,
+        "priority": job.spec.priority,
+        "after": [[name, condition] for name, condition in job.spec.after],
     }
 
 

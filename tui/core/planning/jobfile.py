@@ -13,7 +13,8 @@ from typing import Any, Callable
 import yaml
 
 from tui.core.durations import DurationError, parse_duration
-from tui.core.planning.spec import JobSpec
+from tui.core.planning.spec import CONDITIONS, JobSpec
+from tui.core.scheduling.chains import cycle, parents_first
 
 TOP_KEYS = ("inventory", "max_parallel", "jobs")
 JOB_KEYS = (
@@ -34,6 +35,9 @@ JOB_KEYS = (
     "vault_password_file",
     "become",
     "become_user",
+    "priority",
+    "after",
+    "circuit",
 )
 
 
@@ -167,6 +171,35 @@ def _pattern(raw: Any) -> str:
     return _string(raw)
 
 
+def _int(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise TypeError
+    return raw
+
+
+def _name(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise TypeError
+    return raw
+
+
+def _after(raw: Any) -> tuple[tuple[str, str], ...]:
+    """`after`: a job name, a list of names (each must succeed), or {name: success|failure|always}."""
+    if isinstance(raw, str):
+        pairs = [(_name(raw), "success")]
+    elif isinstance(raw, list) and raw:
+        pairs = [(_name(item), "success") for item in raw]
+    elif isinstance(raw, dict) and raw:
+        pairs = [(_name(name), condition) for name, condition in raw.items()]
+        if not all(condition in CONDITIONS for _, condition in pairs):
+            raise ValueError
+    else:
+        raise TypeError
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise ValueError
+    return tuple(pairs)
+
+
 def _vars(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise TypeError
@@ -254,6 +287,7 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
             w.problem(jobs_node, "jobs", f"expected a non-empty list of jobs, got {_kind(jobs_node)}")
         else:
             seen: dict[str, int] = {}
+            afters: dict[str, tuple[yaml.Node, str]] = {}
             for index, node in enumerate(jobs_node.value):
                 spec = _job(w, node, f"jobs[{index}]", default_inventory, "inventory" in top)
                 if spec is None:
@@ -263,9 +297,56 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
                 else:
                     seen[spec.name] = index
                     specs.append(spec)
+                    after = _fields_of(node).get("after")
+                    if after is not None:
+                        afters[spec.name] = (after, f"jobs[{index}].after")
+            specs = _chained(w, specs, afters, _names(jobs_node))
     if w.problems:
         raise InputError(w.problems)
     return JobFile(w.path, max_parallel, specs)
+
+
+def _fields_of(node: yaml.Node) -> dict[str, yaml.Node]:
+    """A job node's values by key (scalar keys only), for finding a key's line afterwards."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _names(jobs_node: yaml.SequenceNode) -> set[str]:
+    """Every job name written in the file, valid job or not: a child of a job with another
+    problem must not be told that its parent does not exist."""
+    names = set()
+    for node in jobs_node.value:
+        name = _fields_of(node).get("name")
+        if isinstance(name, yaml.ScalarNode) and isinstance(name.value, str):
+            names.add(name.value)
+    return names
+
+
+def _chained(
+    w: _Walker, specs: list[JobSpec], afters: dict[str, tuple[yaml.Node, str]], names: set[str]
+) -> list[JobSpec]:
+    """Check every `after` against the file's jobs (unknown names, itself, cycles), and put
+    parents before their children, so whoever adds them one by one binds the right ones."""
+    before = len(w.problems)
+    for spec in specs:
+        for parent, _ in spec.after:
+            node, key = afters[spec.name]
+            if parent == spec.name:
+                w.problem(node, key, f"{parent!r}: a job cannot run after itself")
+            elif parent not in names:
+                w.problem(node, key, f"no job named {parent!r} in this file")
+    if len(w.problems) != before:
+        return specs
+    graph = {spec.name: [p for p, _ in spec.after if p in names] for spec in specs}
+    found = cycle(graph)
+    if found:
+        node, key = afters[found[0]]
+        w.problem(node, key, f"the jobs form a cycle: {' -> '.join(found)}")
+        return specs
+    order = {name: i for i, name in enumerate(parents_first(graph))}
+    return sorted(specs, key=lambda spec: order[spec.name])
 
 
 def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, has_default: bool) -> JobSpec | None:
@@ -292,6 +373,9 @@ def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, 
         "verbosity": (_int_at_least(0, 6), "a whole number from 0 to 6"),
         "become": (_bool, "true or false"),
         "become_user": (_string, "a user name"),
+        "priority": (_int, "a whole number (higher starts first)"),
+        "circuit": (_int_at_least(1), "a whole number >= 1 (failed attempts in a row)"),
+        "after": (_after, "a job name, a list of job names, or a mapping {name: success|failure|always}"),
     }
     for name, (knode, vnode) in fields.items():
         full = f"{key}.{name}"

@@ -14,12 +14,14 @@ class Status(str, enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
     WAITING = "waiting"  # waiting to retry, after a backoff delay
+    BLOCKED = "blocked"  # waiting for the jobs it runs `after` (its message names them)
     SUCCESSFUL = "successful"
     FAILED = "failed"
     TIMEOUT = "timeout"
     CANCELED = "canceled"
     ERROR = "error"
     INTERRUPTED = "interrupted"  # the console died under it; read back from history
+    SKIPPED = "skipped"  # a condition of its `after` can no longer hold (its message names the parent)
 
     @property
     def finished(self) -> bool:
@@ -30,8 +32,19 @@ class Status(str, enum.Enum):
 
 
 FINISHED = frozenset(
-    {Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR, Status.INTERRUPTED}
+    {
+        Status.SUCCESSFUL,
+        Status.FAILED,
+        Status.TIMEOUT,
+        Status.CANCELED,
+        Status.ERROR,
+        Status.INTERRUPTED,
+        Status.SKIPPED,
+    }
 )
+
+#: The conditions of `after`: a child runs when its parent ended successful, unsuccessful, or either way.
+CONDITIONS = ("success", "failure", "always")
 
 #: Outcomes after which automatic retries are allowed (never after cancel or error).
 RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
@@ -63,6 +76,10 @@ class JobSpec:
     module_args: str | None = None
     become: bool = False  # `--become`, as `ansible -b`
     become_user: str | None = None  # `--become-user`; None leaves Ansible's default (root)
+    priority: int = 0  # higher starts first among queued jobs; ties in the order jobs were added
+    # the jobs it runs after, as (name, condition) pairs; condition in CONDITIONS
+    after: tuple[tuple[str, str], ...] = ()
+    circuit: int | None = None  # after this many failed/timeout attempts in a row: no more automatic retries
 
     @property
     def target(self) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tui.core.planning.jobfile import playbook_problem
-from tui.core.planning.spec import JobSpec
+from tui.core.planning.spec import CONDITIONS, JobSpec
 
 PATH_KEYS = ("inventory", "playbook", "vault_password_file")
 KEYS = tuple(f.name for f in fields(JobSpec))
@@ -36,6 +36,8 @@ def spec_to_json(spec: JobSpec) -> dict[str, Any]:
             value = str(Path(value).expanduser().absolute()) if value is not None else None
         elif key == "extra_vars":
             value = dict(value)
+        elif key == "after":
+            value = [[name, condition] for name, condition in value]
         data[key] = value
     return data
 
@@ -74,6 +76,26 @@ def _vars(raw: Any) -> dict[str, Any]:
     return raw
 
 
+def _priority(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise TypeError
+    return raw
+
+
+def _after(raw: Any) -> tuple[tuple[str, str], ...]:
+    """[[name, condition], ...]: each name once, each condition success, failure or always."""
+    if not isinstance(raw, list):
+        raise TypeError
+    pairs = []
+    for item in raw:
+        if not isinstance(item, list) or len(item) != 2 or item[1] not in CONDITIONS:
+            raise ValueError
+        pairs.append((_text(item[0]), str(item[1])))
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise ValueError
+    return tuple(pairs)
+
+
 def _module_args(raw: Any) -> str:
     if not isinstance(raw, str):
         raise TypeError
@@ -97,6 +119,9 @@ CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "module_args": (_module_args, "a string"),
     "become": (_bool, "true or false"),
     "become_user": (_text, "a user name"),
+    "priority": (_priority, "a whole number"),
+    "after": (_after, "a list of [job name, success|failure|always] pairs, each name once"),
+    "circuit": (_int(1), "a whole number >= 1"),
 }
 
 
@@ -162,6 +187,8 @@ def spec_from_json(data: Any) -> JobSpec:
             if has_playbook
             else "playbook: missing: give a playbook, or a module for an ad-hoc command"
         )
+    if any(name == data.get("name") for name, _ in values.get("after") or ()):
+        problems.append("after: a job cannot run after itself")
     if has_playbook and data.get("module_args") is not None:
         problems.append("module_args: only for an ad-hoc command (module), not with a playbook")
     if problems:
