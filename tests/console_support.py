@@ -269,3 +269,12 @@ async def job_named(pilot: Any, name: str, timeout: float = 30.0) -> Any:
             return job
         assert time.monotonic() < deadline, f"the server never reported a job named {name!r}"
         await pilot.pause(0.05)
+
+
+def job_processes(term: Any) -> list[int]:
+    """A tmux Terminal's processes other than the server it started and that server's warm
+    preflight worker (both idle once the jobs end): the console, and whatever ran a job."""
+    from tests.conftest import pids_with_cmdline
+
+    server = set(pids_with_cmdline("-m tui.server")) | set(pids_with_cmdline("-m tui.server.warm"))
+    return [pid for pid in term.ours() if pid not in server]
