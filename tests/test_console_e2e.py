@@ -3,8 +3,9 @@
 Drives `playdeck JOBFILE` with keys only and checks both the screen and the
 process table (through /proc, independently of the app): `c` cancels the
 selected job and its processes only, `r` runs it again, `t` gives it a new
-timeout (bad input is refused and changes nothing), `q` then `y` quits and
-leaves nothing running.
+timeout (bad input is refused and changes nothing), `q` then `y` stops the jobs and
+quits, leaving no job process (the server they ran under stays, idle, for the next console).
+Two consoles attached to one server see each other's launch and cancel within a second.
 
 The terminal is `tests.tmux_console.Terminal`: tmux on a private socket (`-L`), so a
 user's own tmux is never touched, and that server is always killed at the end.
@@ -12,6 +13,8 @@ user's own tmux is never touched, and that server is always killed at the end.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,6 +22,7 @@ from typing import Callable
 import pytest
 
 from tests.conftest import INVENTORY, pids_with_cmdline, playbook
+from tests.console_support import job_processes
 from tests.tmux_console import Terminal, grid_status, needs_tmux
 
 STATUSES = ("queued", "running", "waiting", "successful", "failed", "timeout", "canceled", "error")
@@ -120,13 +124,139 @@ def test_cancel_retry_timeout_and_quit_in_the_real_console(console: Terminal):
     assert status_of(screen, "long-b") == "running", screen
     assert console.ours(SLEEP_B) == first_b, "long-a's timeout touched long-b"
 
-    # q, y: asks first (long-b still runs), then cancels it and exits 0
+    # q, y: asks first (long-b still runs: stop, detach or stay), then cancels it and exits 0
     console.press("q")
-    console.wait_for(lambda s: "still queued or running" in s and "y: yes" in s, "the quit confirmation", timeout=10)
+    console.wait_for(
+        lambda s: "still queued or running" in s and "y: stop them" in s and "d: detach" in s,
+        "the quit question",
+        timeout=10,
+    )
     console.press("y")
     console.wait_for(lambda s: "EXIT=0" in s, "the console to exit with status 0", timeout=30)
     assert pids_with_cmdline(SLEEP_A) == [] and pids_with_cmdline(SLEEP_B) == [], "a job's sleep outlived the console"
     assert [p for p in pids_with_cmdline("tui.core.running.supervisor") if p in console.ours()] == [], (
         "an attempt supervisor outlived the console"
     )
-    assert console.ours() == [], "a process started by the console outlived it"
+    assert console.ours("-m tui") == [], "the console did not exit"
+    assert job_processes(console) == [], "a job process outlived the y answer (only the server may stay)"
+    assert console.ours("tui.server"), "the server went with the console (it stays for the next one)"
+
+
+SLEEP_C = "sleep 66"
+
+
+def adhoc_status(screen: str) -> str | None:
+    """The status word of the ad-hoc job's grid row (its name is cut to the column: `adhoc-command-s…`)."""
+    match = re.search(rf"(?m)▎ ?adhoc-command-s\S*\s+({'|'.join(STATUSES)})\b", screen)
+    return match.group(1) if match else None
+
+
+def attached(screen: str) -> bool:
+    """The console is attached (its status bar says so until then) and has drawn its hosts."""
+    return "hosts.yml" in screen and "no jobs yet" in screen and "not attached" not in screen
+
+
+def console_pid(term: Terminal) -> int:
+    """The console of this terminal: the `-m tui` child of its pane's shell (a terminal started
+    with another's state dir carries that one's marker, so `ours` cannot tell them apart)."""
+    shell = term.pane_pid()
+    for pid in pids_with_cmdline("-m tui"):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if int(stat[stat.rfind(")") + 2 :].split()[1]) == shell:
+            return pid
+    raise AssertionError(f"no console under the pane's shell {shell}")
+
+
+def audit_pids(audit: list[dict], request: str, job: str) -> list[int]:
+    """The pids of the clients whose `request` about `job` the server audited."""
+    return sorted(
+        e["args"]["client_pid"]
+        for e in audit
+        if e["action"] == "client"
+        and e["args"].get("request") == request
+        and job in (e["job"], *e["args"].get("jobs", ()))
+    )
+
+
+def first_seen(terminals: dict[str, Terminal], predicate: Callable[[str], bool], what: str, timeout: float = 30.0):
+    """When each terminal first showed a screen for which `predicate` holds (monotonic seconds),
+    the screens polled in turn, as fast as tmux answers."""
+    seen: dict[str, float] = {}
+    screens: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < len(terminals):
+        for name, term in terminals.items():
+            if name not in seen:
+                screens[name] = term.screen()
+                if predicate(screens[name]):
+                    seen[name] = time.monotonic()
+        if time.monotonic() > deadline:
+            shown = "\n".join(f"--- {n} ---\n{screens.get(n, '')}" for n in terminals if n not in seen)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{shown}")
+        time.sleep(0.02)
+    return seen
+
+
+def test_two_consoles_see_each_others_launch_and_cancel_within_a_second(tmp_path: Path):
+    """Two consoles attached to one server (the second started with the first's state dir, as an
+    operator's second terminal would): an ad-hoc command launched in one shows in the other, and a
+    cancel in the other shows in the first, each within a second of its own console showing it."""
+    assert not pids_with_cmdline(SLEEP_C), "a stray sleep 66 is running"
+    one = Terminal(tmp_path, ["-i", INVENTORY], size=(100, 30), term="tmux-256color", name="one")
+    two = Terminal(
+        tmp_path,
+        ["-i", INVENTORY],
+        size=(100, 30),
+        term="tmux-256color",
+        name="two",
+        env={"PLAYDECK_STATE_DIR": str(one.state)},
+    )
+    both = {"one": one, "two": two}
+    job = "adhoc-command-sleep"
+    try:
+        one.start()
+        one.wait_for(attached, "the first console, attached", timeout=60)
+        two.start()
+        two.wait_for(attached, "the second console, attached", timeout=60)
+        assert len(one.ours("tui.server")) == 1, "the second console started a server of its own"
+        assert len(one.ours("-m tui")) == 2
+
+        # launch in the first console: `a`, hosts, (the module's default, command), its arguments, Enter
+        one.press("a")
+        one.wait_for(lambda s: "Ad-hoc command" in s, "the ad-hoc dialog")
+        time.sleep(0.5)  # its focus set, before keys are typed into it
+        one.type("db01")
+        one.wait_for(lambda s: re.search(r"█ +▌?db01 ", s), "the hosts typed")
+        one.press("Tab")
+        time.sleep(0.3)
+        one.press("Tab")
+        time.sleep(0.3)
+        one.type(SLEEP_C)
+        one.wait_for(lambda s: re.search(rf"█ +▌?{SLEEP_C} ", s), "the arguments typed in their own field")
+        one.press("Enter")
+        seen = first_seen(both, lambda s: adhoc_status(s) is not None, "the launched job in both consoles")
+        assert abs(seen["two"] - seen["one"]) <= 1.0, f"the launch showed {seen['two'] - seen['one']:.2f}s apart"
+        wait_until(lambda: one.ours(SLEEP_C), "the job's sleep to start", timeout=60)
+        first_sleep = one.ours(SLEEP_C)
+        for term in (one, two):
+            term.wait_for(lambda s: adhoc_status(s) == "running", "the job running", timeout=30)
+
+        # cancel in the second console (its only job, selected once shown)
+        two.wait_for(lambda s: f"{job} · running" in s, "the job selected in the second console", timeout=10)
+        two.press("c")
+        seen = first_seen(both, lambda s: adhoc_status(s) == "canceled", "the cancel in both consoles")
+        assert abs(seen["one"] - seen["two"]) <= 1.0, f"the cancel showed {seen['one'] - seen['two']:.2f}s apart"
+        assert pids_with_cmdline(SLEEP_C) == [] and not set(first_sleep) & set(one.ours()), "the sleep outlived it"
+
+        # each action is audited with the console that asked for it
+        consoles = {term: [console_pid(term)] for term in (one, two)}
+        audit = [json.loads(line) for line in (one.state / "audit.jsonl").read_text().splitlines()]
+        assert audit_pids(audit, "submit", job) == consoles[one], audit
+        assert audit_pids(audit, "cancel", job) == consoles[two], audit
+
+        for term in (one, two):  # nothing unfinished: q quits at once
+            term.press("q")
+            assert term.exit_status() == 0
+    finally:
+        two.close()
+        one.close()
