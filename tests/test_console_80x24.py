@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App, ComposeResult
 
 from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, playbook, run
+from tests.console_support import FrozenSession, frozen_job, job_named, live_app
 from tests.test_console_keys import wait
-from tests.test_console_snapshots import frozen_job
 from tests.tmux_console import Terminal, needs_tmux
+from tui.client.remote import RemoteJob
 from tui.console.app import PlaydeckApp
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.screens.results import ResultsScreen
@@ -28,10 +28,11 @@ from tui.console.widgets.inventory_pane import EXPAND_ALL, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
 from tui.core.planning.spec import JobSpec, Status
-from tui.core.running.results import HostCounts, TaskResult
+from tui.core.running.results import HostCounts
 from tui.core.storage.logstore import LogTail
 
 CONTROL = ("\x1b", "\x07", "\x9b", "\x9d")  # what must never reach the terminal from a name
+TAIL = RemoteJob({"id": 0}).tail.lines.maxlen or 0  # lines of a job's log a console keeps in memory
 
 
 def screen_lines(app: App) -> list[str]:
@@ -48,8 +49,15 @@ class LogOnly(App):
         yield LogView()
 
 
+def frozen_app(**kwargs) -> PlaydeckApp:
+    """The console on a frozen session: the test says what the server has (no server runs)."""
+    kwargs.setdefault("inventory", INVENTORY)
+    kwargs.setdefault("playbook_dirs", [PLAYBOOKS])
+    return PlaydeckApp(session=FrozenSession(), **kwargs)
+
+
 async def frozen(pilot, count: int) -> list:
-    """`count` finished jobs in the grid (the app's own path for new jobs), one of them interrupted,
+    """`count` finished jobs in the grid (as a server delta brings them), one of them interrupted,
     the last from an earlier run."""
     app: PlaydeckApp = pilot.app
     pane = app.query_one(InventoryPane)
@@ -57,14 +65,16 @@ async def frozen(pilot, count: int) -> list:
     jobs = []
     for n in range(count):
         status = Status.INTERRUPTED if n == 3 else Status.FAILED if n % 2 else Status.SUCCESSFUL
-        job = frozen_job(n, f"job-{n:02d}", "deploy.yml", status, "web01", {"web01": HostCounts(ok=1)}, 3)
-        job.history = n == count - 1
-        jobs.append(job)
-    app.engine.jobs.extend(jobs)
-    app._added = True
+        jobs.append(
+            frozen_job(
+                n, f"job-{n:02d}", "deploy.yml", status, "web01", {"web01": HostCounts(ok=1)}, 3, history=n == count - 1
+            )
+        )
+    if jobs:
+        app.session.show(*jobs)
     app._tick()
     await pilot.pause(0.2)
-    return jobs
+    return [app.engine.by_id[job["id"]] for job in jobs]
 
 
 STATUS_WORDS = "|".join(s.value for s in Status)
@@ -79,7 +89,7 @@ def row_of(lines: list[str], name: str) -> str | None:
 # -- the job grid ------------------------------------------------------------
 def test_the_selected_row_is_always_whole_on_screen():
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        app = frozen_app()
         async with app.run_test(size=(80, 24)) as pilot:
             jobs = await frozen(pilot, 12)
             grid = app.query_one(JobGrid)
@@ -96,13 +106,13 @@ def test_the_selected_row_is_always_whole_on_screen():
             await pilot.pause(0.02)
             assert row_of(screen_lines(app), shown[0].name) is not None
 
-            # n/a add a job and select it: the app sets selected_id and rebuilds
+            # n/a launch a job and select it once the server reports it (the app's own path)
             new = frozen_job(len(jobs), "just-added", "deploy.yml", Status.QUEUED, "web01", {}, 0)
-            app.engine.jobs.append(new)
-            grid.selected_id = new.id
-            grid.rebuild()
+            app.select_when_seen = new["id"]
+            app.session.show(new)
+            app._tick()
             await pilot.pause(0.1)
-            assert grid.selected_id == new.id
+            assert grid.selected_id == new["id"]
             assert row_of(screen_lines(app), "just-added") is not None, "\n".join(screen_lines(app))
 
             # a smaller terminal keeps it on screen too
@@ -119,7 +129,7 @@ def test_the_selected_row_is_always_whole_on_screen():
 
 def test_status_words_are_whole_and_earlier_runs_say_so():
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        app = frozen_app()
         async with app.run_test(size=(80, 24)) as pilot:
             jobs = await frozen(pilot, 5)
             lines = screen_lines(app)
@@ -142,7 +152,7 @@ def test_status_words_are_whole_and_earlier_runs_say_so():
 
 def test_the_cursor_row_draws_its_status_in_the_cursor_colours():
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS], theme="playdeck-dark")
+        app = frozen_app(theme="playdeck-dark")
         async with app.run_test(size=(80, 24)) as pilot:
             await frozen(pilot, 4)
             grid = app.query_one(JobGrid)
@@ -233,7 +243,7 @@ def test_the_log_says_which_lines_are_only_on_disk():
         app = LogOnly()
         async with app.run_test(size=(80, 12)) as pilot:
             log = app.query_one(LogView)
-            job = frozen_job(0, "evil\x1b]0;TITLE\x07name", "deploy.yml", Status.FAILED, None, {}, 3)
+            job = RemoteJob(frozen_job(0, "evil\x1b]0;TITLE\x07name", "deploy.yml", Status.FAILED, None, {}, 3))
             job.tail = LogTail(5)
             job.tail.extend(f"line {n}" for n in range(20))
             log.show(job, job.tail.lines, job.tail.total)
@@ -247,12 +257,13 @@ def test_the_log_says_which_lines_are_only_on_disk():
             miss = log.search_miss(older=True)
             assert "15 earlier lines are only on disk" in miss and "output.log" in miss and "\x1b" not in miss
             assert log.find("line 3") is None and log.find("line 19") == 4
-            first = job.attempts[0]
-            job.attempts.append(replace(first, number=2, directory=first.directory.parent / "attempt-2"))
+            # retried: the server describes its second attempt (its own log beside the first's)
+            job.update(frozen_job(0, "evil\x1b]0;TITLE\x07name", "deploy.yml", Status.FAILED, None, {}, 3, attempts=2))
             job.tail.extend(["retried"])
             log.show(job, job.tail.lines, job.tail.total)  # older lines may be the first attempt's
             assert "one log per attempt" in log.search_miss() and "(o opens the latest)" in log.search_miss()
-            other = frozen_job(1, "whole", "deploy.yml", Status.SUCCESSFUL, None, {}, 3, lines=("only line",))
+            other = RemoteJob(frozen_job(1, "whole", "deploy.yml", Status.SUCCESSFUL, None, {}, 3))
+            other.tail.extend(["only line"])
             log.show(other, other.tail.lines, other.tail.total)
             await pilot.pause(0.05)
             assert log.dropped == 0 and log.search_miss() == "no match"
@@ -262,19 +273,24 @@ def test_the_log_says_which_lines_are_only_on_disk():
 
 
 def test_a_real_job_whose_tail_dropped_lines_says_so_in_the_console():
+    # the console keeps the last TAIL lines of the job it shows: this log has more
     spec = JobSpec(
-        name="chatty", inventory=INVENTORY, playbook=playbook("chatty"), limit="lb01", extra_vars={"chatty_lines": 60}
+        name="chatty",
+        inventory=INVENTORY,
+        playbook=playbook("chatty"),
+        limit="lb01",
+        extra_vars={"chatty_lines": 60, "chatty_cmd_lines": TAIL + 100},
     )
 
     async def main():
-        app = PlaydeckApp(specs=[spec], inventory=INVENTORY)
-        app.engine.tail_lines = 30  # the console keeps 30 lines of each job in memory
+        app = live_app([spec])
         async with app.run_test(size=(80, 24)) as pilot:
-            job = app.engine.jobs[0]
+            job = await job_named(pilot, "chatty", timeout=60)
+            assert job.tail.lines.maxlen == TAIL
             log = app.query_one(LogView)
             await wait(pilot, lambda: job.status.finished, timeout=60, what="the chatty job")
             app._tick()
-            await wait(pilot, lambda: log.dropped > 0, what="the log to know what it dropped")
+            await wait(pilot, lambda: log.dropped > 0, timeout=30, what="the log to know what it dropped")
             assert log.dropped == job.tail.total - len(job.tail.lines)
             log.scroll_home(animate=False, immediate=True)
             await pilot.pause(0.1)
@@ -301,11 +317,11 @@ def test_results_show_a_long_reason_whole_at_80x24():
     reason = "release check failed: " + " ".join(f"part{n}" for n in range(1, 52)) + " reason ends with QUETZALEND"
 
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        app = frozen_app()
         async with app.run_test(size=(80, 24)) as pilot:
             await frozen(pilot, 0)
             job = frozen_job(
-                0,
+                7,
                 "release",
                 "deploy.yml",
                 Status.FAILED,
@@ -313,18 +329,27 @@ def test_results_show_a_long_reason_whole_at_80x24():
                 {f"web0{n}": HostCounts(ok=2, failed=int(n == 1)) for n in range(1, 4)},
                 3,
             )
-            job.results.tasks[:] = [
-                TaskResult("web01", "check the release", "Rollout", "failed", reason),
-                *(TaskResult(f"web0{n}", f"step {k}", "Rollout", "ok", "") for n in (2, 3) for k in range(6)),
+            app.session.commands.tasks[7] = [  # what the server answers for the job's results
+                {
+                    "host": "web01",
+                    "task": "check the release",
+                    "play": "Rollout",
+                    "outcome": "failed",
+                    "message": reason,
+                },
+                *(
+                    {"host": f"web0{n}", "task": f"step {k}", "play": "Rollout", "outcome": "ok", "message": ""}
+                    for n in (2, 3)
+                    for k in range(6)
+                ),
             ]
-            app.engine.jobs.append(job)
-            app._added = True
+            app.session.show(job)
             app._tick()
             await pilot.pause(0.1)
-            await pilot.press("v")
+            await pilot.press("v")  # the results are fetched from the server, then the view opens
+            await wait(pilot, lambda: isinstance(app.screen, ResultsScreen), what="the results view")
             await pilot.pause(0.2)
             screen = app.screen
-            assert isinstance(screen, ResultsScreen)
             box = screen.query_one("#results-box")
             assert box.outer_size.width <= 80 and box.outer_size.height <= 24
             message = screen.query_one("#results-message")
@@ -376,7 +401,7 @@ def test_inventory_names_are_sanitized_and_a_small_inventory_opens_whole(tmp_pat
     inventory.write_text(HOSTILE_INVENTORY)
 
     async def main():
-        app = PlaydeckApp(inventory=inventory)
+        app = frozen_app(inventory=inventory)
         async with app.run_test(size=(80, 24)) as pilot:
             pane = app.query_one(InventoryPane)
             await wait(pilot, lambda: pane.inventory is not None, timeout=60, what="the inventory")
@@ -425,7 +450,7 @@ def test_a_bigger_inventory_stays_lazy(tmp_path: Path):
     inventory.write_text(f"all:\n  vars: {{ansible_connection: local}}\n  children:\n    many:\n      hosts:\n{hosts}")
 
     async def main():
-        app = PlaydeckApp(inventory=inventory)
+        app = frozen_app(inventory=inventory)
         async with app.run_test(size=(80, 24)) as pilot:
             pane = app.query_one(InventoryPane)
             await wait(pilot, lambda: pane.inventory is not None, timeout=60, what="the inventory")
@@ -470,7 +495,7 @@ def test_the_ninth_job_selected_with_j_is_on_screen_in_tmux(tmp_path: Path):
         # the cursor row is drawn unlike its neighbour (the block cursor's colours)
         assert styled[at].split("queued-9")[0][-40:] != styled[neighbour].split("queued-8")[0][-40:]
         term.press("q")
-        term.wait_for(lambda s: "y: yes" in s or "Cancel them" in s, "the quit question", timeout=10)
+        term.wait_for(lambda s: "y: stop them" in s, "the quit question", timeout=10)
         term.press("y")
         assert term.exit_status(timeout=30) == 0
     finally:
