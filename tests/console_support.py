@@ -278,3 +278,21 @@ def job_processes(term: Any) -> list[int]:
 
     server = set(pids_with_cmdline("-m tui.server")) | set(pids_with_cmdline("-m tui.server.warm"))
     return [pid for pid in term.ours() if pid not in server]
+
+
+async def job_reported(pilot: Any, name: str, timeout: float = 60.0) -> Any:
+    """`job_named`, but a failure says what the console said meanwhile (a refused submission or a
+    server that did not start is a toast), and a loaded machine's preflight is given a minute."""
+    try:
+        return await job_named(pilot, name, timeout)
+    except AssertionError as exc:
+        toasts = [n.message for n in pilot.app._notifications]
+        raise AssertionError(f"{exc}; the console said: {toasts}") from None
+
+
+def client_requests(state: Path) -> list[str]:
+    """What clients asked the server, in order, from the audit trail under the state dir
+    (protocol-changes 9 and 16: attach, submit, cancel, ..., detach)."""
+    path = state / "audit.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [entry["args"]["request"] for entry in entries if entry["action"] == "client"]

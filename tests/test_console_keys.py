@@ -1,25 +1,32 @@
-"""Pilot tests: every key of the console, against real jobs on the sample inventory."""
+"""Pilot tests: every key of the console, against real jobs on the sample inventory.
+
+The console is attached to a real server (started under the test's TMPDIR, stopped after it):
+each key is a request, and its effect is waited for as the server's delta arrives."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 from textual.widgets import Input, Static
 
-from tests.conftest import INVENTORY, PLAYBOOKS, pids_with_cmdline, run
+from tests.conftest import INVENTORY, PLAYBOOKS, ROOT, pids_with_cmdline, run
+from tests.console_support import client_requests, live_app
+from tests.console_support import job_reported as job_named
 from tui.console.app import PlaydeckApp
 from tui.console.config import Config
-from tui.console.screens.confirm import ConfirmDialog
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.launch import AdhocDialog, NewJobDialog
+from tui.console.screens.quit import QuitDialog
 from tui.console.screens.results import ResultsScreen
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.log_view import LogView
-from tui.core.planning.jobfile import load_job_file
 from tui.core.planning.spec import Status
 
 
@@ -32,8 +39,8 @@ def job_file(tmp_path: Path, jobs: str, max_parallel: int = 2) -> Path:
 
 
 def make_app(path: Path, **kwargs) -> PlaydeckApp:
-    specs = load_job_file(path).jobs
-    return PlaydeckApp(specs=specs, inventory=INVENTORY, playbook_dirs=[PLAYBOOKS], max_parallel=2, **kwargs)
+    """The console attached to a real server, which it starts, with the job file's jobs submitted."""
+    return live_app(path, max_parallel=2, **kwargs)
 
 
 async def wait(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
@@ -68,16 +75,19 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
         app = make_app(path)
         async with app.run_test(size=(100, 30)) as pilot:
             grid = app.query_one(JobGrid)
-            assert app.focused is grid and grid.selected_id == 0  # grid focused, first job selected
-            a, b = app.engine.jobs
+            a, b = await job_named(pilot, "long-a"), await job_named(pilot, "long-b")
+            await wait(pilot, lambda: grid.selected_id == a.id, what="the first job selected")
+            assert app.focused is grid  # grid focused, first job selected
             await wait(
                 pilot, lambda: pids_with_cmdline("sleep 63") and pids_with_cmdline("sleep 64"), what="both sleeps"
             )
+            await wait(pilot, lambda: a.status is Status.RUNNING and b.status is Status.RUNNING, what="both running")
+            app._tick()
             assert app.applies("cancel_job")
             assert not app.applies("retry_job")  # dimmed: a running job cannot be retried
             assert not app.applies("retry_failed")
 
-            for key, expected in (("j", 1), ("k", 0), ("down", 1), ("up", 0)):
+            for key, expected in (("j", b.id), ("k", a.id), ("down", b.id), ("up", a.id)):
                 await pilot.press(key)
                 assert grid.selected_id == expected, key
 
@@ -86,11 +96,11 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
             await wait(pilot, lambda: "canceled" in row_text(app, "long-a"), what="the canceled row")
             assert pids_with_cmdline("sleep 63") == [] and pids_with_cmdline("sleep 64")
             assert b.status is Status.RUNNING
-            assert app.applies("retry_job") and not app.applies("cancel_job")
+            await wait(pilot, lambda: app.applies("retry_job") and not app.applies("cancel_job"), what="keys to move")
 
             await pilot.press("r")
             await wait(pilot, lambda: pids_with_cmdline("sleep 63"), what="the retried sleep")
-            assert len(a.attempts) == 2
+            await wait(pilot, lambda: a.status is Status.RUNNING and a.last.number == 2, what="the second attempt")
 
             await pilot.press("t")
             assert isinstance(app.screen, TimeoutDialog)
@@ -99,19 +109,26 @@ def test_cancel_retry_timeout_keys_move_and_dim(tmp_path):
             assert "not a duration" in str(error.render())
             assert isinstance(app.screen, TimeoutDialog)  # invalid input keeps the dialog, changes nothing
             await pilot.press("escape")
-            assert not isinstance(app.screen, TimeoutDialog) and a.deadline is None
+            await pilot.pause(0.3)  # a request would have had its answer by now
+            assert not isinstance(app.screen, TimeoutDialog) and a.timeout_remaining() is None
 
             await pilot.press("t", "2", "enter")
             set_at = time.monotonic()
-            assert a.deadline is not None
             await wait(pilot, lambda: a.status is Status.TIMEOUT, what="the new timeout")
             assert 1.5 < time.monotonic() - set_at < 20  # far below the sleep's 63 s
             assert pids_with_cmdline("sleep 63") == []
 
             await pilot.press("q")
-            assert isinstance(app.screen, ConfirmDialog)  # long-b still runs: asks first
-            await pilot.press("y")
+            assert isinstance(app.screen, QuitDialog)  # long-b still runs: asks first
+            await pilot.press("escape")  # Esc stays: nothing stopped
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, QuitDialog) and app.is_running
+            assert b.status is Status.RUNNING and pids_with_cmdline("sleep 64")
+            await pilot.press("q")
+            assert isinstance(app.screen, QuitDialog)
+            await pilot.press("y")  # y stops them, waits for them to end, then quits
             await wait(pilot, lambda: b.status is Status.CANCELED, what="quit to cancel the rest")
+            await wait(pilot, lambda: app.return_value is not None, what="the console to quit by itself")
         return app
 
     app = run(main())
@@ -136,31 +153,32 @@ def test_failed_hosts_results_log_filter_and_help(tmp_path):
     async def main():
         app = make_app(path)
         async with app.run_test(size=(100, 30)) as pilot:
-            failing, health = app.engine.jobs
+            failing, health = await job_named(pilot, "failing"), await job_named(pilot, "health")
             await wait(pilot, lambda: failing.status.finished and health.status.finished, timeout=60, what="both jobs")
             assert failing.status is Status.FAILED
+            await wait(pilot, lambda: app.selected_job is failing, what="the first job selected")
             assert app.applies("retry_failed")
 
             await pilot.press("v")  # one keystroke: the failed host's message is on screen
-            assert isinstance(app.screen, ResultsScreen)
+            await wait(pilot, lambda: isinstance(app.screen, ResultsScreen), what="the results from the server")
             message = str(app.screen.query_one("#task-message", Static).render())
             assert message.startswith("failed: [web02]") and "web02" in message
             await pilot.press("escape")
 
             await pilot.press("enter")
             assert isinstance(app.focused, LogView)
-            assert app.query_one(LogView).line_count > 5
+            await wait(pilot, lambda: app.query_one(LogView).line_count > 5, what="the log from the server")
             await pilot.press("escape")
             assert isinstance(app.focused, JobGrid)
 
             await pilot.press("f")
             await wait(
                 pilot,
-                lambda: failing.status.finished and len(failing.attempts) == 2,
+                lambda: failing.status.finished and failing.last.number == 2,
                 timeout=60,
                 what="retry of failed hosts",
             )
-            assert failing.attempts[-1].limit == "web02"
+            assert failing.last.limit == "web02"
 
             await pilot.press("slash")
             box = app.query_one("#job-filter", Input)
@@ -186,10 +204,10 @@ def test_failed_hosts_results_log_filter_and_help(tmp_path):
 
 def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        app = live_app()
         async with app.run_test(size=(100, 30)) as pilot:
             pane = app.query_one(InventoryPane)
-            await wait(pilot, lambda: pane.inventory is not None, what="the inventory")
+            await wait(pilot, lambda: pane.inventory is not None and app.engine is not None, what="inventory, server")
             tree = app.query_one(HostTree)
             await pilot.press("i")
             assert app.focused is tree
@@ -215,7 +233,9 @@ def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
             await pilot.press("enter")
             await wait(pilot, lambda: len(app.engine.jobs) == 1, what="the launch")
             job = app.engine.jobs[0]
-            assert (job.spec.playbook.name, job.spec.limit, job.spec.timeout) == ("health_check.yml", "cache", 120.0)
+            await wait(pilot, lambda: app.selected_job is job, what="the launched job selected")
+            assert (job.name, job.spec.target) == ("health_check", "health_check.yml")
+            assert job.timeout is not None and abs(job.timeout - 120.0) < 1  # counted from its start while it runs
 
             await pilot.press("a")
             assert isinstance(app.screen, AdhocDialog)
@@ -223,21 +243,24 @@ def test_new_job_and_adhoc_launch_on_the_inventory_selection(tmp_path):
             await wait(pilot, lambda: len(app.engine.jobs) == 2, what="the ad-hoc job")
             adhoc = app.engine.jobs[1]
             await wait(pilot, lambda: job.status.finished and adhoc.status.finished, timeout=60, what="both jobs")
+            assert job.status is Status.SUCCESSFUL and job.last.limit == "cache", job.message
             assert adhoc.status is Status.SUCCESSFUL, adhoc.message
-            assert adhoc.spec.module == "ansible.builtin.command" and adhoc.spec.limit == "cache"
+            assert adhoc.spec.target == "ansible.builtin.command: echo hello-adhoc" and adhoc.last.limit == "cache"
             assert adhoc.name == "adhoc-command-echo"  # says what ran
-            assert any("hello-adhoc" in line for line in adhoc.tail.lines)
+            assert app.selected_job is adhoc  # the launched job is selected: its log is the one shown
+            await wait(pilot, lambda: any("hello-adhoc" in line for line in adhoc.tail.lines), what="its log")
             await wait(
                 pilot,
                 lambda: pane.marks.get("cache01") in ("ok", "changed"),  # latest result marked in the tree
                 what="the host's mark",
             )
+            await pilot.press("q")  # nothing unfinished: quits without asking
         return app
 
     run(main())
 
 
-def test_keys_are_remappable_and_in_the_palette(tmp_path):
+def test_keys_are_remappable_and_in_the_palette_and_d_detaches(tmp_path):
     path = job_file(
         tmp_path,
         f"""\
@@ -251,8 +274,9 @@ def test_keys_are_remappable_and_in_the_palette(tmp_path):
     async def main():
         app = make_app(path, config=Config(keys={"cancel-job": "x"}))
         async with app.run_test(size=(100, 30)) as pilot:
-            job = app.engine.jobs[0]
+            job = await job_named(pilot, "long")
             await wait(pilot, lambda: pids_with_cmdline("sleep 65"), what="the sleep")
+            await wait(pilot, lambda: job.status is Status.RUNNING and app.selected_job is job, what="running")
             titles = [title for title, _help, _callback in app.palette_entries()]
             for label in (
                 "Cancel",
@@ -265,6 +289,7 @@ def test_keys_are_remappable_and_in_the_palette(tmp_path):
                 "Log",
                 "Help",
                 "Quit",
+                "Detach",
                 "Results",
                 "Hosts",
                 "Full log",
@@ -278,8 +303,30 @@ def test_keys_are_remappable_and_in_the_palette(tmp_path):
             assert job.status is Status.RUNNING
             await pilot.press("x")
             await wait(pilot, lambda: job.status is Status.CANCELED, what="remapped cancel")
+            assert pids_with_cmdline("sleep 65") == []
+
+            await pilot.press("r")  # running again: q asks, d detaches and leaves it running
+            await wait(pilot, lambda: job.status is Status.RUNNING and job.last.number == 2, what="the retry")
+            await wait(pilot, lambda: pids_with_cmdline("sleep 65"), what="the retried sleep")
             await pilot.press("q")
+            assert isinstance(app.screen, QuitDialog)
+            await pilot.press("d")
         return app
 
-    run(main())
+    app = run(main())
+    assert app.return_value == 0
+    state = Path(os.environ["PLAYDECK_STATE_DIR"])
+    deadline = time.monotonic() + 5
+    while "detach" not in client_requests(state) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the console has exited: the server hears it leave
+    assert client_requests(state) == ["attach", "submit", "cancel", "retry", "detach"]  # no cancel for d
+    assert pids_with_cmdline("sleep 65"), "detaching stopped the job"
+    # the job goes on under the server: a second terminal's `playdeck cancel` stops it
+    done = subprocess.run(
+        [sys.executable, "-m", "tui", "cancel", "long"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 15
+    while pids_with_cmdline("sleep 65") and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert pids_with_cmdline("sleep 65") == []
