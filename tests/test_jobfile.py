@@ -186,3 +186,128 @@ def test_cli_rejects_missing_playbook_and_bad_flags(tmp_path):
         out = subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=60)
         assert out.returncode == 2, argv
         assert expected in out.stderr, (argv, out.stderr)
+
+
+BOOK = PLAYBOOKS / "health_check.yml"
+
+
+def test_after_priority_and_circuit_as_written_with_parents_ordered_first(tmp_path):
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: verify
+            playbook: {BOOK}
+            after: deploy
+          - name: deploy
+            playbook: {BOOK}
+            priority: 10
+            circuit: 3
+          - name: both
+            playbook: {BOOK}
+            after: [deploy, verify]
+            priority: -2
+          - name: rollback
+            playbook: {BOOK}
+            after: {{deploy: failure, verify: always}}
+          - name: plain
+            playbook: {BOOK}
+    """,
+    )
+    jobs = {job.name: job for job in load_job_file(path).jobs}
+    # a parent comes before its children; otherwise file order stands
+    assert list(jobs) == ["deploy", "verify", "both", "rollback", "plain"]
+    assert jobs["verify"].after == (("deploy", "success"),)
+    assert jobs["both"].after == (("deploy", "success"), ("verify", "success"))
+    assert jobs["rollback"].after == (("deploy", "failure"), ("verify", "always"))
+    assert (jobs["deploy"].priority, jobs["deploy"].circuit, jobs["both"].priority) == (10, 3, -2)
+    assert (jobs["plain"].after, jobs["plain"].priority, jobs["plain"].circuit) == ((), 0, None)
+    hash(jobs["rollback"].after)  # immutable, hashable
+
+
+def test_bad_after_priority_and_circuit_name_file_line_and_key(tmp_path):
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: a
+            playbook: {BOOK}
+            after: 5
+            priority: high
+            circuit: 0
+          - name: b
+            playbook: {BOOK}
+            after: {{a: sometimes}}
+            priority: true
+          - name: c
+            playbook: {BOOK}
+            after: [a, a]
+          - name: d
+            playbook: {BOOK}
+            after: []
+    """,
+    )
+    found = problems(path)
+    assert f"{path}:5: jobs[0].after: expected a job name, a list of job names" in "\n".join(found)
+    assert any(p.startswith(f"{path}:6: jobs[0].priority: expected a whole number") for p in found)
+    assert any(p.startswith(f"{path}:7: jobs[0].circuit: expected a whole number >= 1") for p in found)
+    assert any(p.startswith(f"{path}:10: jobs[1].after: expected") for p in found)
+    assert any(p.startswith(f"{path}:11: jobs[1].priority: expected a whole number") for p in found)
+    assert any(p.startswith(f"{path}:14: jobs[2].after: expected") for p in found)
+    assert any(p.startswith(f"{path}:17: jobs[3].after: expected") for p in found)
+    assert len(found) == 7
+
+
+def test_unknown_parents_itself_and_cycles_are_invalid(tmp_path):
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: a
+            playbook: {BOOK}
+            after: ghost
+          - name: b
+            playbook: {BOOK}
+            after: {{b: always}}
+          - name: broken
+            playbook: {BOOK}
+            retries: lots
+          - name: c
+            playbook: {BOOK}
+            after: broken
+    """,
+    )
+    found = problems(path)
+    assert f"{path}:5: jobs[0].after: no job named 'ghost' in this file" in found
+    assert f"{path}:8: jobs[1].after: 'b': a job cannot run after itself" in found
+    # c's parent exists, though it has a problem of its own: only that problem is reported
+    assert not any("jobs[3]" in p for p in found) and any("jobs[2].retries" in p for p in found)
+    cycle = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: x
+            playbook: {BOOK}
+          - name: a
+            playbook: {BOOK}
+            after: [x, c]
+          - name: b
+            playbook: {BOOK}
+            after: a
+          - name: c
+            playbook: {BOOK}
+            after: {{b: failure}}
+    """,
+    )
+    assert problems(cycle) == [f"{cycle}:7: jobs[1].after: the jobs form a cycle: a -> c -> b -> a"]
+
+
+def test_sample_chain_file_is_valid():
+    jobs = {job.name: job for job in load_job_file(PLAYBOOKS / "chain.yml").jobs}
+    assert jobs["verify"].after == (("deploy", "success"),)
+    assert jobs["rollback"].after == (("deploy", "failure"),)
+    assert jobs["deploy"].circuit == 2

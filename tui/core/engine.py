@@ -225,7 +225,7 @@ class Engine:
             self._schedule()
         else:
             raise EngineError(
-                f"{job.name} is {job.status}: only a queued, blocked, waiting or running job can be canceled"
+                f"{job.name} is {job.status}: only a queued, waiting or running job, or a blocked one, can be canceled"
             )
 
     def retry(self, job: Job, failed_only: bool = False) -> None:
