@@ -99,8 +99,23 @@ class RemoteJob:
 
     @property
     def attempts(self) -> list[RemoteAttempt]:
-        """Only the last attempt is described by the server; its number says how many there were."""
-        return [self.last] if self.last is not None else []
+        """The server describes the last attempt; the earlier ones are where the run directory's
+        layout puts them (`<job>/attempt-N/`), their limits and start times not known here."""
+        last = self.last
+        if last is None:
+            return []
+        job_dir = last.log.parent.parent
+        earlier = [
+            RemoteAttempt(
+                n,
+                None,
+                job_dir / f"attempt-{n}" / last.log.name,
+                job_dir / f"attempt-{n}" / last.events_log.name,
+                last.started,
+            )
+            for n in range(1, last.number)
+        ]
+        return [*earlier, last]
 
     def _since(self) -> float:
         return time.monotonic() - self.received if self.status is Status.RUNNING else 0.0
