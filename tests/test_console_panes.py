@@ -1,4 +1,7 @@
-"""The panes beyond the grid: log follow and search, inventory filter and variables, themes, big inventories."""
+"""The panes beyond the grid: log follow and search, inventory filter and variables, themes, big inventories.
+
+Tests that run a job attach the console to a real server (`live_app`); those that run none
+give it a FrozenSession (no server behind it), as the panes need no jobs."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from textual.app import App, ComposeResult
 from textual.widgets import Input
 
 from tests.conftest import INVENTORY, PLAYBOOKS, TEST_PLAYBOOKS, run
+from tests.console_support import FrozenSession, live_app, show_frozen_jobs
+from tests.console_support import job_reported as job_named
 from tests.test_console_keys import wait
 from tui.console.app import PlaydeckApp
 from tui.console.config import Config, remembered
@@ -34,13 +39,14 @@ def test_log_follows_pauses_when_scrolled_up_and_searches():
     )
 
     async def main():
-        app = PlaydeckApp(specs=[spec], inventory=INVENTORY, config=Config(bell=True))
+        app = live_app([spec], config=Config(bell=True))
         bells = []
         app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
         async with app.run_test(size=(100, 30)) as pilot:
-            job = app.engine.jobs[0]
+            job = await job_named(pilot, "chatty")
             log = app.query_one(LogView)
             await wait(pilot, lambda: job.status.finished, timeout=60, what="the chatty job")
+            assert app.selected_job is job  # the watched job: its log lines come over the socket
             await wait(pilot, lambda: log.line_count == len(job.tail.lines), what="the log's last lines")
             assert job.status is Status.SUCCESSFUL
             assert log.line_count > 200 and log.follow
@@ -77,7 +83,7 @@ def test_log_follows_pauses_when_scrolled_up_and_searches():
 
 def test_inventory_filter_and_host_variables():
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY, playbook_dirs=[PLAYBOOKS])
         async with app.run_test(size=(100, 30)) as pilot:
             pane = app.query_one(InventoryPane)
             await wait(pilot, lambda: pane.inventory is not None, what="the inventory")
@@ -102,7 +108,7 @@ def test_inventory_filter_and_host_variables():
 
 def test_theme_switch_is_remembered_and_no_color_is_honoured(monkeypatch):
     async def first():
-        app = PlaydeckApp(inventory=INVENTORY, theme="playdeck-light")
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY, theme="playdeck-light")
         async with app.run_test(size=(80, 24)) as pilot:
             assert app.theme == "playdeck-light"
             app.theme = "playdeck-high-contrast"  # what the palette's Theme command does
@@ -115,7 +121,7 @@ def test_theme_switch_is_remembered_and_no_color_is_honoured(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
 
     async def second():
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(80, 24)) as pilot:
             assert app.theme == "playdeck-high-contrast"
             assert app.no_color
@@ -134,7 +140,7 @@ def test_console_answers_keys_while_a_5000_host_inventory_loads(tmp_path):
     inventory.write_text("all:\n  vars: {ansible_connection: local}\n  children:\n" + groups)
 
     async def main():
-        app = PlaydeckApp(inventory=inventory)
+        app = PlaydeckApp(session=FrozenSession(), inventory=inventory)
         async with app.run_test(size=(100, 30)) as pilot:
             pane = app.query_one(InventoryPane)
             await pilot.press("question_mark")
@@ -153,9 +159,9 @@ def test_grid_repaints_only_what_changed_and_recolours_on_theme_change():
     spec = JobSpec(name="quick", inventory=INVENTORY, playbook=TEST_PLAYBOOKS / "load_one_debug.yml", limit="web01")
 
     async def main():
-        app = PlaydeckApp(specs=[spec], inventory=INVENTORY, theme="playdeck-dark")
+        app = live_app([spec], theme="playdeck-dark")
         async with app.run_test(size=(100, 30)) as pilot:
-            job = app.engine.jobs[0]
+            job = await job_named(pilot, "quick")
             grid = app.query_one(JobGrid)
             await wait(pilot, lambda: job.status.finished, timeout=60, what="the job")
             await wait(pilot, lambda: grid.row_cells(job.id)[1].plain == job.status.value, what="the final row")
@@ -203,7 +209,6 @@ def test_a_growing_log_asks_for_no_layout_of_the_screen():
 
 def test_footer_dims_the_keys_that_do_not_apply_to_the_selected_job():
     """Keys that apply come first; the others come after `not now:`, dim (see key_bar.py)."""
-    from tests.test_console_snapshots import show_frozen_jobs
     from tui.console.widgets.key_bar import NOT_NOW, KeyBar
 
     def split(bar: KeyBar) -> tuple[str, str, dict[str, bool]]:
@@ -218,8 +223,8 @@ def test_footer_dims_the_keys_that_do_not_apply_to_the_selected_job():
         return now, later, dim
 
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY)
-        async with app.run_test(size=(120, 30)) as pilot:
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
+        async with app.run_test(size=(140, 30)) as pilot:  # 120 before the footer had d Detach
             await show_frozen_jobs(pilot)  # job 0 selected: failed, with an unreachable host
             bar = app.query_one(KeyBar)
             now, later, dim = split(bar)
@@ -244,7 +249,7 @@ def test_refresh_slows_down_over_the_cpu_budget_and_recovers():
     from tui.console import app as console
 
     async def main():
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(100, 30)) as pilot:
             assert app.refresh_interval == console.REFRESH_SECONDS
             for _ in range(6):  # judged once a second: pretend each second cost 10 % of a core
