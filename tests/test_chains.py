@@ -173,7 +173,7 @@ def test_circuit_opens_then_a_manual_retry_closes_it_and_reevaluates_the_childre
     assert r.status is Status.SUCCESSFUL and len(r.attempts) == 1
 
 
-def test_a_canceled_parent_counts_as_failure_and_a_blocked_child_can_be_canceled():
+def test_a_canceled_parent_counts_as_failure_and_a_blocked_child_can_be_canceled_then_retried():
     async def main():
         engine = Engine()
         parent = spec_for_playbook(
@@ -188,11 +188,16 @@ def test_a_canceled_parent_counts_as_failure_and_a_blocked_child_can_be_canceled
         engine.cancel(verify)  # blocked: taken out at once, never runs
         engine.cancel(slow)
         await engine.wait_idle()
-        return slow, undo, verify, [j.name for j in engine.jobs]
+        canceled = (verify.status, verify.message, len(verify.attempts))
+        engine.retry(verify)  # its parents have ended: the operator's retry runs it, whatever its condition
+        retried = verify.status
+        await engine.wait_idle()
+        return slow, undo, verify, [j.name for j in engine.jobs], canceled, retried
 
-    slow, undo, verify, names = run(main())
+    slow, undo, verify, names, canceled, retried = run(main())
     assert names == ["slow", "undo", "verify"]  # the orphan was refused whole
-    assert verify.status is Status.CANCELED and verify.attempts == [] and verify.message == "canceled before it ran"
+    assert canceled == (Status.CANCELED, "canceled before it ran", 0)
+    assert retried is Status.RUNNING and verify.status is Status.SUCCESSFUL and len(verify.attempts) == 1
     assert slow.status is Status.CANCELED
     assert undo.status is Status.SUCCESSFUL and undo.attempts[0].started >= slow.attempts[0].ended
 
