@@ -367,9 +367,9 @@ def walk(t: Terminal) -> Session:
     def quit_console() -> str:
         w.escape()
         t.press("q")
-        screen = t.wait_for(lambda s_: "EXIT=" in s_ or "y: yes" in s_, "the console to quit or ask", timeout=20)
+        screen = t.wait_for(lambda s_: "EXIT=" in s_ or "y: stop them" in s_, "the console to quit or ask", timeout=20)
         if "EXIT=" not in screen:
-            t.press("y")
+            t.press("y")  # stop the slow job cleanly, then quit
         return t.wait_for(lambda s_: "EXIT=" in s_, "the console to exit", timeout=60)
 
     w.place("quit", quit_console)
@@ -412,7 +412,11 @@ def hostile_walk(t: Terminal, w: Walk) -> None:
         t.wait_for(lambda s_: "wrap" not in toast_text(s_), "its toast to go", timeout=20, hold=0.5)
         end = log_lines(t.settled())
         t.press("g")
-        t.wait_for(lambda s_: "── attempt 1" in s_, "g to reach the top of the log", timeout=20)
+        t.wait_for(  # the top: its first line, or the notice of what is only on disk
+            lambda s_: "── attempt 1" in s_ or "earlier lines are only on disk" in s_,
+            "g to reach the top of the log",
+            timeout=20,
+        )
         pages = [screen := t.settled()]
         for _ in range(40):
             if log_lines(screen) == end:
