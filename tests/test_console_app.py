@@ -139,8 +139,8 @@ def test_a_key_that_does_not_apply_says_why_and_changes_nothing(tmp_path):
             await pilot.press("j")  # deploy-web: successful
             assert app.selected_job.name == "deploy-web"
             expected = {
-                "c": "deploy-web is successful: only a queued, waiting or running job can be cancelled",
-                "t": "deploy-web is successful: only a queued, waiting or running job has a timeout to change",
+                "c": "deploy-web is successful: only a queued, blocked, waiting or running job can be cancelled",
+                "t": "deploy-web is successful: only a queued, blocked, waiting or running job has a timeout to change",
                 "f": "deploy-web is successful: only a failed, timed-out, canceled or errored job can retry "
                 "its failed hosts",
                 "p": "deploy-web is successful: it is not waiting for input",

@@ -50,10 +50,10 @@ HANGUP_EXIT = 128 + signal.SIGHUP  # the shell's convention for "ended by SIGHUP
 HANGUP_DEADLINE = 5.0  # seconds: after a hangup the console ends by then, whatever is stuck
 STOP_WAIT = 15.0  # seconds `y` at the quit question waits for the stopped jobs to end
 WHY_NOT = {  # what a job command needs, said when it is pressed on a job it does not apply to
-    "cancel_job": "only a queued, waiting or running job can be cancelled",
+    "cancel_job": "only a queued, blocked, waiting or running job can be cancelled",
     "retry_job": "only a finished job, or one waiting to retry, can be retried",
     "retry_failed": "only a failed, timed-out, canceled or errored job can retry its failed hosts",
-    "set_timeout": "only a queued, waiting or running job has a timeout to change",
+    "set_timeout": "only a queued, blocked, waiting or running job has a timeout to change",
     "results": "it has no results until it runs",
 }
 
@@ -319,7 +319,7 @@ class JobActions:
             return
         jobs = engine.unfinished()
         self.say(f"stopping {len(jobs)} job(s)…", timeout=10)
-        for job in jobs:
+        for job in reversed(jobs):  # children before parents: a canceled parent must not start a child
             await self.remote_call(lambda engine, job=job: engine.cancel(job))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_WAIT

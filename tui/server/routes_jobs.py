@@ -97,10 +97,8 @@ def _preflight_problem(where: Path | None, name: str, why: str) -> str:
 
 
 def _submit(server: Server, specs: list[JobSpec], secrets: dict[str, str]) -> web.Response:
-    jobs: list[Job] = []
-    try:
-        for spec in specs:
-            jobs.append(server.engine.add(spec, secrets=secrets))
+    try:  # all or none, queued before any starts: priorities and chains apply across the batch
+        jobs = server.engine.add_all(specs, secrets=secrets)
     except EngineError as exc:
         return error(409, str(exc))
     return web.json_response({"jobs": [job.name for job in jobs], "ids": [job.id for job in jobs]}, status=201)

@@ -62,6 +62,8 @@ STATUS_FALLBACK = {  # theme attribute per status, when a theme has no `status-*
     Status.CANCELED: "secondary",
     Status.ERROR: "error",
     Status.INTERRUPTED: "warning",
+    Status.BLOCKED: "foreground",  # waits for its parents (or a host): not a problem in itself
+    Status.SKIPPED: "secondary",
 }
 WIDTHS = {
     "name": 16,
