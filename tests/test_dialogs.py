@@ -2,10 +2,13 @@
 
 Driven with Textual's pilot on the real console app; what is checked on screen is the
 composed screen as the terminal gets it (characters and attributes), not widget state.
+A console that runs jobs is attached to a real server (`live_app`); one that only opens
+dialogs gets a FrozenSession (no server behind it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -19,6 +22,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Select
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run, until
+from tests.console_support import FrozenSession, live_app
+from tests.console_support import job_reported as job_named
 from tests.tmux_console import Terminal, needs_tmux
 from tui.console.app import PlaydeckApp
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog, Toggle
@@ -71,12 +76,13 @@ def test_toggles_focus_and_the_selected_row_are_visible_without_colour(monkeypat
     ]
 
     async def main() -> None:
-        app = PlaydeckApp(specs=specs, inventory=INVENTORY)
+        app = live_app(specs)
         async with app.run_test(size=(80, 24)) as pilot:
             assert app.no_color
             # the grid: its selected row stays apart, focused and not
             grid = app.query_one(JobGrid)
-            await until(lambda: all(j.status.finished for j in app.engine.jobs), 60, "the two pings")
+            pings = [await job_named(pilot, "ping-1"), await job_named(pilot, "ping-2")]
+            await until(lambda: all(j.status.finished for j in pings), 60, "the two pings")
             app._tick()
             for focus in (grid, app.query_one(LogView)):
                 focus.focus()
@@ -149,7 +155,7 @@ async def type_into(app: PlaydeckApp, pilot, dialog, widget_id: str, text: str) 
 
 def test_adhoc_become_toggle_and_user_reach_the_command_line():
     async def main() -> list[Any]:
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         results: list[Any] = []
         async with app.run_test(size=(80, 24)) as pilot:
             dialog = await open_adhoc(app, pilot, results)
@@ -220,7 +226,7 @@ def test_runner_kwargs_quote_the_become_user():
 
 def test_empty_arguments_are_refused_inline_for_modules_that_need_them_and_stay_readable():
     async def main() -> list[Any]:
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         results: list[Any] = []
         async with app.run_test(size=(80, 24)) as pilot:
             for module in ("shell", "ansible.builtin.command", "ansible.legacy.raw", "script"):
@@ -261,7 +267,7 @@ def test_timeout_dialog_shows_a_hostile_job_name_as_text():
     name = "evil\x1b]0;PWNED\x07[bold]B[/]\x9b"
 
     async def main() -> str:
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         async with app.run_test(size=(80, 24)) as pilot:
             await app.push_screen(TimeoutDialog(name, "none"))
             await pilot.pause(0.2)
@@ -273,12 +279,14 @@ def test_timeout_dialog_shows_a_hostile_job_name_as_text():
 
 
 def test_the_ad_hoc_key_launches_a_job_with_become():
-    """`a`, the become toggle and a user: the job the engine runs carries them (app.py passes the
-    request on; `LaunchRequest.spec` is the one place that maps every field)."""
+    """`a`, the become toggle and a user: the job the server runs carries them (app.py sends the
+    request on; `LaunchRequest.spec` is the one place that maps every field): the ansible command
+    line ansible-runner recorded for the attempt has them."""
 
-    async def main() -> JobSpec:
-        app = PlaydeckApp(inventory=INVENTORY)
+    async def main() -> tuple[str, Path]:
+        app = live_app()
         async with app.run_test(size=(80, 24)) as pilot:
+            await until(lambda: app.engine is not None, 60, "the server")
             await pilot.press("a")
             await until(lambda: isinstance(app.screen, AdhocDialog), 5, "the ad-hoc dialog")
             dialog = app.screen
@@ -286,14 +294,18 @@ def test_the_ad_hoc_key_launches_a_job_with_become():
             await type_into(app, pilot, dialog, "adhoc-module", "ping")
             await type_into(app, pilot, dialog, "launch-become-user", "root")
             await pilot.press("enter")
-            await until(lambda: bool(app.engine.jobs), 5, "the job")
-            spec = app.engine.jobs[-1].spec
-            await until(lambda: app.engine.jobs[-1].status.finished, 60, "the ping to end")
+            job = await job_named(pilot, "adhoc-ping")
+            await until(lambda: job.status.finished, 60, "the ping to end")
+            target, log = job.spec.target, job.last.log
             await pilot.press("q")
-            return spec
+            return target, log
 
-    spec = run(main())
-    assert (spec.module, spec.become, spec.become_user) == ("ping", True, "root")
+    target, log = run(main())
+    assert target == "ping:"  # `module: args`, with no arguments
+    command = json.loads((log.parent / "pdd" / "artifacts" / "attempt" / "command").read_text())["command"]
+    assert command[command.index("-m") + 1] == "ping" and "web01" in command
+    become = command.index("--become")
+    assert command[become + 1 : become + 3] == ["--become-user", "root"], command
 
 
 # --- a real become ----------------------------------------------------------------
@@ -361,7 +373,7 @@ def test_a_hostile_host_selected_as_the_limit_is_shown_clean_and_targeted_by_its
     real = "hA\x1b]0;PWNED\x07\x9b2J,web01"
 
     async def main() -> tuple[list[Any], list[str]]:
-        app = PlaydeckApp(inventory=INVENTORY)
+        app = PlaydeckApp(session=FrozenSession(), inventory=INVENTORY)
         results: list[Any] = []
         shown: list[str] = []
         async with app.run_test(size=(80, 24)) as pilot:
