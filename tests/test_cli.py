@@ -57,6 +57,10 @@ def test_job_file_run_writes_the_json_summary_and_exits_1_when_a_job_fails(tmp_p
     # progress on stderr as jobs change state; the table and the reason on stdout
     assert "health" in out.stderr and "running" in out.stderr and "failed" in out.stderr
     assert "1 host failed (web01)" in out.stdout
+    # self-contained: it ran its own engine and never started (or needed) a server
+    from tui.server.paths import socket_path  # the path alone: the client's would create its directory
+
+    assert str(socket_path()).startswith(str(tmp_path)) and not socket_path().parent.exists()
 
 
 def test_playbook_flags_run_and_exit_0_on_success(tmp_path):
