@@ -307,7 +307,17 @@ class JobActions:
     def action_detach(self: PlaydeckApp) -> None:
         """Leave: the jobs go on under the server; any console (or `playdeck ls`) finds them."""
         self._detached = True
-        self.exit(0)
+        self.run_worker(self._leave, group="quit", exclusive=True, exit_on_error=False)
+
+    async def _leave(self: PlaydeckApp) -> None:
+        """Close the connection first, so the server hears (and audits) the detach at once."""
+        try:
+            if self.session is not None:
+                await asyncio.wait_for(self.session.close(), 2.0)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            self.exit(0)
 
     @work(exclusive=True, group="quit")
     async def _stop_all_and_exit(self: PlaydeckApp) -> None:
@@ -326,7 +336,7 @@ class JobActions:
         while engine.unfinished() and loop.time() < deadline and (self.session is None or self.session.attached):
             await asyncio.sleep(0.1)
         self._detached = True
-        self.exit(0)
+        await self._leave()
 
     async def action_quit(self: PlaydeckApp) -> None:
         self.action_quit_console()
