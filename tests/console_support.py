@@ -73,7 +73,7 @@ class FrozenCommands:
 
     async def results(self, name: str, job_id: int | None = None) -> dict[str, Any]:
         self._call("results", name, job_id)
-        return {"tasks": self.tasks.get(job_id or -1, []), "dropped": 0}
+        return {"tasks": self.tasks.get(job_id if job_id is not None else -1, []), "dropped": 0}
 
     async def close(self) -> None:
         pass

@@ -275,3 +275,26 @@ def test_history_log_by_id_over_the_event_stream_and_attach_audited(server, tmp_
     ]
     for entry in entries:
         assert entry["args"]["client_user"] == getpass.getuser() and entry["args"]["client_pid"] == os.getpid()
+
+
+def test_a_tail_with_a_huge_line_is_sent_whole_in_frames_that_fit():
+    """A module that prints megabytes on one line must not push the lines before it out of what a
+    watching client is sent: the line is shortened (it is whole on disk), the rest all arrive, in
+    frames that each fit a client's queue, each with the total at its last line."""
+    from tui.server.clients import LOG_FRAME_BYTES, MAX_BYTES, tail_frames
+
+    lines = [f"before {n}" for n in range(86)] + ["x" * 262_000] + [f"after {n}" for n in range(50)]
+    frames = tail_frames(lines, len(lines), total=1000 + len(lines))
+    sent = [line for chunk, _ in frames for line in chunk]
+    assert sent[:86] == lines[:86] and sent[-50:] == lines[-50:]
+    assert len(sent) == len(lines) and "more characters: the whole line is in the log on disk" in sent[86]
+    assert frames[-1][1] == 1000 + len(lines)  # the last frame ends at the log's total
+    assert [total for _, total in frames] == sorted(total for _, total in frames)
+    assert all(len(json.dumps(chunk)) <= LOG_FRAME_BYTES + 1024 for chunk, _ in frames)
+    assert sum(len(json.dumps(chunk)) for chunk, _ in frames) < MAX_BYTES // 2
+
+    flood = ["y" * 60_000 for _ in range(100)]  # 6 MB of tail: bounded, newest kept
+    frames = tail_frames(flood, len(flood), total=100)
+    kept = [line for chunk, _ in frames for line in chunk]
+    assert 0 < len(kept) < 100 and frames[-1][1] == 100
+    assert sum(len(json.dumps(chunk)) for chunk, _ in frames) < MAX_BYTES // 2

@@ -10,6 +10,7 @@ bounded and nobody else waits for it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from tui.core.job import Job
+from tui.core.sanitize import sanitize
 from tui.server.logs import history_lines
 from tui.server.wire import frame, log_frame
 
@@ -26,20 +28,48 @@ FLUSH = 0.1  # seconds between delta frames, at most
 MAX_FRAMES = 256
 MAX_BYTES = 1 << 20
 LOG_FRAME_BYTES = 256 << 10  # one log frame at most: a client is told `total`, so it sees the gap
+LOG_TAIL_BYTES = 512 << 10  # a tail sent at once at most: well under MAX_BYTES, or the client resyncs for ever
+MAX_LINE_CHARS = 64 << 10  # one huge line (a module's whole output) must not push every line before it out
 
 
-def _last_lines(lines: Iterable[str], count: int) -> list[str]:
-    """The last `count` lines, fewer if they would not fit in one log frame: a tail of huge lines
-    must not make every frame too big to queue (and the client resync for ever)."""
-    picked: list[str] = []
+def _clip(line: str) -> str:
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    more = len(line) - MAX_LINE_CHARS
+    return line[:MAX_LINE_CHARS] + f" … [{more} more characters: the whole line is in the log on disk]"
+
+
+def tail_frames(lines: Iterable[str], count: int, total: int) -> list[tuple[list[str], int]]:
+    """The last `count` of a log's lines (`total` ever written) as frames of at most
+    LOG_FRAME_BYTES, each with the total at its last line: huge lines are shortened and the
+    whole is bounded (LOG_TAIL_BYTES), so what a client is sent always fits its queue."""
+    picked: list[tuple[str, int]] = []
     size = 0
     for line in reversed(list(lines)[-count:] if count else []):
-        size += len(line) + 4
-        if picked and size > LOG_FRAME_BYTES:
+        line = _clip(sanitize(line))
+        cost = len(json.dumps(line)) + 2
+        if picked and size + cost > LOG_TAIL_BYTES:
             break
-        picked.append(line)
+        picked.append((line, cost))
+        size += cost
     picked.reverse()
-    return picked
+    frames: list[list[str]] = []
+    current: list[str] = []
+    frame_size = 0
+    for line, cost in picked:
+        if current and frame_size + cost > LOG_FRAME_BYTES:
+            frames.append(current)
+            current, frame_size = [], 0
+        current.append(line)
+        frame_size += cost
+    if current:
+        frames.append(current)
+    out = []
+    at = total - len(picked)
+    for chunk in frames:
+        at += len(chunk)
+        out.append((chunk, at))
+    return out
 
 
 class Client:
@@ -168,9 +198,9 @@ class Hub:
         new = tail.total - seen if seen >= 0 else len(tail.lines)
         if new <= 0:
             return
-        lines = _last_lines(tail.lines, min(new, len(tail.lines)))
         client.watch[job.id] = tail.total
-        client.offer(log_frame(job, lines, tail.total))
+        for lines, total in tail_frames(tail.lines, min(new, len(tail.lines)), tail.total):
+            client.offer(log_frame(job, lines, total))
 
     def watch(self, client: Client, names: list[str]) -> None:
         """Replace the watched set by names (every job of each name); current tails are sent at once."""
