@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run
-from tui.core.engine import Engine, spec_for_playbook
-from tui.core.planning.spec import Status
+from tui.core.engine import Engine
+from tui.core.planning.spec import Status, spec_for_playbook
 
 
 def playdeck(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INVENTORY, PLAYBOOKS, pids_with_cmdline, playbook, run, until
-from tui.core.engine import Engine, EngineError, spec_for_playbook
-from tui.core.planning.spec import JobSpec, Status
+from tui.core.engine import Engine, EngineError
+from tui.core.planning.spec import JobSpec, Status, spec_for_playbook
 from tui.core.scheduling.chains import RUN, SKIP, WAIT, cycle, parents_first, start_order, verdict
 from tui.core.summary import job_summary
 from tui.server.wire import job_dict

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
-from tui.core.engine import Engine, EngineError, spec_for_playbook
-from tui.core.planning.spec import Status
+from tui.core.engine import Engine, EngineError
+from tui.core.planning.spec import Status, spec_for_playbook
 from tui.core.running.procs import MARKER_VAR
 from tui.core.storage.history import load_history
 

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
-from tui.core.engine import Engine, EngineError, Job, spec_for_playbook
-from tui.core.planning.spec import FINISHED, Status
+from tui.core.engine import Engine, EngineError, Job
+from tui.core.planning.spec import FINISHED, Status, spec_for_playbook
 from tui.core.running.procs import MARKER_VAR
 from tui.core.running.results import HostCounts
 

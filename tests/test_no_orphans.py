@@ -10,8 +10,8 @@ import textwrap
 import time
 
 from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, playbook, run, until
-from tui.core.engine import Engine, spec_for_playbook
-from tui.core.planning.spec import Status
+from tui.core.engine import Engine
+from tui.core.planning.spec import Status, spec_for_playbook
 
 
 def test_async_task_left_running_by_ansible_is_ended_with_the_job():
@@ -50,7 +50,8 @@ def test_console_killed_with_sigkill_leaves_no_process(tmp_path):
         textwrap.dedent(f"""\
         import asyncio
         from pathlib import Path
-        from tui.core.engine import Engine, spec_for_playbook
+        from tui.core.engine import Engine
+        from tui.core.planning.spec import spec_for_playbook
 
         async def main():
             engine = Engine()
@@ -88,7 +89,8 @@ def test_cancel_while_the_supervisor_is_being_spawned_neither_hangs_nor_leaves_a
         textwrap.dedent(f"""\
         import asyncio
         from pathlib import Path
-        from tui.core.engine import Engine, spec_for_playbook
+        from tui.core.engine import Engine
+        from tui.core.planning.spec import spec_for_playbook
 
         async def main(turns):
             engine = Engine()

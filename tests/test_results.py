@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.conftest import INVENTORY, TEST_PLAYBOOKS, run
-from tui.core.engine import Engine, spec_for_playbook
-from tui.core.planning.spec import Status
+from tui.core.engine import Engine
+from tui.core.planning.spec import Status, spec_for_playbook
 from tui.core.running.results import COUNT_NAMES, ResultTracker
 
 

@@ -21,8 +21,8 @@ import pytest
 
 from tests.conftest import TEST_PLAYBOOKS, pids_with_cmdline, pids_with_env, run, until
 from tests.sshd import HOST, SshServer, control_name, descendants, keygen, sshd  # noqa: F401 - sshd is a fixture
-from tui.core.engine import Engine, spec_for_playbook
-from tui.core.planning.spec import Status
+from tui.core.engine import Engine
+from tui.core.planning.spec import Status, spec_for_playbook
 from tui.core.running.procs import MARKER_VAR
 
 SSH_PING = TEST_PLAYBOOKS / "ssh_ping.yml"

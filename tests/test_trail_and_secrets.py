@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import INVENTORY, PLAYBOOKS, run, until
-from tui.core.engine import Engine, spec_for_playbook
-from tui.core.planning.spec import Status
+from tui.core.engine import Engine
+from tui.core.planning.spec import Status, spec_for_playbook
 from tui.core.storage.history import load_history, prune
 
 SECRET = "Vault-Pw-7f3c91"  # the vault password

@@ -13,9 +13,8 @@ import yaml
 
 from tui import __version__
 from tui.core.durations import DurationError, parse_duration
-from tui.core.engine import spec_for_playbook
 from tui.core.planning.jobfile import InputError, Problem, load_job_file, playbook_problem
-from tui.core.planning.spec import JobSpec
+from tui.core.planning.spec import JobSpec, spec_for_playbook
 from tui.core.sanitize import strip_sgr
 from tui.core.storage.paths import check_writable
 from tui.core.storage.paths import state_dir as default_state_dir

@@ -116,7 +116,8 @@ async def playdeck_runs(
     state: Path, reps: int, first_seconds: int, kinds: tuple[str, ...] = ("cancel", "timeout", "retimed")
 ) -> dict[str, Any]:
     """Per repetition: a cancel, a timeout set at launch, and a timeout re-set while the sleep runs."""
-    from tui.core.engine import Engine, spec_for_playbook
+    from tui.core.engine import Engine
+    from tui.core.planning.spec import spec_for_playbook
     from tui.core.running.procs import MARKER_VAR
 
     engine = Engine(state, max_parallel=1)

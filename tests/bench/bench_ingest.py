@@ -128,7 +128,8 @@ def supervisor_env(**replay: str) -> dict[str, str]:
 
 def record(tmp: Path) -> Path:
     """A real chatty run through the Engine; returns a copy of its events.jsonl."""
-    from tui.core.engine import Engine, spec_for_playbook
+    from tui.core.engine import Engine
+    from tui.core.planning.spec import spec_for_playbook
 
     os.environ.pop("PLAYDECK_SUPERVISOR_MODULE", None)
 
@@ -400,10 +401,11 @@ async def _drive(
 def stage_costs(recording: Path, events: int = 20_000) -> dict[str, float]:
     """CPU microseconds per event for each step the engine takes on a message, best of 3."""
     from tests.bench.replay_supervisor import load_recording, repeated
-    from tui.core.engine import Engine, Job, sanitized
+    from tui.core.engine import Engine, Job
     from tui.core.planning.spec import JobSpec
     from tui.core.running.attempt import Attempt
     from tui.core.running.supervisor import trim_event
+    from tui.core.sanitize import sanitized
 
     recorded = load_recording(recording)
     stream = list(repeated(recorded, max(1, events // len(recorded))))

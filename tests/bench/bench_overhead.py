@@ -213,7 +213,7 @@ def supervisor_exit(tmp: Path, env: dict[str, str], reps: int) -> list[dict[str,
     status, and the first line of its stderr. A supervisor that lingers after "end" delays
     every job's end by that much.
     """
-    from tui.core.engine import spec_for_playbook
+    from tui.core.planning.spec import spec_for_playbook
     from tui.core.running.attempt import runner_kwargs, supervisor_module
     from tui.core.running.procs import MARKER_VAR
 

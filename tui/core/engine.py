@@ -13,14 +13,13 @@ import os
 import random
 import re
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from tui.core.job import Job, Prompt, failure_summary, restored_job
 from tui.core.planning.spec import RETRYABLE, JobSpec, Status
 from tui.core.running.attempt import Attempt, AttemptProcess, now, runner_kwargs
-from tui.core.sanitize import sanitize, strip_sgr
+from tui.core.sanitize import remember_real_names, sanitize, sanitized, strip_sgr
 from tui.core.scheduling import circuit
 from tui.core.scheduling.chains import start_order
 from tui.core.scheduling.links import ChainError, Releaser, bind, check_batch, first_status, retry_status
@@ -382,7 +381,7 @@ class Engine:
 
     def _on_message(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
         if message.get("t") == "ev":
-            _remember_real_names(attempt.results.real_names, message)
+            remember_real_names(attempt.results.real_names, message)
             message = sanitized(message)  # host text enters here, and only clean text goes further
             attempt.results.feed(message)
             job.tail.add_text(message.get("stdout") or "")
@@ -499,35 +498,3 @@ def _launch_args(spec: JobSpec) -> dict[str, Any]:
 
 
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9_.-]+")  # never a pattern, never split: safe in a comma list
-
-
-def _remember_real_names(real: dict[str, str], message: dict[str, Any]) -> None:
-    """Before sanitizing, note each host name the sanitizer will change, so a retry can target it."""
-    data = message.get("event_data") or {}
-    names = [data.get("host")]
-    for key in ("failures", "dark", "ok", "changed", "processed"):
-        if isinstance(data.get(key), dict):
-            names.extend(data[key])
-    for name in names:
-        if isinstance(name, str):
-            clean = sanitize(name)
-            if clean != name:
-                real[clean] = name
-
-
-def sanitized(value: Any) -> Any:
-    """Every string in an event, cleaned by the one sanitizer (only SGR colours survive)."""
-    if isinstance(value, str):
-        return sanitize(value)
-    if isinstance(value, dict):
-        # keys too: playbook_on_stats is keyed by host name, and a host can name itself
-        return {sanitized(key) if isinstance(key, str) else key: sanitized(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [sanitized(item) for item in value]
-    return value
-
-
-def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, **options: Any) -> JobSpec:
-    """A spec from command-line flags, named after the playbook unless given a name."""
-    spec = JobSpec(name=name or playbook.stem, inventory=inventory, playbook=playbook)
-    return replace(spec, **{k: v for k, v in options.items() if v is not None})

@@ -22,6 +22,7 @@ Visible forms:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = ["decode", "sanitize", "strip_sgr", "clip"]
 
@@ -128,3 +129,29 @@ def clip(text: str, limit: int = 10_000) -> str:
     head = text[:cut]
     reset = "\x1b[0m" if "\x1b" in head else ""
     return f"{head}{reset} … [{len(text) - cut} more characters]"
+
+
+def remember_real_names(real: dict[str, str], message: dict[str, Any]) -> None:
+    """Before sanitizing, note each host name the sanitizer will change, so a retry can target it."""
+    data = message.get("event_data") or {}
+    names = [data.get("host")]
+    for key in ("failures", "dark", "ok", "changed", "processed"):
+        if isinstance(data.get(key), dict):
+            names.extend(data[key])
+    for name in names:
+        if isinstance(name, str):
+            clean = sanitize(name)
+            if clean != name:
+                real[clean] = name
+
+
+def sanitized(value: Any) -> Any:
+    """Every string in an event, cleaned by the one sanitizer (only SGR colours survive)."""
+    if isinstance(value, str):
+        return sanitize(value)
+    if isinstance(value, dict):
+        # keys too: playbook_on_stats is keyed by host name, and a host can name itself
+        return {sanitized(key) if isinstance(key, str) else key: sanitized(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [sanitized(item) for item in value]
+    return value

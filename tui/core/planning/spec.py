@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +87,9 @@ class JobSpec:
         if self.playbook is not None:
             return self.playbook.name
         return f"{self.module}: {self.module_args or ''}".strip()
+
+
+def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, **options: Any) -> JobSpec:
+    """A spec from command-line flags, named after the playbook unless given a name."""
+    spec = JobSpec(name=name or playbook.stem, inventory=inventory, playbook=playbook)
+    return replace(spec, **{k: v for k, v in options.items() if v is not None})
