@@ -427,7 +427,8 @@ async def events_and_idle(tmp: Path, env: dict[str, str], quick: bool) -> list[d
                 met=got["rate"] >= RATE_TARGET,
                 notes=f"{FLOOD_JOBS} replay jobs x {replay_events(lines)} events, go -> the last client applied "
                 f"everything; the engine alone ended at {got['engine_rate']:.0f}/s; server CPU "
-                f"{got['server_us']:.1f} us/event; every event in events.jsonl, every result in the engine's "
+                f"{got['server_us']:.1f} us/event (one core's worth: {1e6 / got['server_us']:.0f}/s; the "
+                f"replay supervisors, server and clients share the 2 cores); every event in events.jsonl, every result in the engine's "
                 f"host counts and every job successful: "
                 f"{got['complete']}; log lines per client {got['lines']}, snapshots {got['snapshots']}; "
                 f"baseline = bare json.loads reader of the same supervisors "
@@ -626,10 +627,13 @@ async def submits(server: Server, tmp: Path, env: dict[str, str], quick: bool) -
     follower = asyncio.create_task(mirror.run(events))
     bare: list[float] = []
     niced: list[float] = []
+    cli_ls: list[float] = []
     sub: list[dict[str, float]] = []
     statuses: set[str] = set()
     try:
         await wait_for(lambda: mirror.snapshots > 0, 30)
+        for _ in range(3):  # the CLI's own fixed cost: start-up and one request
+            cli_ls.append((await asyncio.to_thread(timed, [str(BIN / "playdeck"), "ls", "--json"], server.env))[0])
         order = ["bare", "submit", "submit", "bare"]
         if not quick:  # and xargs at the server's job nice: what the priority alone costs under load
             order += ["nice", "submit", "bare", "nice"]
@@ -682,7 +686,8 @@ async def submits(server: Server, tmp: Path, env: dict[str, str], quick: bool) -
             notes=f"first `playdeck submit` on a server started beforehand (its first preflight worker starts cold "
             f"then: the server starts its warm spare at the first submission) "
             f"-> all jobs finished as seen by an attached Mirror; the CLI returned after {first['returned']:.2f} s; "
-            f"the engine's last end at {first['engine']:.2f} s; {common}",
+            f"the engine's last end at {first['engine']:.2f} s (`playdeck ls --json`, the CLI's start-up and one "
+            f"request: median {statistics.median(cli_ls):.2f} s); {common}",
         ),
         row(
             "server.submit_later",
