@@ -1,99 +1,92 @@
-"""Console benchmarks: the REAL console process in a pseudo-terminal, with real Ansible jobs.
+"""Console benchmarks: the REAL console process in a pseudo-terminal, attached to a real engine server.
 
     python -m tests.bench.bench_console            # quick, then full; prints the rows
     python -m tests.bench.run --only console       # through the suite runner
 
-Every console here is `python -m tui ...` (the `playdeck` entry point) started with
-`pty.fork()`, so it has a real controlling terminal of a fixed size (120x40,
-TERM=xterm-256color). A reader thread drains the pty master without ever blocking
-the console, keeps every byte and timestamps each chunk as it arrives; a "signal"
-is a byte pattern searched for in what arrived after a key was written to the
-master, and its time is that of the chunk that completed it. All processes get
-cached bytecode (see `bytecode_env`: this machine sets PYTHONDONTWRITEBYTECODE and
-playdeck is an editable install, Textual is not).
+Every console here is `python -m tui ...` (the `playdeck` entry point) started with `pty.fork()`
+at 120x40 (TERM=xterm-256color); a reader thread keeps every byte it draws with arrival times; a
+"signal" is a byte pattern in what arrived after a key was written (see console_attach.PtyProcess).
+The console is a thin client of the per-user engine server: each bench run starts its own server
+first (console_attach.BenchServer: private 0700 socket dir, own state dir, `--idle-exit 0`), so a
+startup measures attaching, and stops it (SIGTERM) in a finally block. Jobs run under the server:
+the console's own CPU and the server's (with its reaped children) are read apart.
 
-1. Startup (`-i sample_inventory/hosts.yml`): launch until the footer's key labels
-   ("Quit") are drawn, then `?` until the help ("playdeck keys") is drawn; medians
-   of runs interleaved with the baseline, a minimal Textual app (Static + Footer,
-   `?` opens a one-line modal) started the same way. The CPU each used up to its
-   first frame is in the notes: unlike wall time it does not depend on the load.
-   With a generated 5,000-host inventory (50 groups): `?` right after the first
-   frame, while `ansible-inventory` is still running (checked in /proc before the
-   key is written and again once the help is drawn). A second launch types into the
-   job filter from the first frame until 1.5 s after the inventory tree is drawn,
-   timing every key (the signal is the whole filter value, unique per key), to catch
-   a stall while the big tree is handed to the screen.
-2. Keys under load: a job file of 6 real Ansible jobs (4 x chatty.yml, disk_cleanup,
-   health_check; local hosts only; canceled by q, y at the end), then `j`/`k`
-   alternate. Signal: the log title (" <job> · <status> · following|paused") naming
-   the newly selected job. It is redrawn by the same key handling that moves the
-   grid cursor (RowHighlighted -> Selected -> `_show_log`), and the 4 Hz tick only
-   ever redraws it with the *current* name, so the first title naming the other job
-   is the response to the key. A random 40-120 ms pause between keys keeps them
-   from beating with the tick. Baseline: the same keys in a console with no jobs
-   running (a second console on the same state dir, whose grid shows the same jobs
-   as history rows). The notes say how loaded the machine was (/proc/loadavg,
-   /proc/stat), how long the console's main thread ran and waited for a CPU
-   (/proc/PID/task/PID/schedstat), and which scheduler autogroups the job processes
-   were in. A what-if row repeats the loaded run with every job autogroup set to
-   nice 10 through /proc/PID/autogroup (the fix suggested for the miss).
-3. Console CPU per event: a dedicated run of 4 chatty jobs to completion.
-   Console CPU = utime+stime of the console process (/proc/PID/stat) from its first
-   frame (imports and setup excluded) until every job is finished. Events = lines in
-   every attempt's events.jsonl. CPU of the whole run = the console's own CPU plus
-   its cutime+cstime (CPU of every descendant it and they waited for: supervisors,
-   ansible-runner, ansible-playbook, its forks, the modules, ansible-inventory),
-   as deltas over the same window, read after all jobs ended and before quitting.
-   Baseline: `python -m tui run JOBFILE --no-preflight` (headless, same jobs),
-   measured the same way from its first supervisor starting to the last reading
-   before it exits. The notes add the console's CPU per second once every job has
-   ended (its fixed cost), and what is left per event beyond it.
+1. Startup (`-i sample_inventory/hosts.yml`, attaching to an empty running server): launch until
+   the footer ("Quit") is drawn, then `?` until the help is drawn; medians of runs interleaved with
+   a minimal Textual app (Static + Footer, `?` opens a modal) started the same way. With a generated
+   5,000-host inventory (50 groups; the console runs ansible-inventory itself): `?` right after the
+   first frame while ansible-inventory still runs, and keys typed into the job filter until 1.5 s
+   after the tree is drawn.
+2. Attach (console_attach.bench_attach): a console attaching to a server holding 50 finished jobs
+   (replay supervisor) until its first frame shows the footer and job rows; median and max, vs the
+   same console attaching to an empty server.
+3. Events through the server socket (console_attach.bench_events): 4 replay jobs released at once
+   with 1 and then 3 consoles attached; the events/s the server sustained and each console's own
+   CPU per event ingested by the server.
+4. Keys under load: 6 real Ansible jobs (4 x chatty.yml, disk_cleanup, health_check) submitted by
+   the console's job file to the server; `j`/`k` alternate; signal: the log title
+   (" <job> · <status> · following|paused") naming the newly selected job (redrawn by the key's
+   handling; the 4 Hz tick only redraws it with the current name). Random 40-120 ms pauses between
+   keys. Baseline: the same keys in a new console on the same server once those jobs are stopped
+   (q, y). A what-if row repeats the loaded run with every autogroup of the jobs' processes at
+   nice 10 (/proc/PID/autogroup).
+5. CPU of a whole run: 4 chatty jobs to completion from a job file. Console CPU = its own
+   utime+stime from its first frame until every job ended; server CPU = the server's
+   utime+stime+cutime+cstime over the same window (read once every supervisor is reaped). Events =
+   lines of every attempt's events.jsonl. Baseline: `python -m tui run JOBFILE --no-preflight`
+   (headless, engine in-process), own and cutime+cstime from its first supervisor to its last
+   reading; the whole-run row compares server + console with it.
 
-Each console is quit with `q` (then `y` when it asks). Every process started is
-tagged with an environment marker; whatever carries it after the console is gone
-is killed by pid and reported in the notes.
+Each console is quit with `q` (then `y` when it asks). Every process is tagged with an environment
+marker; whatever carries it after the console or server is gone is killed by pid and reported.
 """
 
 from __future__ import annotations
 
-import bisect
-import fcntl
-import json
 import os
-import pty
 import random
 import re
-import select
 import signal
 import statistics
-import struct
+import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.conftest import _read, end_leftovers  # one /proc reader for every test and bench
-
-ROOT = Path(__file__).resolve().parents[2]
-INVENTORY = ROOT / "sample_inventory" / "hosts.yml"
-PLAYBOOKS = ROOT / "sample_playbooks"
-COLS, ROWS = 120, 40
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-MARK_VAR = "PLAYDECK_BENCH_CONSOLE"
-STATUSES = ("queued", "running", "waiting", "successful", "failed", "timeout", "canceled", "error", "interrupted")
-FINISHED = {"successful", "failed", "timeout", "canceled", "error", "interrupted"}
-QUIT_LABEL = re.compile(rb"Quit")
-HELP_TEXT = re.compile(rb"playdeck keys")
-# the log title: " <name> · <status> · following|paused"
-TITLE = re.compile(
-    rb" ([^\x00-\x20\x7f]+) \xc2\xb7 (?:"
-    + b"|".join(s.encode() for s in STATUSES)
-    + rb") \xc2\xb7 (?:following|paused)"
+from tests.bench.console_attach import (
+    FINISHED,
+    HELP_TEXT,
+    INVENTORY,
+    MARK_VAR,
+    PLAYBOOKS,
+    ROOT,
+    TITLE,
+    BenchServer,
+    Console,
+    alive,
+    bench_attach,
+    bench_env,
+    bench_events,
+    chatty,
+    cmdline,
+    count_events,
+    cpu_seconds,
+    job_statuses,
+    leftover_note,
+    loadavg,
+    machine_busy,
+    percentile,
+    pids_with_env,
+    row,
+    wait_until,
+    warm_bytecode,
+    write_jobfile,
 )
+from tests.conftest import _read
 
 MINIMAL_APP = '''\
 """Baseline: the smallest Textual app with a footer and a `?` key, launched like the console."""
@@ -125,330 +118,6 @@ Minimal().run()
 '''
 
 
-# --- /proc -------------------------------------------------------------------
-
-
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat from field 3 (state) on; None once the process is gone."""
-    raw = _read(f"/proc/{pid}/stat")
-    if not raw:
-        return None
-    return raw[raw.rfind(b")") + 2 :].decode().split()
-
-
-def cpu_seconds(pid: int) -> tuple[float, float] | None:
-    """(own utime+stime, waited-for children's cutime+cstime) in seconds."""
-    fields = proc_stat(pid)
-    if fields is None:
-        return None
-    own = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    children = (int(fields[13]) + int(fields[14])) / CLK_TCK
-    return own, children
-
-
-def alive(pid: int) -> bool:
-    fields = proc_stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def pids_with_env(needle: str) -> list[int]:
-    want = needle.encode()
-    me = str(os.getpid())
-    return [
-        int(p)
-        for p in os.listdir("/proc")
-        if p.isdigit() and p != me and want in _read(f"/proc/{p}/environ") and alive(int(p))
-    ]
-
-
-def cmdline(pid: int) -> str:
-    return _read(f"/proc/{pid}/cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def loadavg() -> str:
-    return _read("/proc/loadavg").decode().strip()
-
-
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs from /proc/stat."""
-    fields = [int(x) for x in _read("/proc/stat").split(b"\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields[:8]) - idle, sum(fields[:8])
-
-
-# --- bytecode ----------------------------------------------------------------------
-
-PYCACHE = Path(tempfile.gettempdir()) / "playdeck-bench-pycache"
-
-
-def bytecode_env() -> dict[str, str]:
-    """Cached bytecode for every process of the benchmarks, as an installed playdeck has.
-
-    This machine sets PYTHONDONTWRITEBYTECODE=1 and playdeck is an editable install, so without this
-    every console would compile its own sources at each start while Textual (pip-installed, with .pyc)
-    would not: an unfair comparison with the baseline app. The cache lives outside the repository."""
-    return {"PYTHONPYCACHEPREFIX": str(PYCACHE), "PYTHONDONTWRITEBYTECODE": ""}
-
-
-def warm_bytecode() -> None:
-    """Fill the cache before anything is timed (what the benchmarks' processes import)."""
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    code = (
-        "import tui.cli, tui.headless, tui.console.app, tui.core.running.supervisor, ansible_runner, textual.app, "
-        "textual.widgets, ansible.cli.playbook, ansible.cli.inventory, ansible.executor.playbook_executor"
-    )
-    subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=300,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-# --- a process in a pseudo-terminal -------------------------------------------
-
-
-class PtyProcess:
-    """One process on the slave side of a pty; every byte it draws is kept, with arrival times."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path = ROOT):
-        self.argv = argv
-        self.env = env
-        self.cwd = cwd
-        self.buf = bytearray()
-        self._ends: list[int] = []  # end offset of each chunk read
-        self._times: list[float] = []  # monotonic time each chunk was read
-        self._cond = threading.Condition()
-        self._done = False
-        self.exit_status: int | None = None
-        self.started = time.monotonic()
-        pid, fd = pty.fork()
-        if pid == 0:  # child: the pty slave is already stdin/stdout/stderr and the controlling terminal
-            try:
-                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-                os.chdir(cwd)
-                os.execve(argv[0], argv, env)
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
-        self._reader = threading.Thread(target=self._read_loop, name=f"pty-{pid}", daemon=True)
-        self._reader.start()
-
-    def _read_loop(self) -> None:
-        while True:
-            try:
-                ready, _, _ = select.select([self.fd], [], [], 0.2)
-            except (OSError, ValueError):
-                break
-            if not ready:
-                if self.exit_status is not None:
-                    break
-                continue
-            try:
-                data = os.read(self.fd, 1 << 16)
-            except OSError:  # EIO: the slave side is closed, the process is gone
-                break
-            if not data:
-                break
-            now = time.monotonic()
-            with self._cond:
-                try:
-                    self.buf += data
-                except BufferError:  # a search still holds the old buffer: grow a copy instead
-                    self.buf = self.buf + data
-                self._ends.append(len(self.buf))
-                self._times.append(now)
-                self._cond.notify_all()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
-
-    @property
-    def offset(self) -> int:
-        with self._cond:
-            return len(self.buf)
-
-    def snapshot(self, start: int = 0) -> bytes:
-        """A copy of what arrived from `start` on (never search `buf` itself without the lock: it grows)."""
-        with self._cond:
-            return bytes(self.buf[max(0, start) :])
-
-    def time_of(self, offset: int) -> float:
-        """When the byte just before `offset` arrived."""
-        with self._cond:
-            i = bisect.bisect_left(self._ends, offset)
-            return self._times[min(i, len(self._times) - 1)]
-
-    def send(self, data: bytes) -> float:
-        """Write keys to the terminal; the time it was written."""
-        t = time.monotonic()
-        os.write(self.fd, data)
-        return t
-
-    def wait_for(
-        self,
-        pattern: re.Pattern[bytes],
-        start: int,
-        timeout: float,
-        accept: Callable[[re.Match[bytes]], bool] = lambda m: True,
-    ) -> tuple[float, re.Match[bytes]] | None:
-        """First match of `pattern` in what arrived from `start` on that `accept`s: (arrival time, match)."""
-        deadline = time.monotonic() + timeout
-        pos = start
-        overlap = 512
-        with self._cond:
-            while True:
-                for match in pattern.finditer(self.buf, pos):
-                    if match.start() >= start and accept(match):
-                        i = bisect.bisect_left(self._ends, match.end())
-                        return self._times[min(i, len(self._times) - 1)], match
-                pos = max(start, len(self.buf) - overlap)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._done:
-                    return None
-                self._cond.wait(min(remaining, 0.5))
-
-    def poll(self) -> int | None:
-        if self.exit_status is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.exit_status = -1
-                return self.exit_status
-            if pid == self.pid:
-                self.exit_status = os.waitstatus_to_exitcode(status)
-        return self.exit_status
-
-    def wait(self, timeout: float) -> int | None:
-        deadline = time.monotonic() + timeout
-        while self.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.exit_status
-
-    def close(self) -> None:
-        if self.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.kill(self.pid, sig)
-                except ProcessLookupError:
-                    break
-                if self.wait(3) is not None:
-                    break
-        self._reader.join(timeout=2)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-
-
-class Console:
-    """One playdeck console (or the baseline app) in a pty, with its own state dir and process marker."""
-
-    def __init__(self, args: list[str], workdir: Path, state: Path | None = None, script: Path | None = None):
-        self.mark = f"{MARK_VAR}={uuid.uuid4().hex}"
-        self.state = state or workdir / f"state-{uuid.uuid4().hex[:6]}"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("TEXTUAL", "TMUX"))
-            and k not in ("COLUMNS", "LINES", "NO_COLOR", "PYTEST_CURRENT_TEST")
-        }
-        env.update(
-            {
-                "TERM": "xterm-256color",
-                "COLORTERM": "truecolor",
-                "PLAYDECK_STATE_DIR": str(self.state),
-                "PLAYDECK_CONFIG": str(workdir / "no-config.yml"),  # a user's config must not change keys or theme
-                "TMPDIR": str(workdir),
-                MARK_VAR: self.mark.split("=", 1)[1],
-            }
-        )
-        env.pop("PLAYDECK_SUPERVISOR_MODULE", None)  # real Ansible, always
-        env.update(bytecode_env())
-        argv = [sys.executable, str(script)] if script else [sys.executable, "-m", "tui", *args]
-        self.proc = PtyProcess(argv, env)
-        self.pid = self.proc.pid
-        self.leftover: list[str] = []
-
-    def ours(self) -> list[int]:
-        return [p for p in pids_with_env(self.mark) if p != self.pid]
-
-    def first_frame(self, timeout: float = 60) -> float:
-        found = self.proc.wait_for(QUIT_LABEL, 0, timeout)
-        if found is None:
-            raise RuntimeError(
-                f"no first frame within {timeout}s; output tail: {self.proc.snapshot(self.proc.offset - 600)!r}"
-            )
-        return found[0]
-
-    def quit(self, timeout: float = 60) -> int | None:
-        """q, then y if it asks; then make sure nothing it started is left (killed by pid, and noted)."""
-        asked = re.compile(rb"still queued or running")
-        start = self.proc.offset
-        for _ in range(3):  # a q that lands while a dialog is still closing is eaten by it: try again
-            if self.proc.poll() is not None:
-                break
-            self.proc.send(b"q")
-            deadline = time.monotonic() + 5
-            answered = False
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                if self.proc.wait_for(asked, start, 0.2) is not None:
-                    time.sleep(0.1)
-                    self.proc.send(b"y")
-                    answered = True
-                    break
-            if answered:
-                break
-        self.proc.wait(timeout)
-        status = self.proc.poll()
-        if status is None:
-            self.leftover.append(f"console {self.pid} did not exit after q/y: killed")
-        self.proc.close()
-        end_leftovers(
-            self.ours,
-            note=lambda pid, sig: self.leftover.append(f"{pid} {cmdline(pid)[:80]} ({signal.Signals(sig).name})"),
-        )
-        return status
-
-
-# --- helpers -------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
-
-
-def row(
-    name: str,
-    value: float | None,
-    unit: str,
-    baseline: float | None = None,
-    target: str | None = None,
-    met: bool | None = None,
-    notes: str = "",
-) -> dict[str, Any]:
-    ratio = round(value / baseline, 2) if value is not None and baseline else None
-    return {
-        "name": name,
-        "value": None if value is None else round(value, 3),
-        "unit": unit,
-        "baseline": None if baseline is None else round(baseline, 3),
-        "ratio": ratio,
-        "target": target,
-        "met": met,
-        "notes": notes,
-    }
-
-
 def write_inventory(path: Path, hosts: int = 5000, groups: int = 50) -> Path:
     lines = ["all:", "  vars:", "    ansible_connection: local", "  children:"]
     per = hosts // groups
@@ -471,63 +140,13 @@ def write_inventory(path: Path, hosts: int = 5000, groups: int = 50) -> Path:
     return path
 
 
-def write_jobfile(path: Path, jobs: list[dict[str, Any]], max_parallel: int) -> Path:
-    import yaml
-
-    path.write_text(
-        yaml.safe_dump({"inventory": str(INVENTORY), "max_parallel": max_parallel, "jobs": jobs}, sort_keys=False),
-        encoding="utf-8",
-    )
-    return path
-
-
-def chatty(name: str, host: str, lines: int, cmd_lines: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "playbook": str(PLAYBOOKS / "chatty.yml"),
-        "limit": host,
-        "extra_vars": {"chatty_lines": lines, "chatty_cmd_lines": cmd_lines},
-    }
-
-
-def job_statuses(state: Path) -> dict[str, str]:
-    found = {}
-    for path in state.glob("runs/*/*/job.json"):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        found[record.get("name")] = record.get("status")
-    return found
-
-
-def count_events(state: Path) -> int:
-    total = 0
-    for path in state.glob("runs/*/*/attempt-*/events.jsonl"):
-        with open(path, "rb") as fh:
-            total += sum(1 for _ in fh)
-    return total
-
-
-def wait_until(condition: Callable[[], object], timeout: float, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
-
-
-def _leftover_note(*consoles: Console) -> str:
-    left = [x for c in consoles for x in c.leftover]
-    return f"; LEFT BEHIND (killed): {left}" if left else "; nothing left running"
-
-
 # --- 1. startup ------------------------------------------------------------------
 
 
-def _startup_once(workdir: Path, args: list[str] | None, script: Path | None = None) -> dict[str, float]:
-    console = Console(args or [], workdir, script=script)
+def _startup_once(
+    workdir: Path, server: BenchServer | None, args: list[str] | None, script: Path | None = None
+) -> dict[str, float]:
+    console = Console(args or [], workdir, server, script=script)
     try:
         frame = console.first_frame()
         cpu = cpu_seconds(console.pid)
@@ -550,9 +169,9 @@ def _startup_once(workdir: Path, args: list[str] | None, script: Path | None = N
             raise RuntimeError(f"startup console left processes: {console.leftover}")
 
 
-def _big_inventory_key(workdir: Path, inventory: Path) -> dict[str, Any]:
+def _big_inventory_key(workdir: Path, server: BenchServer, inventory: Path) -> dict[str, Any]:
     """First frame, then `?` at once, while ansible-inventory is still running (checked in /proc)."""
-    console = Console(["-i", str(inventory)], workdir)
+    console = Console(["-i", str(inventory)], workdir, server)
     try:
         frame = console.first_frame()
         loading = [p for p in console.ours() if "ansible-inventory" in cmdline(p)]
@@ -574,12 +193,12 @@ def _big_inventory_key(workdir: Path, inventory: Path) -> dict[str, Any]:
             raise RuntimeError(f"5k-inventory console left processes: {console.leftover}")
 
 
-def _big_inventory_typing(workdir: Path, inventory: Path) -> dict[str, Any]:
+def _big_inventory_typing(workdir: Path, server: BenchServer, inventory: Path) -> dict[str, Any]:
     """Keys typed into the job filter from the first frame until the 5,000-host tree is drawn, and 1.5 s more.
 
     Each key's signal is the whole filter value it makes, which is unique: every round starts with an untimed
     prefix `r<N>q` after Ctrl+U, then a..z are timed one by one."""
-    console = Console(["-i", str(inventory)], workdir)
+    console = Console(["-i", str(inventory)], workdir, server)
     result: dict[str, Any] = {}
     try:
         console.first_frame()
@@ -643,17 +262,29 @@ def _big_inventory_typing(workdir: Path, inventory: Path) -> dict[str, Any]:
 
 
 def bench_startup(quick: bool, workdir: Path) -> list[dict[str, Any]]:
+    """Every console attaches to one empty server started beforehand (attaching, not starting a server)."""
+    server = BenchServer(workdir, "startup")
+    try:
+        rows = _startup_rows(quick, workdir, server)
+    finally:
+        server.stop()
+    if server.leftover:
+        rows[-1]["notes"] += f"; server LEFT BEHIND (killed): {server.leftover}"
+    return rows
+
+
+def _startup_rows(quick: bool, workdir: Path, server: BenchServer) -> list[dict[str, Any]]:
     reps = 3 if quick else 7
     script = workdir / "minimal_app.py"
     script.write_text(MINIMAL_APP, encoding="utf-8")
-    _startup_once(workdir, None, script)  # warm the page cache for both, untimed
-    _startup_once(workdir, ["-i", str(INVENTORY)])
+    _startup_once(workdir, None, None, script)  # warm the page cache for both, untimed
+    _startup_once(workdir, server, ["-i", str(INVENTORY)])
     ours: list[dict[str, float]] = []
     base: list[dict[str, float]] = []
     loads = []
     for _ in range(reps):  # interleaved, so a burst of load from elsewhere hits both
-        base.append(_startup_once(workdir, None, script))
-        ours.append(_startup_once(workdir, ["-i", str(INVENTORY)]))
+        base.append(_startup_once(workdir, None, None, script))
+        ours.append(_startup_once(workdir, server, ["-i", str(INVENTORY)]))
         loads.append(loadavg().split()[0])
     med = {k: statistics.median(r[k] for r in ours) for k in ("frame", "key", "usable")}
     bmed = {k: statistics.median(r[k] for r in base) for k in ("frame", "key", "usable")}
@@ -666,7 +297,8 @@ def bench_startup(quick: bool, workdir: Path) -> list[dict[str, Any]]:
             bmed["frame"],
             "<= 1 s",
             med["frame"] <= 1.0,
-            f"median of {reps}; launch -> footer 'Quit' drawn, sample inventory; runs {spread(ours, 'frame')} s; "
+            f"median of {reps}; launch -> footer 'Quit' drawn, sample inventory, attaching to an empty server "
+            f"started beforehand; runs {spread(ours, 'frame')} s; "
             f"minimal app {spread(base, 'frame')} s; CPU used by the first frame (load-independent): "
             f"{statistics.median(r['cpu'] for r in ours):.2f} s vs minimal app "
             f"{statistics.median(r['cpu'] for r in base):.2f} s; 1-min load {'/'.join(loads)}",
@@ -684,9 +316,9 @@ def bench_startup(quick: bool, workdir: Path) -> list[dict[str, Any]]:
         ),
     ]
     inventory = write_inventory(workdir / "h5k.yml")  # short: the tree's root label must fit the pane
-    big = _big_inventory_key(workdir, inventory)
+    big = _big_inventory_key(workdir, server, inventory)
     confirmed = big["loading_at_key"] and big["loading_at_help"]
-    probe = _big_inventory_typing(workdir, inventory)
+    probe = _big_inventory_typing(workdir, server, inventory)
     typed = probe["typed"]
     rows.append(
         row(
@@ -806,8 +438,8 @@ class AutogroupNicer:
     """What-if for the suggested fix: keep every autogroup the jobs create at nice 10 (a write to
     /proc/PID/autogroup, which any process may do to its own user's processes to lower them)."""
 
-    def __init__(self, console: Console, nice: int = 10):
-        self.console, self.nice = console, nice
+    def __init__(self, find: Callable[[], list[int]], nice: int = 10):
+        self.find, self.nice = find, nice
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -821,7 +453,7 @@ class AutogroupNicer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for pid in self.console.ours():
+            for pid in self.find():
                 try:
                     with open(f"/proc/{pid}/autogroup", "w") as fh:
                         fh.write(str(self.nice))
@@ -830,21 +462,23 @@ class AutogroupNicer:
             time.sleep(0.1)
 
 
-def _loaded_phase(jobfile: Path, workdir: Path, state: Path, count: int, renice_groups: bool) -> dict[str, Any]:
-    console = Console([str(jobfile)], workdir, state=state)
+def _loaded_phase(jobfile: Path, workdir: Path, server: BenchServer, count: int, renice_groups: bool) -> dict[str, Any]:
+    """The console submits the job file to `server` and presses j/k while they stream; q, y stops them."""
+    state = server.state
+    console = Console([str(jobfile)], workdir, server)
     try:
         console.first_frame()
         # wait until the jobs really run: events flowing in at least 4 attempts
         wait_until(lambda: sum(1 for p in state.glob("runs/*/*/attempt-*/events.jsonl") if p.stat().st_size) >= 4, 90)
         time.sleep(3)
-        nicer = AutogroupNicer(console) if renice_groups else None
+        nicer = AutogroupNicer(server.ours) if renice_groups else None
         if nicer is not None:
             nicer.__enter__()
             time.sleep(1)
         try:
-            job_pids = console.ours()
+            job_pids = server.ours()
             groups = autogroups(job_pids)
-            console_group = autogroups([console.pid])[0]
+            console_group, server_group = autogroups([console.pid, server.pid])
             load_before = loadavg()
             busy0 = machine_busy()
             tree0 = {p: cpu_seconds(p) for p in job_pids}
@@ -885,22 +519,52 @@ def _loaded_phase(jobfile: Path, workdir: Path, state: Path, count: int, renice_
                 f"of {elapsed:.1f} s; console CPU {(cpu1[0] - cpu0[0]) / elapsed * 100:.0f}% of a core"
             ),
             "groups": (
-                f"console in {console_group}; its {len(job_pids)} job processes in "
+                f"console in {console_group}; server in {server_group}; its {len(job_pids)} job processes in "
                 f"{len(set(groups))} autogroups ({', '.join(sorted(set(g.split(' ', 1)[1] for g in groups if ' ' in g)))})"
             ),
             "console": console,
         }
     finally:
         console.quit()
+        wait_until(lambda: all(s in FINISHED for s in job_statuses(state).values()), 60)
 
 
 def bench_keys(quick: bool, workdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     count = 20 if quick else 100
     jobfile = write_jobfile(workdir / "load-jobs.yml", _load_jobs(quick), max_parallel=6)
-    state = workdir / "keys-state"
-    loaded = _loaded_phase(jobfile, workdir, state, count, renice_groups=False)
-    # idle baseline: a console with no jobs running, showing the same jobs (as history rows)
-    idle = Console(["-i", str(INVENTORY)], workdir, state=state)
+    server = BenchServer(workdir, "keys", max_parallel=6)
+    try:
+        loaded = _loaded_phase(jobfile, workdir, server, count, renice_groups=False)
+        idle, idle_lat, idle_timeouts, per_key, idle_load = _idle_keys(workdir, server, count)
+    finally:
+        server.stop()
+    # what-if: the same load with every job autogroup at nice 10 (the suggested fix, applied from outside)
+    niced = BenchServer(workdir, "keys-niced", max_parallel=6)
+    try:
+        fixed = _loaded_phase(jobfile, workdir, niced, count, renice_groups=True)
+    finally:
+        niced.stop()
+    lat = loaded["latencies"]
+    p50, p99, top = (percentile(lat, 50) * 1000, percentile(lat, 99) * 1000, max(lat) * 1000)
+    b50, b99, btop = (percentile(idle_lat, 50) * 1000, percentile(idle_lat, 99) * 1000, max(idle_lat) * 1000)
+    f_lat = fixed["latencies"]
+    f50, f99 = percentile(f_lat, 50) * 1000, percentile(f_lat, 99) * 1000
+    left = leftover_note(loaded["console"], idle, fixed["console"], server, niced)
+    common = (
+        f"{count} j/k presses after 4 untimed, jobs submitted by the console's job file to its server; key "
+        f"written to the pty master -> log title naming the newly selected job drawn; baseline: a new console on "
+        f"the same server once those jobs were stopped (q, y), showing the same jobs "
+        f"(1-min load {idle_load.split()[0]}; {per_key:.0f} ms of console CPU per key there)"
+    )
+    return _key_rows(common, left, loaded, fixed, idle_timeouts, (p50, p99, top), (b50, b99, btop), (f50, f99)), {
+        "loaded": loaded,
+        "fixed": fixed,
+    }
+
+
+def _idle_keys(workdir: Path, server: BenchServer, count: int) -> tuple[Console, list[float], int, float, str]:
+    """The same keys with no job running: a new console on the same server, showing the same (stopped) jobs."""
+    idle = Console(["-i", str(INVENTORY)], workdir, server)
     try:
         idle.first_frame()
         wait_until(lambda: TITLE.search(idle.proc.snapshot()) is not None, 30)
@@ -911,21 +575,22 @@ def bench_keys(quick: bool, workdir: Path) -> tuple[list[dict[str, Any]], dict[s
         idle_load = loadavg()
     finally:
         idle.quit()
-    # what-if: the same load with every job autogroup at nice 10 (the suggested fix, applied from outside)
-    fixed = _loaded_phase(jobfile, workdir, workdir / "keys-state-niced", count, renice_groups=True)
+    return idle, idle_lat, idle_timeouts, (cpu1[0] - cpu0[0]) * 1000 / (count + 4), idle_load
+
+
+def _key_rows(
+    common: str,
+    left: str,
+    loaded: dict[str, Any],
+    fixed: dict[str, Any],
+    idle_timeouts: int,
+    ours: tuple[float, float, float],
+    base: tuple[float, float, float],
+    niced: tuple[float, float],
+) -> list[dict[str, Any]]:
+    (p50, p99, top), (b50, b99, btop), (f50, f99) = ours, base, niced
     lat = loaded["latencies"]
-    p50, p99, top = (percentile(lat, 50) * 1000, percentile(lat, 99) * 1000, max(lat) * 1000)
-    b50, b99, btop = (percentile(idle_lat, 50) * 1000, percentile(idle_lat, 99) * 1000, max(idle_lat) * 1000)
-    f_lat = fixed["latencies"]
-    f50, f99 = percentile(f_lat, 50) * 1000, percentile(f_lat, 99) * 1000
-    left = _leftover_note(loaded["console"], idle, fixed["console"])
-    per_key = (cpu1[0] - cpu0[0]) * 1000 / (count + 4)
-    common = (
-        f"{count} j/k presses after 4 untimed; key written to the pty master -> log title naming the newly "
-        f"selected job drawn; baseline: a console with no jobs running showing the same jobs as history rows "
-        f"(1-min load {idle_load.split()[0]}; {per_key:.0f} ms of console CPU per key there)"
-    )
-    rows = [
+    return [
         row("console.keys_under_load.p50", p50, "ms", b50, None, None, common),
         row(
             "console.keys_under_load.p99",
@@ -958,7 +623,6 @@ def bench_keys(quick: bool, workdir: Path) -> tuple[list[dict[str, Any]], dict[s
             f"{fixed['load']}; {fixed['sched']}; {fixed['groups']}",
         ),
     ]
-    return rows, {"loaded": loaded, "fixed": fixed}
 
 
 # --- 3. console CPU per event -------------------------------------------------------
@@ -970,53 +634,51 @@ def _cpu_jobs(quick: bool) -> list[dict[str, Any]]:
 
 
 def _console_cpu_run(jobfile: Path, workdir: Path, names: set[str], timeout: float) -> dict[str, Any]:
-    state = workdir / f"cpu-console-{uuid.uuid4().hex[:6]}"
-    console = Console([str(jobfile)], workdir, state=state)
+    """The console submits the job file to a fresh server; CPU of each from the console's first frame until
+    every job ended and every supervisor is reaped (then in the server's cutime)."""
+    server = BenchServer(workdir, "cpu", max_parallel=len(names))
+    state = server.state
+    console = Console([str(jobfile)], workdir, server)
     try:
         console.first_frame()
-        start = cpu_seconds(console.pid)
+        start, srv0, srv_own0 = cpu_seconds(console.pid), server.cpu(), cpu_seconds(server.pid)[0]
         sched0 = main_thread_sched(console.pid)
         launched = start[0]
         t0 = time.monotonic()
         done = wait_until(lambda: {n for n, s in job_statuses(state).items() if s in FINISHED} >= names, timeout, 0.5)
-        # the supervisors must be reaped too, or their CPU is not in cutime yet
-        wait_until(lambda: not [p for p in console.ours() if "tui.core.running.supervisor" in cmdline(p)], 30, 0.2)
-        end = cpu_seconds(console.pid)
+        server.reaped()
+        end, srv1, srv_own1 = cpu_seconds(console.pid), server.cpu(), cpu_seconds(server.pid)[0]
         wall = time.monotonic() - t0
         sched = main_thread_sched(console.pid)
         statuses = job_statuses(state)
-        time.sleep(4)  # what the console costs with nothing happening: its fixed, per-second part
-        idle_rate = (cpu_seconds(console.pid)[0] - end[0]) / (time.monotonic() - t0 - wall)
+        time.sleep(4)  # what each costs with nothing happening: its fixed, per-second part
+        idle_for = time.monotonic() - t0 - wall
+        idle_rate = (cpu_seconds(console.pid)[0] - end[0]) / idle_for
+        server_idle = (cpu_seconds(server.pid)[0] - srv_own1) / idle_for
     finally:
         console.quit()
+        server.stop()
     return {
         "own": end[0] - start[0],
-        "children": end[1] - start[1],
+        "server": srv1 - srv0,
+        "server_own": srv_own1 - srv_own0,
         "startup": launched,
         "wall": wall,
         "events": count_events(state),
         "done": done,
         "statuses": statuses,
-        "leftover": console.leftover,
+        "leftover": console.leftover + server.leftover,
         "idle_rate": idle_rate,
+        "server_idle": server_idle,
         "waited": sched[1] - sched0[1],
     }
 
 
 def _headless_cpu_run(jobfile: Path, workdir: Path, timeout: float) -> dict[str, Any]:
-    import subprocess
-
     state = workdir / f"cpu-headless-{uuid.uuid4().hex[:6]}"
     mark = uuid.uuid4().hex
-    env = dict(
-        os.environ,
-        PLAYDECK_STATE_DIR=str(state),
-        PLAYDECK_CONFIG=str(workdir / "no-config.yml"),
-        TMPDIR=str(workdir),
-        **{MARK_VAR: mark},
-    )
-    env.pop("PLAYDECK_SUPERVISOR_MODULE", None)
-    env.update(bytecode_env())
+    env = bench_env(workdir)  # no server: `playdeck run` is self-contained (a socket nobody serves, to be sure)
+    env.update(PLAYDECK_STATE_DIR=str(state), PLAYDECK_SOCKET=str(workdir / "no-server" / "s.sock"), **{MARK_VAR: mark})
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui", "run", str(jobfile), "--no-preflight"],
         cwd=ROOT,
@@ -1070,20 +732,24 @@ def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
     ours = _console_cpu_run(jobfile, workdir, names, timeout)
     load1 = loadavg()
     head = _headless_cpu_run(jobfile, workdir, timeout)
-    per_event = ours["own"] * 1000 / max(1, ours["events"])
-    share = ours["own"] / max(1e-9, ours["own"] + ours["children"]) * 100
+    events = max(1, ours["events"])
+    per_event = ours["own"] * 1000 / events
+    total = ours["own"] + ours["server"]
+    share = ours["own"] / max(1e-9, total) * 100
+    h_total = head["own"] + head["children"]
     h_per_event = head["own"] * 1000 / max(1, head["events"])
-    h_share = head["own"] / max(1e-9, head["own"] + head["children"]) * 100
+    h_share = head["own"] / max(1e-9, h_total) * 100
     left = ours["leftover"] + head["leftover"]
     notes = (
         f"{len(jobs)} chatty jobs to completion ({'complete' if ours['done'] else 'NOT all finished'}: "
-        f"{sorted(set(ours['statuses'].values()))}); {ours['events']} events (headless {head['events']}) in "
-        f"{ours['wall']:.0f} s; console {ours['own']:.2f} s CPU from first frame to all jobs ended "
-        f"(+{ours['startup']:.2f} s before its first frame, excluded); headless {head['own']:.2f} s; "
-        f"1-min load {load0.split()[0]} -> {load1.split()[0]}; console main thread waited {ours['waited']:.0f} s "
-        f"for a CPU; with all jobs ended the console still used {ours['idle_rate'] * 1000:.0f} ms CPU per second, "
-        f"so {max(0.0, ours['own'] - ours['idle_rate'] * ours['wall']) * 1000 / max(1, ours['events']):.2f} ms/event "
-        f"is left beyond that fixed cost"
+        f"{sorted(set(ours['statuses'].values()))}); {ours['events']} events ingested by the server (headless "
+        f"{head['events']}) in {ours['wall']:.0f} s; console's own CPU {ours['own']:.2f} s from first frame to all "
+        f"jobs ended (+{ours['startup']:.2f} s before its first frame, excluded); baseline: the headless process's own "
+        f"CPU {head['own']:.2f} s (it runs the engine too); 1-min load {load0.split()[0]} -> {load1.split()[0]}; "
+        f"console main thread waited {ours['waited']:.0f} s for a CPU; with all jobs ended the console still used "
+        f"{ours['idle_rate'] * 1000:.0f} ms CPU per second, so "
+        f"{max(0.0, ours['own'] - ours['idle_rate'] * ours['wall']) * 1000 / events:.3f} ms/event is left beyond "
+        f"that fixed cost"
     )
     return [
         row("console.cpu.per_event", per_event, "ms/event", h_per_event, "<= 0.2 ms/event", per_event <= 0.2, notes),
@@ -1094,9 +760,30 @@ def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
             h_share,
             "<= 3 %",
             share <= 3.0,
-            f"console CPU / (console + all its descendants' CPU, from cutime+cstime) over the same window; "
-            f"run total {ours['own'] + ours['children']:.1f} s CPU (headless run {head['own'] + head['children']:.1f} s)"
+            "console's own CPU / (console + server, the server with utime+stime+cutime+cstime: its engine and "
+            "every job process) over the same window; baseline: headless own / (own + cutime+cstime)",
+        ),
+        row(
+            "console.cpu.whole_run",
+            total,
+            "s",
+            h_total,
+            None,
+            None,
+            f"CPU of the whole run: console own {ours['own']:.2f} s + server {ours['server']:.2f} s (its own "
+            f"{ours['server_own']:.2f} s, the rest its reaped jobs) vs headless `playdeck run` own + children "
+            f"{head['own']:.2f} + {head['children']:.2f} s (rc {head['rc']})"
             + (f"; LEFT BEHIND (killed): {left}" if left else "; nothing left running"),
+        ),
+        row(
+            "console.cpu.server_engine_per_event",
+            ours["server_own"] * 1000 / events,
+            "ms/event",
+            h_per_event,
+            None,
+            None,
+            f"the server process's own CPU (engine, socket, one console attached) per event vs the headless "
+            f"process's own; the server idle afterwards: {ours['server_idle'] * 1000:.0f} ms CPU per second",
         ),
     ]
 
@@ -1105,18 +792,47 @@ def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    """Startup, keys under load and console CPU; `quick` takes fewer samples and smaller jobs (about 4 minutes
-    on this machine, full about 12). A bench that fails becomes one row saying why."""
+    """Startup, attach, events through the server, keys under load and CPU of a whole run; `quick` takes fewer
+    samples and smaller jobs. A bench that fails becomes one row saying why; no server is left running."""
     rows: list[dict[str, Any]] = []
     warm_bytecode()
     with tempfile.TemporaryDirectory(prefix="playdeck-bench-console-") as tmp:
         workdir = Path(tmp)
-        for name, bench in (("startup", bench_startup), ("keys", lambda q, w: bench_keys(q, w)[0]), ("cpu", bench_cpu)):
+        benches: list[tuple[str, Callable[[bool, Path], list[dict[str, Any]]]]] = [
+            ("startup", bench_startup),
+            ("attach", bench_attach),
+            ("events", bench_events),
+            ("keys", lambda q, w: bench_keys(q, w)[0]),
+            ("cpu", bench_cpu),
+        ]
+        for name, bench in benches:
             try:
                 rows.extend(bench(quick, workdir))
             except Exception as exc:  # one bench failing must not hide the others
                 rows.append(row(f"console.{name}", None, "", notes=f"bench failed: {type(exc).__name__}: {exc}"))
+        rows.append(_leftovers(workdir))
     return rows
+
+
+def _leftovers(workdir: Path) -> dict[str, Any]:
+    """Every process still carrying one of this run's sockets (servers, jobs, consoles), killed by pid."""
+    needle = f"PLAYDECK_SOCKET={workdir}/".encode()
+    left = [p for p in pids_with_env(needle.decode()) if alive(p)]
+    names = [f"{p} {cmdline(p)[:60]}" for p in left]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return row(
+        "console.leftover_processes",
+        len(left),
+        "",
+        None,
+        "0",
+        not left,
+        f"processes with this run's PLAYDECK_SOCKET alive after every bench (killed now): {names or 'none'}",
+    )
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
