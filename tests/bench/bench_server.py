@@ -478,9 +478,9 @@ async def stalled(tmp: Path, env: dict[str, str], quick: bool) -> list[dict[str,
     queued: dict[int, int] = {}
     try:
         await server.start(FLOOD_JOBS)
-        clients = [Client(server, tmp, f"stall-{k}", names) for k in ("ok", "stopped")]
-        for client in clients:
-            await client.started()
+        for label in ("ok", "stopped"):  # one after the other: the server numbers them in that order
+            clients.append(Client(server, tmp, f"stall-{label}", names))
+            await clients[-1].started()
         healthy, stopped = clients
         stopped.proc.send_signal(signal.SIGSTOP)
         go = tmp / "go-stall"
