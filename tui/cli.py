@@ -96,7 +96,14 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-preflight",
         action="store_true",
-        help="skip checking inventories and limits with Ansible before anything runs",
+        help="skip checking inventories and limits with Ansible before anything runs "
+        "(a job file with lock: hosts then is invalid input)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="run jobs that touch the job file's protected hosts (protect:); without it they exit 2, "
+        "naming the job and the hosts; audited either way",
     )
     return parser
 
@@ -114,7 +121,8 @@ def _is_job_file(path: Path, inventory_given: bool) -> bool:
     return isinstance(data, dict)
 
 
-def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | None]:
+def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | None, tuple[str, ...]]:
+    """The jobs, the job file's max_parallel and its protected host patterns."""
     targets = [Path(t).expanduser().resolve() for t in args.targets]
     missing = [Problem(t, None, "", "does not exist") for t in targets if not t.is_file()]
     if missing:
@@ -134,7 +142,7 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
                 ]
             )
         job_file = load_job_file(targets[0])
-        return job_file.jobs, job_file.max_parallel
+        return job_file.jobs, job_file.max_parallel, job_file.protect
     problems: list[Problem] = []
     if not args.inventory:
         problems.append(Problem(targets[0], None, "-i", "running a playbook needs an inventory: -i INVENTORY"))
@@ -181,22 +189,71 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
                 extra_vars=extra_vars or None,
             )
         )
-    return specs, None
+    return specs, None, ()
 
 
-def _preflight(specs: list[JobSpec], source: Path) -> tuple[Check, Callable[[], None]]:
-    """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects.
-    Starts the check; the returned call raises InputError once the answer says so."""
+def _preflight(
+    specs: list[JobSpec], source: Path, protect: tuple[str, ...]
+) -> tuple[Check, Callable[[], list[JobSpec]]]:
+    """Inventories and limits checked by Ansible itself, so nothing starts on input it rejects;
+    the same check resolves each job's hosts (for locks) and the protected ones among them.
+    Starts the check; the returned call raises InputError once the answer says so, else
+    gives the specs with their resolved hosts."""
     from tui.core.planning.preflight import start_check  # noqa: PLC0415
 
-    check = start_check(specs)
+    check = start_check(specs, protect)
 
-    def verdict() -> None:
+    def verdict() -> list[JobSpec]:
         found = check()
         if found:
             raise InputError([Problem(source, None, f"job {name!r}", why) for name, why in found.items()])
+        return check.resolved()
 
     return check, verdict
+
+
+def _unlocked(specs: list[JobSpec], source: Path) -> None:
+    """Without the preflight no host is resolved: a `lock: hosts` job could lock nothing."""
+    from tui.core.scheduling.locks import UnresolvedLock, check_resolved  # noqa: PLC0415
+
+    try:
+        check_resolved(specs)
+    except UnresolvedLock as exc:
+        raise InputError([Problem(source, None, "lock", f"{exc} (--no-preflight)")]) from None
+
+
+def _protected(args: argparse.Namespace, check: Check | None, specs: list[JobSpec], protect: tuple[str, ...]) -> bool:
+    """Whether the run may go on: jobs touching protected hosts need --yes. Audited either way
+    (one entry per job), and refused with the job and its hosts named."""
+    from tui.core.scheduling import protect as protection  # noqa: PLC0415
+    from tui.core.storage.audit import AuditLog  # noqa: PLC0415
+
+    if not protect:
+        return True
+    if check is not None:
+        found = protection.touched(check.protected)
+        said = protection.lines(found, protect)
+    else:  # unresolved: every job may touch one
+        found = {spec.name: [] for spec in specs}
+        said = protection.unchecked_lines(list(found), protect)
+    if not found:
+        return True
+    audit = AuditLog((args.state_dir or default_state_dir()) / "audit.jsonl")
+    for name, hosts in found.items():
+        action = "protect-confirmed" if args.yes else "protect-refused"
+        audit.record(
+            action,
+            name,
+            hosts=hosts or None,
+            protect=list(protect),
+            via="playdeck run --yes" if args.yes else "playdeck run",
+        )
+    if args.yes:
+        return True
+    _err("playdeck: protected targets, nothing was run (confirm with --yes):")
+    for line in said:
+        _err(f"  {line}")
+    return False
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -207,18 +264,23 @@ def cmd_run(argv: list[str]) -> int:
     check: Check | None = None
     _catch_interrupts()
     try:
-        specs, file_parallel = _specs_from_args(args)
+        specs, file_parallel, protect = _specs_from_args(args)
         problem = _state_dir_problem(args.state_dir)
         if problem is not None:
             _err(problem + ", nothing was run")
             return EXIT_INVALID
         verdict = None
-        if not args.no_preflight:
-            check, verdict = _preflight(specs, Path(args.targets[0]).expanduser().resolve())
+        source = Path(args.targets[0]).expanduser().resolve()
+        if args.no_preflight:
+            _unlocked(specs, source)
+        else:
+            check, verdict = _preflight(specs, source, protect)
         from tui.headless import Interrupt, latch_signals, run_headless  # rich and asyncio, while the check runs
 
         if verdict is not None:
-            verdict()
+            specs = verdict()
+        if not _protected(args, check, specs, protect):
+            return EXIT_INVALID
         interrupt = Interrupt()
         latch_signals(interrupt)  # from here a signal cancels the jobs: the loop takes it over
     except InputError as exc:

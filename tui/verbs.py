@@ -26,9 +26,10 @@ from tui.client.autostart import (
     socket_path,
     wait_gone,
 )
-from tui.client.connection import ClientError, Connection, ServerError, Unreachable
+from tui.client.connection import SUBMIT_TIMEOUT, ClientError, Connection, ServerError, Unreachable
 from tui.core.durations import DurationError, format_duration, parse_duration
 from tui.core.sanitize import sanitize, strip_sgr
+from tui.core.scheduling.protect import REFUSED as PROTECTED
 from tui.streams import say
 
 OK, REFUSED, INVALID, UNREACHABLE = 0, 1, 2, 3
@@ -160,15 +161,25 @@ async def _submit(args: argparse.Namespace, conn: Connection) -> int:
     if not path.is_file():
         err(f"playdeck: {path}: no such job file, nothing was submitted")
         return INVALID
-    try:
-        names = await conn.submit(path, preflight=not args.no_preflight)
+    body: dict[str, Any] = {"jobfile": str(path)}
+    if args.no_preflight:
+        body["preflight"] = False
+    if args.yes:
+        body["yes"] = True  # jobs touching the file's protected hosts (protect:) may run
+    try:  # Connection.submit has no `yes` yet: the same request, with it
+        answer = await conn.request("POST", "/v1/jobs", body, timeout=SUBMIT_TIMEOUT)
     except ServerError as exc:
-        if exc.status == 400:
-            err("playdeck: invalid input, nothing was submitted:")
+        if exc.status == 400 or (exc.status == 409 and exc.error == PROTECTED):
+            err(
+                "playdeck: invalid input, nothing was submitted:"
+                if exc.status == 400
+                else "playdeck: protected targets, nothing was submitted (confirm with --yes):"
+            )
             for problem in exc.problems or [exc.error]:
                 err(f"  {problem}")
             return INVALID
         raise
+    names = [str(name) for name in (answer or {}).get("jobs", [])]
     for name in names:
         out(name)
     return OK
@@ -297,6 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     submit = verbs.add_parser("submit", help="submit a job file's jobs")
     submit.add_argument("jobfile", type=Path)
     submit.add_argument("--no-preflight", action="store_true", help="skip Ansible's check of inventories and limits")
+    submit.add_argument(
+        "--yes", action="store_true", help="submit jobs that touch the file's protected hosts (protect:); audited"
+    )
     for name, text in (
         ("cancel", "cancel a job"),
         ("retry", "run a job again"),

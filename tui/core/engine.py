@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tui.core.job import Job, Prompt, failure_summary, restored_job
-from tui.core.planning.spec import RETRYABLE, JobSpec, Status
+from tui.core.planning.spec import RETRYABLE, JobSpec, Status, launch_args
 from tui.core.running.attempt import Attempt, AttemptProcess, now, runner_kwargs
 from tui.core.sanitize import remember_real_names, sanitize, sanitized, strip_sgr
 from tui.core.scheduling import circuit
 from tui.core.scheduling.chains import start_order
 from tui.core.scheduling.links import ChainError, Releaser, bind, check_batch, first_status, retry_status
+from tui.core.scheduling.locks import HostLocks, UnresolvedLock, check_resolved
 from tui.core.storage.audit import AuditLog
 from tui.core.storage.history import job_record, owner, write_json
 from tui.core.storage.logstore import LogTail, attempt_dir, new_run_id, slug
@@ -78,6 +79,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._releaser = Releaser(self._set_status)
+        self._locks = HostLocks()  # `lock: hosts`: who holds which host, who waits
         self._draining = False  # closing: nothing starts or unblocks any more
 
     # -- observing ----------------------------------------------------------
@@ -95,6 +97,10 @@ class Engine:
                 log.exception("listener failed")
 
     def _set_status(self, job: Job, status: Status, message: str = "") -> None:
+        if job.status is Status.RUNNING and status is not Status.RUNNING:
+            self._locks.release(job)  # the caller schedules again: a job waiting for its hosts may start
+        if status is not Status.BLOCKED:
+            self._locks.forget(job)
         job.status = status
         job.message = message
         self._save(job)
@@ -149,7 +155,8 @@ class Engine:
                 raise EngineError(f"the name {spec.name!r} is given to more than one job")
         try:
             check_batch({spec.name: spec.after for spec in specs}, lambda name: self._newest(name) is not None)
-        except ChainError as exc:
+            check_resolved(specs)
+        except (ChainError, UnresolvedLock) as exc:
             raise EngineError(str(exc)) from None
         jobs = [self._new_job(spec, secrets) for spec in specs]
         bind(jobs, self._newest)
@@ -157,7 +164,7 @@ class Engine:
             self.record(
                 "adhoc" if job.spec.module else "launch",
                 job,
-                **_launch_args(job.spec),
+                **launch_args(job.spec),
                 prompts=sorted(k for k, v in job.secrets.items() if v),
             )  # which, never what
         for job in jobs:
@@ -341,9 +348,18 @@ class Engine:
         if self._draining:
             return
         running = sum(1 for j in self.jobs if j.status is Status.RUNNING)
-        for job in start_order(j for j in self.jobs if j.status is Status.QUEUED):  # priority, then file order
+        self._locks.new_pass()
+        ready = (j for j in self.jobs if j.status is Status.QUEUED or self._locks.is_waiting(j))
+        for job in start_order(ready):  # priority, then file order
             if running >= self.max_parallel:
-                break
+                if job.status is Status.BLOCKED:  # waited for a lock: now, like any queued job, for a slot
+                    self._set_status(job, Status.QUEUED)
+                continue
+            why = self._locks.take(job)  # all its hosts or none (`lock: hosts` jobs only)
+            if why is not None:
+                if (job.status, job.message) != (Status.BLOCKED, why):
+                    self._set_status(job, Status.BLOCKED, why)
+                continue
             running += 1
             self._start(job)
 
@@ -482,19 +498,6 @@ class Engine:
         if job._timer is not None:
             job._timer.cancel()
             job._timer = None
-
-
-def _launch_args(spec: JobSpec) -> dict[str, Any]:
-    return {
-        "target": spec.target,
-        "inventory": str(spec.inventory),
-        "limit": spec.limit,
-        "extra_vars": spec.extra_vars,
-        "timeout": spec.timeout,
-        "retries": spec.retries,
-        "check": spec.check or None,
-        "tags": spec.tags,
-    }
 
 
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9_.-]+")  # never a pattern, never split: safe in a comma list

@@ -18,6 +18,8 @@ from tui.core.job import Job
 from tui.core.planning.jobfile import InputError, Problem, load_job_file
 from tui.core.planning.spec import JobSpec
 from tui.core.planning.wirespec import SpecError, spec_from_json
+from tui.core.scheduling import protect as protection
+from tui.core.scheduling.locks import UnresolvedLock, check_resolved
 from tui.server.http import SERVER, audit, body, error, fail
 from tui.server.logs import stream_log
 from tui.server.state import Server
@@ -51,10 +53,16 @@ def _secrets(raw: Any) -> dict[str, str]:
 
 
 async def post_jobs(request: web.Request) -> web.Response:
-    """Validate like `playdeck run` (job file or spec, then preflight); submit all or nothing."""
+    """Validate like `playdeck run` (job file or spec, then preflight); submit all or nothing.
+    The preflight also resolves each job's hosts (for `lock: hosts`) and the protected ones:
+    a submission touching a protected host needs "yes": true, else 409 naming job and hosts."""
     server = request.app[SERVER]
     data = await body(request)
     secrets: dict[str, str] = {}
+    protect: tuple[str, ...] = ()
+    yes = data.get("yes", False)
+    if not isinstance(yes, bool):
+        return error(400, '"yes" must be true or false')
     if "spec" in data:
         try:
             secrets = _secrets(data.get("secrets"))
@@ -71,7 +79,8 @@ async def post_jobs(request: web.Request) -> web.Response:
         if not where.is_absolute():
             return error(400, f"jobfile must be an absolute path: {raw}")
         try:
-            specs = (await asyncio.to_thread(load_job_file, where)).jobs
+            job_file = await asyncio.to_thread(load_job_file, where)
+            specs, protect = job_file.jobs, job_file.protect
         except InputError as exc:
             return error(400, INVALID, [str(p) for p in exc.problems])
         args = {"jobfile": str(where)}
@@ -79,13 +88,29 @@ async def post_jobs(request: web.Request) -> web.Response:
     if clash := _clashes(server, names):
         return error(409, CLASH, clash)
     if data.get("preflight", True) is not False:
-        found = await asyncio.to_thread(server.spares.take(specs))  # a warm preflight worker
+        check = server.spares.take(specs).assign(specs, protect)  # a warm preflight worker
+        found = await asyncio.to_thread(check)
         if found:
             return error(400, INVALID, [_preflight_problem(where, name, why) for name, why in found.items()])
+        specs = check.resolved()
+        touched = protection.touched(check.protected)
+        said = protection.lines(touched, protect)
+    else:
+        try:
+            check_resolved(specs)
+        except UnresolvedLock as exc:
+            return error(400, INVALID, [f"lock: {exc} (preflight: false)"])
+        touched = {spec.name: [] for spec in specs} if protect else {}
+        said = protection.unchecked_lines(list(touched), protect)
+    if touched and not yes:
+        audit(request, "protect-refused", **args, protected=touched, protect=list(protect))
+        return web.json_response({"error": protection.REFUSED, "problems": said, "protected": touched}, status=409)
     if server.stopping.is_set():
         return error(409, "the server is stopping, nothing was submitted")
     if clash := _clashes(server, names):  # another submission may have won during the preflight
         return error(409, CLASH, clash)
+    if touched:  # confirmed: who said yes to which protected hosts
+        args.update(protected=touched, protect=list(protect), yes=True)
     audit(request, "submit", **args, jobs=names)  # never the secrets: the engine records which, not what
     return _submit(server, specs, secrets)
 

@@ -13,10 +13,10 @@ from typing import Any, Callable
 import yaml
 
 from tui.core.durations import DurationError, parse_duration
-from tui.core.planning.spec import CONDITIONS, JobSpec
+from tui.core.planning.spec import CONDITIONS, LOCKS, JobSpec
 from tui.core.scheduling.chains import cycle, parents_first
 
-TOP_KEYS = ("inventory", "max_parallel", "jobs")
+TOP_KEYS = ("inventory", "max_parallel", "lock", "protect", "jobs")
 JOB_KEYS = (
     "name",
     "playbook",
@@ -38,6 +38,7 @@ JOB_KEYS = (
     "priority",
     "after",
     "circuit",
+    "lock",
 )
 
 
@@ -68,6 +69,7 @@ class JobFile:
     path: Path
     max_parallel: int | None
     jobs: list[JobSpec]
+    protect: tuple[str, ...] = ()  # host patterns (names, globs, groups) a run must confirm
 
 
 class _Walker:
@@ -200,6 +202,26 @@ def _after(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _lock(raw: Any) -> str:
+    """`lock`: "hosts" (a job may also say "none", to opt out of a file-wide default)."""
+    if raw not in LOCKS:
+        raise ValueError
+    return str(raw)
+
+
+def _job_lock(raw: Any) -> str:
+    return "none" if raw == "none" else _lock(raw)
+
+
+def _patterns(raw: Any) -> tuple[str, ...]:
+    """`protect`: a host pattern, or a list of them (names, fnmatch globs, group names)."""
+    if isinstance(raw, str) and raw.strip():
+        return (raw,)
+    if isinstance(raw, list) and raw and all(isinstance(x, str) and x.strip() for x in raw):
+        return tuple(raw)
+    raise TypeError
+
+
 def _vars(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise TypeError
@@ -277,6 +299,12 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
     max_parallel = None
     if "max_parallel" in top:
         max_parallel = w.typed(top["max_parallel"][1], "max_parallel", _int_at_least(1), "a whole number >= 1")
+    lock = None
+    if "lock" in top:
+        lock = w.typed(top["lock"][1], "lock", _lock, "hosts (the only lock; leave it out for none)")
+    protect: tuple[str, ...] = ()
+    if "protect" in top:
+        protect = w.typed(top["protect"][1], "protect", _patterns, "a host pattern or a list of them") or ()
     specs: list[JobSpec] = []
     if "jobs" not in top:
         if top:
@@ -289,7 +317,7 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
             seen: dict[str, int] = {}
             afters: dict[str, tuple[yaml.Node, str]] = {}
             for index, node in enumerate(jobs_node.value):
-                spec = _job(w, node, f"jobs[{index}]", default_inventory, "inventory" in top)
+                spec = _job(w, node, f"jobs[{index}]", default_inventory, "inventory" in top, lock)
                 if spec is None:
                     continue
                 if spec.name in seen:
@@ -303,7 +331,7 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
             specs = _chained(w, specs, afters, _names(jobs_node))
     if w.problems:
         raise InputError(w.problems)
-    return JobFile(w.path, max_parallel, specs)
+    return JobFile(w.path, max_parallel, specs, protect)
 
 
 def _fields_of(node: yaml.Node) -> dict[str, yaml.Node]:
@@ -349,7 +377,9 @@ def _chained(
     return sorted(specs, key=lambda spec: order[spec.name])
 
 
-def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, has_default: bool) -> JobSpec | None:
+def _job(
+    w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, has_default: bool, lock: str | None
+) -> JobSpec | None:
     before = len(w.problems)
     fields = w.mapping(node, key, JOB_KEYS)
     if not isinstance(node, yaml.MappingNode):
@@ -376,6 +406,7 @@ def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, 
         "priority": (_int, "a whole number (higher starts first)"),
         "circuit": (_int_at_least(1), "a whole number >= 1 (failed attempts in a row)"),
         "after": (_after, "a job name, a list of job names, or a mapping {name: success|failure|always}"),
+        "lock": (_job_lock, "hosts, or none (no lock, whatever the file-wide default)"),
     }
     for name, (knode, vnode) in fields.items():
         full = f"{key}.{name}"
@@ -398,6 +429,7 @@ def _job(w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, 
     if len(w.problems) != before:
         return None
     values.setdefault("inventory", default_inventory)
+    values["lock"] = None if values.get("lock", lock) == "none" else values.get("lock", lock)
     if values["inventory"] is None:  # the top-level inventory was itself invalid, already reported
         return None
     return JobSpec(**{k: v for k, v in values.items() if v is not None})

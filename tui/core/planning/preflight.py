@@ -1,5 +1,8 @@
 """Checks that need Ansible itself, run once before a headless run so bad input exits 2 and runs nothing.
 
+The same pass resolves each job's target hosts (inventory + limit + its plays' `hosts:`), for
+host locks, and which of them a file's `protect:` patterns cover: one Ansible import for all.
+
 An inventory Ansible cannot parse (it would call that "no hosts matched" and
 succeed), an inventory script that fails, and a `--limit` that matches no host
 are all found by asking Ansible's own inventory manager, in one short-lived
@@ -13,8 +16,11 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
+
+import yaml
 
 from tui.core.planning.spec import JobSpec
 from tui.core.running import procs
@@ -43,14 +49,26 @@ class Check:
         )
         self.specs: list[JobSpec] = []
         self.data = b""
+        self.protect: tuple[str, ...] = ()
+        # once called: each job's resolved hosts, and the protected ones among them (job name -> names)
+        self.hosts: dict[str, list[str]] = {}
+        self.protected: dict[str, list[str]] = {}
         if specs is not None:
             self.assign(specs)
 
-    def assign(self, specs: list[JobSpec]) -> Check:
-        """The jobs this worker checks: their inventories and limits, sent when the answer is asked for."""
+    def assign(self, specs: list[JobSpec], protect: Iterable[str] = ()) -> Check:
+        """The jobs this worker checks: their inventories, limits and playbooks, and the host
+        patterns that are protected; sent when the answer is asked for."""
         self.specs = list(specs)
+        self.protect = tuple(protect)
         request = [
-            {"name": s.name, "inventory": str(s.inventory), "limit": s.limit or (s.module and "all")}
+            {
+                "name": s.name,
+                "inventory": str(s.inventory),
+                "limit": s.limit or (s.module and "all"),
+                "playbook": str(s.playbook) if s.playbook is not None else None,
+                "protect": list(self.protect),
+            }
             for s in self.specs
         ]
         self.data = json.dumps(request).encode()
@@ -64,10 +82,16 @@ class Check:
             self.stop()
             return {s.name: f"checking inventory {s.inventory} took over {TIMEOUT:.0f}s" for s in specs}
         try:
-            return json.loads(out)
-        except ValueError:
+            answer = json.loads(out)
+            self.hosts, self.protected = dict(answer["hosts"]), dict(answer["protected"])
+            return dict(answer["problems"])
+        except (ValueError, KeyError, TypeError):
             detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             return {s.name: f"could not check the inventory: {detail[0]}" for s in specs}
+
+    def resolved(self) -> list[JobSpec]:
+        """The checked specs with their resolved hosts (call after the answer said all is well)."""
+        return [replace(s, resolved_hosts=tuple(self.hosts.get(s.name, ()))) for s in self.specs]
 
     def started(self) -> set[int]:
         """Every live process of the check: its session (inventory scripts that outlived the worker
@@ -95,13 +119,13 @@ class Check:
         return left
 
 
-def start_check(specs: Iterable[JobSpec]) -> Check:
+def start_check(specs: Iterable[JobSpec], protect: Iterable[str] = ()) -> Check:
     """Start checking now; calling the result waits for the answer: job name -> what is wrong with
     its inventory or limit, empty when all is well.
 
     Started early, the check (most of it is importing Ansible) overlaps the caller's own start-up.
     """
-    return Check(list(specs))
+    return Check().assign(list(specs), protect) if protect else Check(list(specs))
 
 
 def _why(noise: str) -> str:
@@ -112,14 +136,69 @@ def _why(noise: str) -> str:
     return ""
 
 
+IMPORTS = ("import_playbook", "ansible.builtin.import_playbook")
+
+
+def play_patterns(path: Path, depth: int = 0) -> list[str]:
+    """The `hosts:` of every play of a playbook, following `import_playbook`. Whatever cannot be
+    read without running Ansible (a templated pattern or path, a broken file) counts as "all":
+    a lock or a protection may cover too much, never too little."""
+    from tui.core.planning.jobfile import _AnyTagLoader  # noqa: PLC0415
+
+    try:
+        plays = yaml.load(path.read_text(encoding="utf-8"), Loader=_AnyTagLoader)  # noqa: S506 - safe loader
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ["all"]
+    if not isinstance(plays, list) or depth > 20:
+        return ["all"]
+    patterns: list[str] = []
+    for play in plays:
+        if not isinstance(play, dict):
+            continue
+        imported = next((play[k] for k in IMPORTS if k in play), None)
+        if imported is not None:
+            target = path.parent / str(imported)
+            ok = isinstance(imported, str) and "{{" not in imported and target.is_file()
+            patterns += play_patterns(target, depth + 1) if ok else ["all"]
+        elif "hosts" in play:
+            patterns.append(_pattern_of(play["hosts"]))
+    return patterns
+
+
+def _pattern_of(raw: Any) -> str:
+    if isinstance(raw, list):
+        raw = ",".join(str(x) for x in raw)
+    text = str(raw) if raw is not None else ""
+    return "all" if not text.strip() or "{{" in text or "{%" in text else text
+
+
+def _resolve(manager: Any, item: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The job's target hosts (in inventory order) and the protected ones among them."""
+    playbook = item.get("playbook")
+    patterns = play_patterns(Path(playbook)) if playbook else [item.get("limit") or "all"]
+    limit = item.get("limit")
+    manager.subset(limit if playbook else None)
+    try:
+        hosts = [h.name for h in manager.get_hosts(patterns)] if patterns else []
+    finally:
+        manager.subset(None)
+    covered: set[str] = set()
+    for pattern in item.get("protect") or ():
+        covered.update(h.name for h in manager.get_hosts(pattern))
+    return hosts, [h for h in hosts if h in covered]
+
+
 def main() -> int:
-    """The worker: load each inventory once with Ansible's InventoryManager, try every limit on it."""
+    """The worker: load each inventory once with Ansible's InventoryManager, try every limit on it,
+    and resolve each job's hosts (and the protected ones among them)."""
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
     request = json.load(sys.stdin)
     noise = io.StringIO()
     problems: dict[str, str] = {}
+    hosts: dict[str, list[str]] = {}
+    protected: dict[str, list[str]] = {}
     with redirect_stdout(noise), redirect_stderr(noise):
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
@@ -149,7 +228,12 @@ def main() -> int:
                 manager.subset(None)  # type: ignore[attr-defined]
                 if not matched:
                     problems[item["name"]] = f"limit {limit!r} matches no host in {path}"
-    print(json.dumps(problems))
+                    continue
+            try:
+                hosts[item["name"]], protected[item["name"]] = _resolve(manager, item)
+            except AnsibleError as exc:
+                problems[item["name"]] = f"cannot resolve its hosts: {str(exc).strip().splitlines()[0]}"
+    print(json.dumps({"problems": problems, "hosts": hosts, "protected": protected}))
     return 0
 
 

@@ -49,6 +49,9 @@ CONDITIONS = ("success", "failure", "always")
 #: Outcomes after which automatic retries are allowed (never after cancel or error).
 RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
 
+#: The values of `lock`: only "hosts" (the job's resolved target hosts); no lock is the default.
+LOCKS = ("hosts",)
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -80,6 +83,10 @@ class JobSpec:
     # the jobs it runs after, as (name, condition) pairs; condition in CONDITIONS
     after: tuple[tuple[str, str], ...] = ()
     circuit: int | None = None  # after this many failed/timeout attempts in a row: no more automatic retries
+    lock: str | None = None  # "hosts": holds its resolved hosts while it runs (tui.core.scheduling.locks)
+    # the hosts it targets (inventory + limit + the plays' `hosts:`), as the preflight resolved them
+    # with Ansible's inventory manager; None when not resolved (no preflight). Never read from a client.
+    resolved_hosts: tuple[str, ...] | None = None
 
     @property
     def target(self) -> str:
@@ -93,3 +100,19 @@ def spec_for_playbook(playbook: Path, inventory: Path, name: str | None = None, 
     """A spec from command-line flags, named after the playbook unless given a name."""
     spec = JobSpec(name=name or playbook.stem, inventory=inventory, playbook=playbook)
     return replace(spec, **{k: v for k, v in options.items() if v is not None})
+
+
+def launch_args(spec: JobSpec) -> dict[str, Any]:
+    """What the audit trail records of a launch: the spec's settings (its secrets never reach it)."""
+    return {
+        "target": spec.target,
+        "inventory": str(spec.inventory),
+        "limit": spec.limit,
+        "extra_vars": spec.extra_vars,
+        "timeout": spec.timeout,
+        "retries": spec.retries,
+        "check": spec.check or None,
+        "tags": spec.tags,
+        "lock": spec.lock,
+        "hosts": list(spec.resolved_hosts) if spec.lock and spec.resolved_hosts is not None else None,
+    }

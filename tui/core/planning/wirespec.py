@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tui.core.planning.jobfile import playbook_problem
-from tui.core.planning.spec import CONDITIONS, JobSpec
+from tui.core.planning.spec import CONDITIONS, LOCKS, JobSpec
 
 PATH_KEYS = ("inventory", "playbook", "vault_password_file")
-KEYS = tuple(f.name for f in fields(JobSpec))
+#: resolved_hosts never travels: the server resolves a job's hosts itself (its preflight), a client's word is not taken
+LOCAL_KEYS = ("resolved_hosts",)
+KEYS = tuple(f.name for f in fields(JobSpec) if f.name not in LOCAL_KEYS)
 
 
 class SpecError(ValueError):
@@ -96,6 +98,12 @@ def _after(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _lock(raw: Any) -> str:
+    if raw not in LOCKS:
+        raise ValueError
+    return str(raw)
+
+
 def _module_args(raw: Any) -> str:
     if not isinstance(raw, str):
         raise TypeError
@@ -122,6 +130,7 @@ CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "priority": (_priority, "a whole number"),
     "after": (_after, "a list of [job name, success|failure|always] pairs, each name once"),
     "circuit": (_int(1), "a whole number >= 1"),
+    "lock": (_lock, '"hosts" (or null for no lock)'),
 }
 
 
