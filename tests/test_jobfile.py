@@ -311,3 +311,63 @@ def test_sample_chain_file_is_valid():
     assert jobs["verify"].after == (("deploy", "success"),)
     assert jobs["rollback"].after == (("deploy", "failure"),)
     assert jobs["deploy"].circuit == 2
+
+
+def test_lock_and_protect_as_written(tmp_path):
+    """A file-wide lock is every job's default; a job may say hosts or none; protect is one
+    pattern or a list."""
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        lock: hosts
+        protect: [prod, "db*"]
+        jobs:
+          - name: a
+            playbook: {BOOK}
+          - name: b
+            playbook: {BOOK}
+            lock: none
+        """,
+    )
+    loaded = load_job_file(path)
+    assert [job.lock for job in loaded.jobs] == ["hosts", None]
+    assert loaded.protect == ("prod", "db*")
+    assert all(job.resolved_hosts is None for job in loaded.jobs)  # only the preflight resolves them
+    single = write(
+        tmp_path, f"inventory: {INVENTORY}\nprotect: db\njobs:\n  - {{name: a, playbook: {BOOK}, lock: hosts}}\n"
+    )
+    loaded = load_job_file(single)
+    assert loaded.protect == ("db",) and loaded.jobs[0].lock == "hosts"
+    assert load_job_file(PLAYBOOKS / "chain.yml").protect == ()
+
+
+def test_bad_lock_and_protect_name_file_line_and_key(tmp_path):
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        lock: none
+        protect: []
+        jobs:
+          - name: a
+            playbook: {BOOK}
+            lock: host
+          - name: b
+            playbook: {BOOK}
+            lock: true
+        """,
+    )
+    found = problems(path)
+    assert found[0] == f"{path}:2: lock: expected hosts (the only lock; leave it out for none), got 'none' (str)"
+    assert found[1] == f"{path}:3: protect: expected a host pattern or a list of them, got a list"
+    assert found[2].startswith(f"{path}:7: jobs[0].lock: expected hosts, or none")
+    assert found[3].startswith(f"{path}:10: jobs[1].lock: expected hosts, or none")
+    assert len(found) == 4
+
+
+def test_sample_locks_file_is_valid():
+    loaded = load_job_file(PLAYBOOKS / "locks.yml")
+    jobs = {job.name: job for job in loaded.jobs}
+    assert jobs["deploy-web1"].lock == "hosts" and jobs["report"].lock is None
+    assert loaded.protect == ("db*",)
