@@ -751,17 +751,22 @@ def bench_cpu(quick: bool, workdir: Path) -> list[dict[str, Any]]:
         load1 = loadavg()
         head = _headless_cpu_run(jobfile, workdir, timeout)
         runs.append(_cpu_rows(len(jobs), ours, head, load0, load1))
-    rows = []
-    for same in zip(*runs):
-        ordered = sorted(same, key=lambda r: r["value"])
-        picked = dict(ordered[len(ordered) // 2])
-        if len(same) > 1:
-            picked["notes"] += (
-                f"; the median of {len(same)} interleaved pairs of runs: values "
-                f"{'/'.join(str(r['value']) for r in same)}, baselines {'/'.join(str(r['baseline']) for r in same)}"
-            )
-        rows.append(picked)
-    return rows
+    return [median_row(list(same)) for same in zip(*runs)]
+
+
+def median_row(same: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row of the pair with the median value (the median ratio for a row without a target: a comparison),
+    every pair's figures in its notes."""
+    by_ratio = all(r["target"] is None and r["ratio"] is not None for r in same)
+    ordered = sorted(same, key=lambda r: r["ratio"] if by_ratio else r["value"])
+    picked = dict(ordered[len(ordered) // 2])
+    if len(same) > 1:
+        picked["notes"] += (
+            f"; the pair with the median {'ratio' if by_ratio else 'value'} of {len(same)} interleaved pairs of runs: "
+            f"values {'/'.join(str(r['value']) for r in same)}, baselines {'/'.join(str(r['baseline']) for r in same)}"
+            f", ratios {'/'.join(str(r['ratio']) for r in same)}"
+        )
+    return picked
 
 
 def _cpu_rows(jobs: int, ours: dict[str, Any], head: dict[str, Any], load0: str, load1: str) -> list[dict[str, Any]]:
