@@ -33,9 +33,11 @@ the console's own CPU and the server's (with its reaped children) are read apart
 5. CPU of a whole run: 4 chatty jobs to completion from a job file. Console CPU = its own
    utime+stime from its first frame until every job ended; server CPU = the server's
    utime+stime+cutime+cstime over the same window (read once every supervisor is reaped). Events =
-   lines of every attempt's events.jsonl. Baseline: `python -m tui run JOBFILE --no-preflight`
-   (headless, engine in-process), own and cutime+cstime from its first supervisor to its last
-   reading; the whole-run row compares server + console with it.
+   lines of every attempt's events.jsonl. Baseline: `python -m tui run JOBFILE` (headless, engine
+   in-process), own and cutime+cstime from its first supervisor to its last reading. The whole-run
+   row compares console + server from the console's launch (the server's preflight at submission
+   included) with the headless run's rusage (preflight on too). One pair of runs in quick mode,
+   three interleaved pairs in full: each row from the median pair.
 
 Each console is quit with `q` (then `y` when it asks). Every process is tagged with an environment
 marker; whatever carries it after the console or server is gone is killed by pid and reported.

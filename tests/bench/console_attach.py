@@ -751,7 +751,7 @@ def bench_events(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                 baseline,
                 ">= 20000 events/s",
                 got["rate"] >= 20_000,
-                f"4 replay jobs x {got['events'] // 4} events released at once on a server with {count} console(s) "
+                f"4 replay jobs x {got['events'] // 4} events released at once on a server with {count} console{'s' * (count > 1)} "
                 f"attached (120x40 pty each) and one Mirror client; events on disk / (go -> the engine's last attempt "
                 f"end); statuses {got['statuses']}; server CPU {got['server_us']:.1f} us/event with its replay "
                 f"supervisors ({got['server_own_us']:.1f} us/event its own); baseline: a bare json.loads reader of the "
