@@ -92,6 +92,10 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK if len(fields) > 12 else 0.0
 
 
+def autogroup() -> str:
+    return _read("/proc/sys/kernel/sched_autogroup_enabled").decode().strip() or "?"
+
+
 def cpu_ns(pid: int) -> int:
     """CPU nanoseconds of a process's live threads (schedstat): finer than stat's clock ticks."""
     total = 0
@@ -636,7 +640,7 @@ async def submits(server: Server, tmp: Path, env: dict[str, str], quick: bool) -
             cli_ls.append((await asyncio.to_thread(timed, [str(BIN / "playdeck"), "ls", "--json"], server.env))[0])
         order = ["bare", "submit", "submit", "bare"]
         if not quick:  # and xargs at the server's job nice: what the priority alone costs under load
-            order += ["nice", "submit", "bare", "nice"]
+            order += ["nice", "submit", "bare", "nice"]  # (see the row's note about autogroups)
         for rep, kind in enumerate(order):
             work = tmp / "work" / f"{kind}-{rep}"
             work.mkdir(parents=True)
@@ -708,7 +712,9 @@ async def submits(server: Server, tmp: Path, env: dict[str, str], quick: bool) -
                 "s",
                 baseline=round(statistics.median(niced), 3),
                 notes=f"the same later submissions vs `nice -n 10 xargs -P {PARALLEL}` (the server's job nice), "
-                f"runs [{nums(niced)}] s: the comparison with the priority taken out",
+                f"runs [{nums(niced)}] s; with sched_autogroup_enabled={autogroup()} a nice only ranks a process "
+                f"within its session (the bench's own, here), so this shows the priority's share only "
+                f"where autogroup is off",
             )
         ]
         if niced
