@@ -172,19 +172,24 @@ def _pattern_of(raw: Any) -> str:
     return "all" if not text.strip() or "{{" in text or "{%" in text else text
 
 
-def _resolve(manager: Any, item: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The job's target hosts (in inventory order) and the protected ones among them."""
+def _resolve(manager: Any, item: dict[str, Any], plays: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """The job's target hosts (in inventory order) and the protected ones among them; `plays`
+    caches each playbook's patterns and each inventory's protected hosts (a file of many jobs often
+    runs one playbook many times)."""
     playbook = item.get("playbook")
-    patterns = play_patterns(Path(playbook)) if playbook else [item.get("limit") or "all"]
+    if playbook and playbook not in plays:
+        plays[playbook] = play_patterns(Path(playbook))
+    patterns = plays[playbook] if playbook else [item.get("limit") or "all"]
     limit = item.get("limit")
     manager.subset(limit if playbook else None)
     try:
         hosts = [h.name for h in manager.get_hosts(patterns)] if patterns else []
     finally:
         manager.subset(None)
-    covered: set[str] = set()
-    for pattern in item.get("protect") or ():
-        covered.update(h.name for h in manager.get_hosts(pattern))
+    key = f"\0protect\0{item['inventory']}"  # the file's patterns, resolved once per inventory
+    if key not in plays:
+        plays[key] = [h.name for pattern in item.get("protect") or () for h in manager.get_hosts(pattern)]
+    covered = set(plays[key])
     return hosts, [h for h in hosts if h in covered]
 
 
@@ -199,6 +204,7 @@ def main() -> int:
     problems: dict[str, str] = {}
     hosts: dict[str, list[str]] = {}
     protected: dict[str, list[str]] = {}
+    plays: dict[str, list[str]] = {}
     with redirect_stdout(noise), redirect_stderr(noise):
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
@@ -230,7 +236,7 @@ def main() -> int:
                     problems[item["name"]] = f"limit {limit!r} matches no host in {path}"
                     continue
             try:
-                hosts[item["name"]], protected[item["name"]] = _resolve(manager, item)
+                hosts[item["name"]], protected[item["name"]] = _resolve(manager, item, plays)
             except AnsibleError as exc:
                 problems[item["name"]] = f"cannot resolve its hosts: {str(exc).strip().splitlines()[0]}"
     print(json.dumps({"problems": problems, "hosts": hosts, "protected": protected}))
