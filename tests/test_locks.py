@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INVENTORY, PLAYBOOKS, ROOT
+from tests.conftest import INVENTORY, PLAYBOOKS, ROOT, run
+from tests.test_chains import flagged, quick, statuses
 from tests.test_server import audit, server, wait_for  # noqa: F401 - `server` is a fixture
 from tui.core.engine import Engine, EngineError
 from tui.core.planning.preflight import play_patterns, start_check
-from tui.core.planning.spec import JobSpec, spec_for_playbook
+from tui.core.planning.spec import JobSpec, Status, spec_for_playbook
 from tui.core.planning.wirespec import spec_from_json, spec_to_json
 from tui.core.scheduling.locks import HostLocks
 
@@ -71,6 +72,39 @@ def test_a_lock_without_resolved_hosts_is_refused_and_lock_travels_on_the_wire()
         spec_from_json({**data, "resolved_hosts": ["web01"]})
     with pytest.raises(ValueError, match='lock: expected "hosts"'):
         spec_from_json({**data, "lock": "host"})
+
+
+# -- through the engine, real Ansible (the hosts as the preflight would give them) ------------
+
+
+def test_a_job_waiting_to_retry_frees_its_hosts_and_a_blocked_one_can_be_canceled(tmp_path):
+    """p fails and waits 2 s to retry: its host is free meanwhile, so q (blocked on it) runs; r,
+    blocked too, is canceled before it runs. No two attempts on db01 ever overlap."""
+    locked = {"lock": "hosts", "resolved_hosts": ("db01",)}
+
+    async def main():
+        engine = Engine(max_parallel=4)
+        seen = statuses(engine)
+        p, q, r = engine.add_all(
+            [
+                flagged(tmp_path, "p", retries=1, retry_delay=4, **locked),
+                quick("q", extra_vars={"slow_seconds": 1}, **locked),
+                quick("r", **locked),
+            ]
+        )
+        at_once = [(j.status, j.message) for j in (q, r)]
+        engine.cancel(r)
+        await engine.wait_idle()
+        return p, q, r, at_once, seen
+
+    p, q, r, at_once, seen = run(main())
+    assert at_once == [(Status.BLOCKED, "waiting for host db01 (locked by p)")] * 2
+    assert r.status is Status.CANCELED and r.attempts == []
+    assert p.status is Status.FAILED and len(p.attempts) == 2 and q.status is Status.SUCCESSFUL
+    assert p.attempts[0].ended <= q.attempts[0].started  # p's backoff let q run...
+    spans = sorted((a.started, a.ended) for j in (p, q) for a in j.attempts)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))  # ...and nothing overlapped
+    assert Status.WAITING in [status for status, _ in seen["p"]]
 
 
 # -- the preflight resolves hosts with Ansible's inventory manager --------------------------
