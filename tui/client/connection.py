@@ -137,11 +137,14 @@ class Connection:
     async def jobs(self) -> dict[str, Any]:
         return dict(await self.request("GET", "/v1/jobs"))
 
-    async def submit(self, jobfile: Path, preflight: bool = True) -> list[str]:
-        """Submit a job file by absolute path (the server reads it); the names it started."""
+    async def submit(self, jobfile: Path, preflight: bool = True, yes: bool = False) -> list[str]:
+        """Submit a job file by absolute path (the server reads it); the names it started.
+        `yes`: the operator confirmed touching the file's protected hosts."""
         body: dict[str, Any] = {"jobfile": str(Path(jobfile).expanduser().absolute())}
         if not preflight:
             body["preflight"] = False
+        if yes:
+            body["yes"] = True
         # the server runs Ansible's preflight on the file's inventories first: allow it minutes
         answer = await self.request("POST", "/v1/jobs", body, timeout=SUBMIT_TIMEOUT)
         return [str(name) for name in (answer or {}).get("jobs", [])]

@@ -263,7 +263,8 @@ class JobGrid(ScrollView, can_focus=True):
 
     def _status_style(self, status: Status) -> Style:
         theme = self.app.current_theme
-        colour = theme.variables.get(f"status-{status.value}") or getattr(theme, STATUS_FALLBACK[status], None)
+        fallback = STATUS_FALLBACK.get(status, "foreground")  # a status this console does not know yet
+        colour = theme.variables.get(f"status-{status.value}") or getattr(theme, fallback, None)
         bold = status in (Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.INTERRUPTED)
         try:
             return Style(color=colour, bold=bold) if colour else Style(bold=bold)
