@@ -322,6 +322,9 @@ def _console_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("jobfile", nargs="?", type=Path, help="a job file whose jobs start at once")
     parser.add_argument("-i", "--inventory", type=Path, help="inventory for the inventory pane and launches")
+    parser.add_argument(
+        "--yes", action="store_true", help="confirm that the job file's jobs may touch its protected hosts"
+    )
     parser.add_argument("--theme", help="playdeck-dark (default), playdeck-light, playdeck-high-contrast, …")
     parser.add_argument("--demo", action="store_true", help="open the bundled sample inventory and playbooks")
     parser.add_argument("--playbooks", type=Path, help="directory of playbooks offered by `n`")
@@ -402,7 +405,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
         try:
             if args.jobfile is not None:
                 try:
-                    await session.commands.submit(args.jobfile.expanduser().absolute())
+                    await session.commands.submit(args.jobfile.expanduser().absolute(), yes=args.yes)
                 except ServerError as exc:
                     _err(f"playdeck: {strip_sgr(exc.error)}")
                     for line in exc.problems:
