@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import INVENTORY, PLAYBOOKS, pids_with_cmdline
+from tests.conftest import INVENTORY, PLAYBOOKS, ROOT, pids_with_cmdline
 
 COUNT_KEYS = {"ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored"}
 
@@ -175,3 +176,23 @@ def test_server_verbs_are_reached_through_the_playdeck_command(tmp_path, monkeyp
     assert main(["server", "status"]) == 3
     assert "no server" in capsys.readouterr().err.lower()
     assert not (tmp_path / "sock" / "server.sock").exists()
+
+
+def test_the_console_refuses_a_protected_job_file_until_yes(tmp_path):
+    """`playdeck JOBFILE` submits to the server as `playdeck submit` does: a job touching a
+    protected host is refused (exit 2, naming job and host, nothing submitted) unless --yes."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    refused = subprocess.run(
+        [sys.executable, "-m", "tui", str(ROOT / "sample_playbooks" / "locks.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "migrate" in refused.stderr and "db01" in refused.stderr and "protected" in refused.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "tui", "ls", "--json"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert listed.returncode == 0 and json.loads(listed.stdout)["jobs"] == []  # nothing was submitted
