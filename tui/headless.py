@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -210,6 +211,10 @@ def run_headless(
     2 when --json cannot be written,
     128+signal when a signal ended the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     interrupt = interrupt or Interrupt()
+    scheduled = [spec.name for spec in specs if spec.schedule is not None]
+    if scheduled:  # schedules run only in the server (`playdeck submit`); here each runs once, now
+        say(sys.stderr, f"playdeck: schedules run only in the server: running {plain(', '.join(scheduled))} once, now")
+        specs = [replace(spec, schedule=None) for spec in specs]
     engine = asyncio.run(run_jobs(specs, max_parallel, state_dir, interrupt))
     problem = write_json(json_path, engine) if json_path is not None else None
     print_summary(engine)

@@ -1,6 +1,6 @@
 """The CLI verbs that talk to the engine server: for scripts and for a second terminal.
 
-`playdeck ls|submit|cancel|retry|timeout|logs|server ...`. Each is one short client of the
+`playdeck ls|submit|cancel|retry|timeout|pause|resume|run-now|logs|server ...`. Each is one short client of the
 server (started on demand, except by `server stop|status`). Exit statuses: 0 ok, 1 the server
 refused the action or the job did not succeed, 2 invalid input, 3 no server could be reached.
 Everything the server sends (job names, messages, log lines) is untrusted text: it is printed
@@ -26,14 +26,15 @@ from tui.client.autostart import (
     socket_path,
     wait_gone,
 )
-from tui.client.connection import SUBMIT_TIMEOUT, ClientError, Connection, ServerError, Unreachable
+from tui.client.connection import SUBMIT_TIMEOUT, ClientError, Connection, ServerError, Unreachable, _job_path
 from tui.core.durations import DurationError, format_duration, parse_duration
 from tui.core.sanitize import sanitize, strip_sgr
 from tui.core.scheduling.protect import REFUSED as PROTECTED
 from tui.streams import say
 
 OK, REFUSED, INVALID, UNREACHABLE = 0, 1, 2, 3
-VERBS = ("ls", "submit", "cancel", "retry", "timeout", "logs", "server")
+VERBS = ("ls", "submit", "cancel", "retry", "timeout", "pause", "resume", "run-now", "logs", "server")
+SCHEDULE_VERBS = ("pause", "resume", "run-now")  # a scheduled job's schedule (tui/server/schedules.py)
 
 
 def out(text: object) -> None:
@@ -113,12 +114,14 @@ def print_jobs(summary: dict[str, Any]) -> None:
         "waiting": "yellow",
         "queued": "dim",
         "interrupted": "yellow",
+        "scheduled": "blue",
     }
     table = Table(title="playdeck server jobs", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("job", no_wrap=True, overflow="ellipsis", max_width=32)
     table.add_column("status", no_wrap=True)
     for header in ("att.", "ok", "changed", "failed", "unreach.", "elapsed"):
         table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("next run", no_wrap=True)
     for job in summary.get("jobs", []):
         status = strip_sgr(str(job.get("status", "")))
         totals = _totals(job)
@@ -137,11 +140,27 @@ def print_jobs(summary: dict[str, Any]) -> None:
                 )
             ),
             Text(format_duration(_elapsed(job))),
+            Text(_next_run(job)),
         )
     try:
         Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)
     except (OSError, ValueError):
         pass
+
+
+def _next_run(job: dict[str, Any]) -> str:
+    """A scheduled job's next run in its schedule's zone ("paused", "-" when none)."""
+    schedule = job.get("schedule")
+    if not isinstance(schedule, dict):
+        return ""
+    if schedule.get("paused"):
+        return "paused"
+    raw = job.get("next_run")
+    try:
+        when = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return "-"
+    return strip_sgr(f"{when.strftime('%Y-%m-%d %H:%M')} {schedule.get('timezone', '')}")
 
 
 async def _ls(args: argparse.Namespace, conn: Connection) -> int:
@@ -192,6 +211,12 @@ async def _cancel(args: argparse.Namespace, conn: Connection) -> int:
 
 async def _retry(args: argparse.Namespace, conn: Connection) -> int:
     await conn.retry(args.job, failed=args.failed)
+    return OK
+
+
+async def _schedule_verb(args: argparse.Namespace, conn: Connection) -> int:
+    """pause / resume / run-now: the server audits it and answers 409 when it does not apply."""
+    await conn.request("POST", _job_path(args.job, args.verb, None), {})
     return OK
 
 
@@ -315,6 +340,9 @@ def _parser() -> argparse.ArgumentParser:
         ("cancel", "cancel a job"),
         ("retry", "run a job again"),
         ("timeout", "set a job's timeout (0 = none)"),
+        ("pause", "pause a scheduled job's schedule"),
+        ("resume", "resume a paused schedule (from the next cron time on)"),
+        ("run-now", "run a scheduled job once now (its cron times unchanged)"),
         ("logs", "print a job's output"),
     ):
         verb = verbs.add_parser(name, help=text)
@@ -338,6 +366,9 @@ ACTIONS: dict[str, Callable[[argparse.Namespace, Connection], Awaitable[int]]] =
     "cancel": _cancel,
     "retry": _retry,
     "timeout": _timeout,
+    "pause": _schedule_verb,
+    "resume": _schedule_verb,
+    "run-now": _schedule_verb,
     "logs": _logs,
 }
 

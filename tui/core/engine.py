@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 BUSY = frozenset({Status.QUEUED, Status.BLOCKED, Status.RUNNING, Status.WAITING})  # the engine is not idle
+CANCELABLE = BUSY | {Status.SCHEDULED}
 Listener = Callable[["Job", str], None]
 
 
@@ -167,8 +168,8 @@ class Engine:
                 **launch_args(job.spec),
                 prompts=sorted(k for k, v in job.secrets.items() if v),
             )  # which, never what
-        for job in jobs:
-            self._set_status(job, *first_status(job))
+        for job in jobs:  # a scheduled one waits for its schedule (tui/server/schedules.py) to `fire` it
+            self._set_status(job, *(first_status(job) if job.spec.schedule is None else (Status.SCHEDULED, "")))
         self._schedule()
         return jobs
 
@@ -216,14 +217,16 @@ class Engine:
     def cancel(self, job: Job) -> None:
         """Stop a running job, or take a queued, blocked or waiting one out of the queue."""
         self._writable(job)
-        if job.status in BUSY:
+        if job.status in CANCELABLE:
             self.record("cancel", job, status=job.status.value)
         if job.status is Status.RUNNING:
             self._stop(job, "cancel")
-        elif job.status in BUSY:
+        elif job.status in CANCELABLE:
             self._clear_timer(job)
             job.retry_at = None
-            if job.status is Status.WAITING:
+            if job.status is Status.SCHEDULED:
+                message = "canceled: its schedule ends"
+            elif job.status is Status.WAITING:
                 message = "canceled while waiting to retry"
             else:
                 message = "canceled before it ran" if not job.attempts else "canceled before it ran again"
@@ -267,6 +270,20 @@ class Engine:
         self._set_status(job, *retry_status(job))
         self._releaser.parent_restarted(job)  # children it skipped wait for it again
         self._schedule()
+
+    def fire(self, job: Job) -> None:
+        """A scheduled run (tui/server/schedules.py): the job runs again with its spec's limit, retries
+        and timeout; unlike an operator's retry it keeps the circuit, and an open one refuses."""
+        self._writable(job)
+        if job.circuit_open or not (job.status is Status.SCHEDULED or job.status.finished):
+            raise EngineError(f"{job.name} is {job.status}{', its circuit open' if job.circuit_open else ''}")
+        job.next_limit, job.retries_left, job.timeout = job.spec.limit, job.spec.retries, job.spec.timeout
+        self._set_status(job, Status.QUEUED)
+        self._schedule()
+
+    def rest(self, job: Job, message: str) -> None:
+        """A scheduled job between runs: `scheduled`, its message the next run."""
+        self._set_status(job, Status.SCHEDULED, message)
 
     def answer_prompt(self, job: Job, text: str) -> None:
         """Type `text` and Enter at the prompt the job waits at. The answer is never logged or

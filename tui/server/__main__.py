@@ -126,8 +126,11 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
         interrupted=interrupted,
     )
     idle = loop.create_task(server.idle_watch())
+    clock = loop.create_task(server.schedules.run())
     await server.stopping.wait()
     idle.cancel()
+    server.schedules.stop()  # no fire while the engine cancels everything
+    clock.cancel()
     unfinished = [job.name for job in server.unfinished()]
     server.engine.record("server-stop", None, reason=server.stop_reason, canceled=unfinished)
     try:

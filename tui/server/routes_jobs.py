@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -126,7 +126,15 @@ def _submit(server: Server, specs: list[JobSpec], secrets: dict[str, str]) -> we
         jobs = server.engine.add_all(specs, secrets=secrets)
     except EngineError as exc:
         return error(409, str(exc))
+    server.schedules.register(jobs)  # scheduled ones rest until their time (or catch up once)
     return web.json_response({"jobs": [job.name for job in jobs], "ids": [job.id for job in jobs]}, status=201)
+
+
+SCHEDULE_ACTIONS: dict[str, Callable[[Server, Job], None]] = {
+    "pause": lambda server, job: server.schedules.pause(job),
+    "resume": lambda server, job: server.schedules.resume(job),
+    "run-now": lambda server, job: server.schedules.run_now(job),
+}
 
 
 def job_of(request: web.Request) -> Job:
@@ -152,7 +160,8 @@ def job_of(request: web.Request) -> Job:
 
 
 async def post_action(request: web.Request) -> web.Response:
-    """cancel / retry / timeout / answer on one job; an action that does not apply is a 409."""
+    """cancel / retry / timeout / answer / pause / resume / run-now on one job; an action that
+    does not apply is a 409."""
     server = request.app[SERVER]
     action = request.match_info["action"]
     job = job_of(request)
@@ -171,6 +180,9 @@ async def post_action(request: web.Request) -> web.Response:
                 return error(400, '"seconds" must be a number or null')
             audit(request, "timeout", job, seconds=seconds)
             engine.set_timeout(job, seconds)
+        elif action in SCHEDULE_ACTIONS:  # a scheduled job's schedule (tui/server/schedules.py)
+            audit(request, action, job)
+            SCHEDULE_ACTIONS[action](server, job)
         elif action == "answer":
             text = data.get("text")
             if not isinstance(text, str):

@@ -14,6 +14,7 @@ from tui.core.engine import Engine
 from tui.core.job import Job
 from tui.core.storage.history import load_history, prune
 from tui.server.clients import Hub
+from tui.server.schedules import Schedules
 from tui.server.warm import Spares
 
 KEEP_RUNS = 50  # the console's history defaults (tui/console/config.py)
@@ -29,6 +30,7 @@ class Server:
         self.idle_exit = idle_exit
         self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=10, prompts="ask")
         self.hub = Hub(lambda: self.engine.jobs)
+        self.schedules = Schedules(self.engine, self.engine.state_dir)  # before the hub: a delta shows next_run
         self.engine.subscribe(self.hub.on_change)
         self.started = datetime.now().astimezone()
         self.busy_at = time.monotonic()
@@ -93,10 +95,10 @@ class Server:
             self.stopping.set()
 
     async def idle_watch(self) -> None:
-        """Exit after `idle_exit` seconds with no unfinished job and no client."""
+        """Exit after `idle_exit` seconds with no unfinished job, no schedule and no client."""
         while not self.stopping.is_set():
             await asyncio.sleep(min(1.0, max(0.1, self.idle_exit / 4)))
-            if self.unfinished() or self.hub.clients or self.streams:
+            if self.unfinished() or self.schedules.active() or self.hub.clients or self.streams:
                 self.busy_at = time.monotonic()
             elif self.idle_exit > 0 and time.monotonic() - self.busy_at >= self.idle_exit:
                 self.stop("idle")

@@ -15,6 +15,10 @@ from tui.core.running.results import HostCounts
 from tui.core.sanitize import sanitize
 from tui.core.summary import job_summary
 
+#: Scheduled jobs' live schedule, by (run, job id), kept by tui/server/schedules.py:
+#: {"cron", "timezone", "paused", "next_run": iso | None}. Absent: the job has no schedule.
+SCHEDULED: dict[tuple[str, int], dict[str, Any]] = {}
+
 COUNTS = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
 
 
@@ -70,7 +74,16 @@ def job_dict(job: Job) -> dict[str, Any]:
         "circuit_open": job.circuit_open,
         "priority": job.spec.priority,
         "after": [[name, condition] for name, condition in job.spec.after],
+        **schedule_keys(job),
     }
+
+
+def schedule_keys(job: Job) -> dict[str, Any]:
+    """ "next_run" (iso, or null: none, paused, circuit open) and "schedule" ({cron, timezone, paused} or null)."""
+    live = SCHEDULED.get((job.run, job.id))
+    if live is None:
+        return {"next_run": None, "schedule": None}
+    return {"next_run": live["next_run"], "schedule": {k: live[k] for k in ("cron", "timezone", "paused")}}
 
 
 def results_dict(job: Job) -> dict[str, Any]:
@@ -96,7 +109,7 @@ def results_dict(job: Job) -> dict[str, Any]:
 
 def summary_dict(job: Job) -> dict[str, Any]:
     """`playdeck run --json`'s entry for a job, plus the server's id and history flag."""
-    return {**job_summary(job), "id": job.id, "history": job.history}
+    return {**job_summary(job), "id": job.id, "history": job.history, **schedule_keys(job)}
 
 
 def frame(kind: str, seq: int, jobs: list[Job]) -> str:

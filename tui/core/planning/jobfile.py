@@ -13,7 +13,8 @@ from typing import Any, Callable
 import yaml
 
 from tui.core.durations import DurationError, parse_duration
-from tui.core.planning.spec import CONDITIONS, LOCKS, JobSpec
+from tui.core.planning.spec import CATCH_UPS, CONDITIONS, LOCKS, OVERLAPS, JobSpec
+from tui.core.scheduling import cron
 from tui.core.scheduling.chains import cycle, parents_first
 
 TOP_KEYS = ("inventory", "max_parallel", "lock", "protect", "jobs")
@@ -39,6 +40,10 @@ JOB_KEYS = (
     "after",
     "circuit",
     "lock",
+    "schedule",
+    "timezone",
+    "overlap",
+    "catch_up",
 )
 
 
@@ -109,7 +114,7 @@ class _Walker:
         raw = self.value(node)
         try:
             return check(raw)
-        except DurationError as exc:
+        except (DurationError, cron.CronError) as exc:
             self.problem(node, key, str(exc))
         except (TypeError, ValueError):
             self.problem(node, key, f"expected {what}, got {_describe(raw)}")
@@ -211,6 +216,29 @@ def _lock(raw: Any) -> str:
 
 def _job_lock(raw: Any) -> str:
     return "none" if raw == "none" else _lock(raw)
+
+
+def _cron(raw: Any) -> str:
+    """`schedule`: a 5-field cron expression; its own complaint when cronsim refuses it."""
+    if not isinstance(raw, str):
+        raise TypeError
+    return cron.check_expr(raw)
+
+
+def _zone(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise TypeError
+    cron.check_zone(raw)
+    return raw
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(raw: Any) -> str:
+        if raw not in allowed:
+            raise ValueError
+        return str(raw)
+
+    return check
 
 
 def _patterns(raw: Any) -> tuple[str, ...]:
@@ -407,6 +435,10 @@ def _job(
         "circuit": (_int_at_least(1), "a whole number >= 1 (failed attempts in a row)"),
         "after": (_after, "a job name, a list of job names, or a mapping {name: success|failure|always}"),
         "lock": (_job_lock, "hosts, or none (no lock, whatever the file-wide default)"),
+        "schedule": (_cron, "a 5-field cron expression (minute hour day month weekday)"),
+        "timezone": (_zone, "an IANA time zone name (Europe/Berlin, UTC)"),
+        "overlap": (_one_of(OVERLAPS), " | ".join(OVERLAPS)),
+        "catch_up": (_one_of(CATCH_UPS), " | ".join(CATCH_UPS)),
     }
     for name, (knode, vnode) in fields.items():
         full = f"{key}.{name}"
@@ -424,6 +456,9 @@ def _job(
             values[name] = w.existing(vnode, full, directory_ok=True)
         elif name == "vault_password_file":
             values[name] = w.existing(vnode, full, directory_ok=False)
+    for only in ("timezone", "overlap", "catch_up"):
+        if only in fields and "schedule" not in fields:
+            w.problem(fields[only][0], f"{key}.{only}", "only with a schedule")
     if "inventory" not in fields and not has_default:
         w.problem(node, f"{key}.inventory", "missing: set it on the job or at the top of the file")
     if len(w.problems) != before:

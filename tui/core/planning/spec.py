@@ -22,6 +22,7 @@ class Status(str, enum.Enum):
     ERROR = "error"
     INTERRUPTED = "interrupted"  # the console died under it; read back from history
     SKIPPED = "skipped"  # a condition of its `after` can no longer hold (its message names the parent)
+    SCHEDULED = "scheduled"  # a cron job between its runs (server only; its message names the next run)
 
     @property
     def finished(self) -> bool:
@@ -48,6 +49,11 @@ CONDITIONS = ("success", "failure", "always")
 
 #: Outcomes after which automatic retries are allowed (never after cancel or error).
 RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
+
+#: `overlap`: what a schedule's fire does while its previous run is still going (default skip).
+OVERLAPS = ("skip", "queue", "cancel")
+#: `catch_up`: runs a schedule missed while no server ran: none, or one at once (default skip).
+CATCH_UPS = ("skip", "once")
 
 #: The values of `lock`: only "hosts" (the job's resolved target hosts); no lock is the default.
 LOCKS = ("hosts",)
@@ -87,6 +93,10 @@ class JobSpec:
     # the hosts it targets (inventory + limit + the plays' `hosts:`), as the preflight resolved them
     # with Ansible's inventory manager; None when not resolved (no preflight). Never read from a client.
     resolved_hosts: tuple[str, ...] | None = None
+    schedule: str | None = None  # 5-field cron (tui.core.scheduling.cron); runs only in the server
+    timezone: str | None = None  # IANA zone of `schedule`; None: the server's local zone
+    overlap: str = "skip"  # OVERLAPS
+    catch_up: str = "skip"  # CATCH_UPS
 
     @property
     def target(self) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tui.core.planning.jobfile import playbook_problem
-from tui.core.planning.spec import CONDITIONS, LOCKS, JobSpec
+from tui.core.planning.spec import CATCH_UPS, CONDITIONS, LOCKS, OVERLAPS, JobSpec
+from tui.core.scheduling import cron
 
 PATH_KEYS = ("inventory", "playbook", "vault_password_file")
 #: resolved_hosts never travels: the server resolves a job's hosts itself (its preflight), a client's word is not taken
@@ -104,6 +105,24 @@ def _lock(raw: Any) -> str:
     return str(raw)
 
 
+def _cron(raw: Any) -> str:
+    return cron.check_expr(_text(raw))  # CronError is a ValueError
+
+
+def _zone(raw: Any) -> str:
+    cron.check_zone(_text(raw))
+    return str(raw)
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(raw: Any) -> str:
+        if raw not in allowed:
+            raise ValueError
+        return str(raw)
+
+    return check
+
+
 def _module_args(raw: Any) -> str:
     if not isinstance(raw, str):
         raise TypeError
@@ -131,6 +150,10 @@ CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "after": (_after, "a list of [job name, success|failure|always] pairs, each name once"),
     "circuit": (_int(1), "a whole number >= 1"),
     "lock": (_lock, '"hosts" (or null for no lock)'),
+    "schedule": (_cron, "a 5-field cron expression (minute hour day month weekday)"),
+    "timezone": (_zone, "an IANA time zone name (Europe/Berlin, UTC)"),
+    "overlap": (_choice(OVERLAPS), " | ".join(OVERLAPS)),
+    "catch_up": (_choice(CATCH_UPS), " | ".join(CATCH_UPS)),
 }
 
 
@@ -198,6 +221,9 @@ def spec_from_json(data: Any) -> JobSpec:
         )
     if any(name == data.get("name") for name, _ in values.get("after") or ()):
         problems.append("after: a job cannot run after itself")
+    for key in ("timezone", "overlap", "catch_up"):
+        if data.get(key) is not None and data.get("schedule") is None:
+            problems.append(f"{key}: only with a schedule")
     if has_playbook and data.get("module_args") is not None:
         problems.append("module_args: only for an ad-hoc command (module), not with a playbook")
     if problems:
