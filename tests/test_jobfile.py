@@ -371,3 +371,76 @@ def test_sample_locks_file_is_valid():
     jobs = {job.name: job for job in loaded.jobs}
     assert jobs["deploy-web1"].lock == "hosts" and jobs["report"].lock is None
     assert loaded.protect == ("db*",)
+
+
+def test_schedule_keys_as_written_with_defaults(tmp_path):
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: a
+            playbook: {BOOK}
+            schedule: "30 3 * * 1-5"
+            timezone: Europe/Berlin
+            overlap: cancel
+            catch_up: once
+          - name: b
+            playbook: {BOOK}
+            schedule: "*/5 * * * *"
+          - name: c
+            playbook: {BOOK}
+        """,
+    )
+    jobs = {job.name: job for job in load_job_file(path).jobs}
+    assert (jobs["a"].schedule, jobs["a"].timezone, jobs["a"].overlap, jobs["a"].catch_up) == (
+        "30 3 * * 1-5",
+        "Europe/Berlin",
+        "cancel",
+        "once",
+    )
+    assert (jobs["b"].timezone, jobs["b"].overlap, jobs["b"].catch_up) == (None, "skip", "skip")
+    assert jobs["c"].schedule is None
+
+
+def test_bad_schedule_keys_name_file_line_and_key(tmp_path):
+    path = write(
+        tmp_path,
+        f"""\
+        inventory: {INVENTORY}
+        jobs:
+          - name: a
+            playbook: {BOOK}
+            schedule: "* * * *"
+          - name: b
+            playbook: {BOOK}
+            schedule: "0 25 * * *"
+            timezone: Europe/Nowhere
+            overlap: later
+            catch_up: all
+          - name: c
+            playbook: {BOOK}
+            timezone: UTC
+          - name: d
+            playbook: {BOOK}
+            schedule: 5
+        """,
+    )
+    found = problems(path)
+    assert f"{path}:5: jobs[0].schedule: a cron expression has 5 fields" in "\n".join(found)
+    expected = [
+        (8, "jobs[1].schedule", "hour"),
+        (9, "jobs[1].timezone", "unknown time zone 'Europe/Nowhere'"),
+        (10, "jobs[1].overlap", "expected skip | queue | cancel"),
+        (11, "jobs[1].catch_up", "expected skip | once"),
+        (14, "jobs[2].timezone", "only with a schedule"),
+        (17, "jobs[3].schedule", "expected a 5-field cron expression"),
+    ]
+    for line, key, text in expected:
+        assert any(p.startswith(f"{path}:{line}: {key}: ") and text in p for p in found), (line, key, found)
+
+
+def test_sample_schedules_file_is_valid():
+    jobs = {job.name: job for job in load_job_file(PLAYBOOKS / "schedules.yml").jobs}
+    assert jobs["nightly-clean"].schedule == "30 3 * * *" and jobs["nightly-clean"].catch_up == "once"
+    assert jobs["quarter-hourly-check"].overlap == "queue"
