@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.test_server import audit, hello, job_file, server, slow, wait_for  # noqa: F401 - server is a fixture
 from tui.core.planning.jobfile import InputError, load_job_file
+from tui.core.planning.spec import JobSpec
+from tui.core.planning.wirespec import SpecError, spec_from_json, spec_to_json
 from tui.core.scheduling import cron
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -119,6 +122,23 @@ def test_a_bad_schedule_is_invalid_input_of_its_own_file(tmp_path: Path):
     assert any(line.startswith(f"{bad}:6: jobs[0].timezone: unknown time zone") for line in lines), lines
     spec = load_job_file(good).jobs[0]
     assert (spec.schedule, spec.timezone, spec.overlap, spec.catch_up) == ("*/5 * * * *", None, "skip", "skip")
+
+
+def test_the_wire_spec_carries_a_schedule_and_a_plain_spec_still_round_trips():
+    """The console's launches send every key (overlap/catch_up with their defaults): still valid."""
+    plain = JobSpec(
+        name="a",
+        inventory=ROOT / "sample_inventory" / "hosts.yml",
+        playbook=ROOT / "tests" / "playbooks" / "load_one_debug.yml",
+    )
+    assert spec_from_json(spec_to_json(plain)) == plain
+    timed = replace(plain, schedule="*/5 * * * *", timezone="UTC", overlap="queue", catch_up="once")
+    assert spec_from_json(spec_to_json(timed)) == timed
+    with pytest.raises(SpecError) as caught:
+        spec_from_json({**spec_to_json(plain), "schedule": "* *", "timezone": "UTC"} | {"overlap": "never"})
+    assert [p.split(":")[0] for p in caught.value.problems] == ["schedule", "overlap"]
+    with pytest.raises(SpecError, match="timezone: only with a schedule"):
+        spec_from_json({**spec_to_json(plain), "timezone": "UTC"})
 
 
 # --- a real server ------------------------------------------------------------------------------------

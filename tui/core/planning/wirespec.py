@@ -221,9 +221,8 @@ def spec_from_json(data: Any) -> JobSpec:
         )
     if any(name == data.get("name") for name, _ in values.get("after") or ()):
         problems.append("after: a job cannot run after itself")
-    for key in ("timezone", "overlap", "catch_up"):
-        if data.get(key) is not None and data.get("schedule") is None:
-            problems.append(f"{key}: only with a schedule")
+    if data.get("timezone") is not None and data.get("schedule") is None:  # overlap/catch_up carry defaults
+        problems.append("timezone: only with a schedule")
     if has_playbook and data.get("module_args") is not None:
         problems.append("module_args: only for an ad-hoc command (module), not with a playbook")
     if problems:
