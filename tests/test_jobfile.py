@@ -424,6 +424,10 @@ def test_bad_schedule_keys_name_file_line_and_key(tmp_path):
           - name: d
             playbook: {BOOK}
             schedule: 5
+          - name: e
+            playbook: {BOOK}
+            schedule: "@daily"
+            after: a
         """,
     )
     found = problems(path)
@@ -435,6 +439,8 @@ def test_bad_schedule_keys_name_file_line_and_key(tmp_path):
         (11, "jobs[1].catch_up", "expected skip | once"),
         (14, "jobs[2].timezone", "only with a schedule"),
         (17, "jobs[3].schedule", "expected a 5-field cron expression"),
+        (20, "jobs[4].schedule", "5 fields"),
+        (21, "jobs[4].after", "not with a schedule"),
     ]
     for line, key, text in expected:
         assert any(p.startswith(f"{path}:{line}: {key}: ") and text in p for p in found), (line, key, found)

@@ -459,6 +459,8 @@ def _job(
     for only in ("timezone", "overlap", "catch_up"):
         if only in fields and "schedule" not in fields:
             w.problem(fields[only][0], f"{key}.{only}", "only with a schedule")
+    if "schedule" in fields and "after" in fields:
+        w.problem(fields["after"][0], f"{key}.after", "not with a schedule (a scheduled job runs at its times)")
     if "inventory" not in fields and not has_default:
         w.problem(node, f"{key}.inventory", "missing: set it on the job or at the top of the file")
     if len(w.problems) != before:

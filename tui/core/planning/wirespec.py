@@ -223,6 +223,8 @@ def spec_from_json(data: Any) -> JobSpec:
         problems.append("after: a job cannot run after itself")
     if data.get("timezone") is not None and data.get("schedule") is None:  # overlap/catch_up carry defaults
         problems.append("timezone: only with a schedule")
+    if data.get("schedule") is not None and data.get("after"):
+        problems.append("after: not with a schedule (a scheduled job runs at its times)")
     if has_playbook and data.get("module_args") is not None:
         problems.append("module_args: only for an ad-hoc command (module), not with a playbook")
     if problems:
