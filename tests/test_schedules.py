@@ -169,7 +169,9 @@ def test_a_real_server_fires_skips_an_overlap_pauses_and_after_restarts_never_do
     every = {**hello("every"), "schedule": "* * * * *", "timezone": "UTC", "catch_up": "once"}
     busy = {**slow("busy", 9), "schedule": "* * * * *", "timezone": "Europe/Berlin", "overlap": "skip"}
     skipper = {**hello("skipper"), "schedule": "* * * * *", "catch_up": "skip"}
-    path = job_file(tmp_path, every, busy, skipper)
+    queuer = {**slow("queuer", 9), "schedule": "* * * * *", "overlap": "queue"}
+    canceller = {**slow("canceller", 9), "schedule": "* * * * *", "overlap": "cancel"}
+    path = job_file(tmp_path, every, busy, skipper, queuer, canceller)
     srv = server("--idle-exit", "1")
     assert srv("POST", "/v1/jobs", {"jobfile": str(path)})[0] == 201
     state = srv.state
@@ -194,17 +196,23 @@ def test_a_real_server_fires_skips_an_overlap_pauses_and_after_restarts_never_do
     time.sleep(2)  # the idle exit (1 s) does not stop a server holding schedules
     assert srv.proc.poll() is None
 
-    # busy runs now (9 s), so it is still going at the boundary: its fire there is skipped
+    # busy, queuer and canceller run now (9 s), so they are still going at the boundary: its fire
+    # there is skipped (busy), runs when the run ends (queuer), or cancels the run first (canceller)
     time.sleep(max(0.0, (boundary - datetime.now(UTC)).total_seconds() - 7))
-    assert playdeck(srv.socket, "run-now", "busy").returncode == 0
-    wait_for(lambda: jobs_of(srv)["busy"]["status"] == "running", 10, "busy running")
+    slow_ones = ("busy", "queuer", "canceller")
+    for name in slow_ones:
+        assert playdeck(srv.socket, "run-now", name).returncode == 0
+    wait_for(lambda: all(jobs_of(srv)[n]["status"] == "running" for n in slow_ones), 10, "all three running")
     runs_before = len(fires(state, "every"))
     time.sleep(max(0.0, (boundary - datetime.now(UTC)).total_seconds()))
     wait_for(lambda: len(fires(state, "every")) > runs_before, 5, "every fired at the boundary")
     wait_for(
-        lambda: jobs_of(srv)["every"]["status"] == "scheduled" and jobs_of(srv)["busy"]["status"] == "scheduled",
-        30,
-        "both at rest again",
+        lambda: (
+            all(job["status"] == "scheduled" for job in jobs_of(srv).values())
+            and all(len(jobs_of(srv)[n]["attempts"]) >= 2 for n in ("queuer", "canceller"))
+        ),
+        40,
+        "all at rest again, the queued and the canceling fire run",
     )
     jobs = jobs_of(srv)
     started = datetime.fromisoformat(jobs["every"]["attempts"][-1]["started"])
@@ -214,6 +222,18 @@ def test_a_real_server_fires_skips_an_overlap_pauses_and_after_restarts_never_do
     skips = [r for r in audit(state) if r.get("action") == "schedule-skip" and r.get("job") == "busy"]
     assert [datetime.fromisoformat(r["args"]["at"]) for r in skips] == [boundary], skips
     busy_attempts = len(jobs["busy"]["attempts"])
+    for name, action, first_end in (
+        ("queuer", "schedule-queue", "successful"),
+        ("canceller", "schedule-cancel", "canceled"),
+    ):
+        held = [r for r in audit(state) if r.get("action") == action and r.get("job") == name]
+        assert [datetime.fromisoformat(r["args"]["at"]) for r in held] == [boundary], held
+        late = [r for r in fires(state, name) if r["args"]["reason"] == "overlap"]
+        assert len(late) == 1, late
+        attempts = jobs[name]["attempts"]
+        assert [a["status"] for a in attempts[-2:]] == [first_end, "successful"], attempts
+        ended = datetime.fromisoformat(attempts[-2]["ended"])
+        assert datetime.fromisoformat(attempts[-1]["started"]) >= ended  # never two runs at once
     assert not [r for r in fires(state, "busy") if datetime.fromisoformat(r["args"]["at"]) == boundary]
     trail = [(r["action"], r["args"].get("request")) for r in audit(state) if r.get("job") == "busy"]
     assert ("client", "run-now") in trail and ("run-now", None) in trail, trail
