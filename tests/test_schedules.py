@@ -286,3 +286,36 @@ def test_playdeck_run_runs_a_scheduled_job_once_now_and_says_so(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "schedules run only in the server: running nightly once, now" in proc.stderr
     assert "successful" in proc.stdout
+
+
+def test_an_open_circuit_stops_the_schedule_and_an_operators_retry_restarts_it(server, tmp_path):  # noqa: F811
+    marker = tmp_path / "broken"
+    marker.write_text("")
+    book = tmp_path / "maybe_fail.yml"
+    book.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.fail: {msg: broken}\n      when: marker is exists\n"
+    )
+    job = {
+        "name": "yearly",
+        "playbook": str(book),
+        "limit": "web01",
+        "extra_vars": {"marker": str(marker)},
+        "schedule": "0 0 1 1 *",
+        "circuit": 1,
+    }
+    srv = server("--idle-exit", "0")
+    assert srv("POST", "/v1/jobs", {"jobfile": str(job_file(tmp_path, job))})[0] == 201
+    assert playdeck(srv.socket, "run-now", "yearly").returncode == 0
+    wait_for(lambda: jobs_of(srv)["yearly"]["status"] == "failed", 30, "the run failed")
+    broken = jobs_of(srv)["yearly"]
+    assert broken["circuit_open"] and "circuit" in broken["message"] and broken["next_run"] is None
+    refused = playdeck(srv.socket, "run-now", "yearly")
+    assert refused.returncode == 1 and "circuit" in refused.stderr
+    marker.unlink()
+    assert playdeck(srv.socket, "retry", "yearly").returncode == 0  # the operator closes it
+    wait_for(lambda: jobs_of(srv)["yearly"]["status"] == "scheduled", 30, "at rest again")
+    healed = jobs_of(srv)["yearly"]
+    assert not healed["circuit_open"] and healed["next_run"] is not None
+    assert [a["status"] for a in healed["attempts"]] == ["failed", "successful"]
+    assert "last run successful" in healed["message"]
