@@ -4,6 +4,7 @@ never firing a persisted time twice after a restart, and catching up once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from tests.conftest import ROOT
@@ -319,3 +321,29 @@ def test_an_open_circuit_stops_the_schedule_and_an_operators_retry_restarts_it(s
     assert not healed["circuit_open"] and healed["next_run"] is not None
     assert [a["status"] for a in healed["attempts"]] == ["failed", "successful"]
     assert "last run successful" in healed["message"]
+    frames = asyncio.run(_pause_over_the_websocket(srv))
+    first, last = frames[0], frames[-1]
+    assert first["schedule"] == {"cron": "0 0 1 1 *", "timezone": first["schedule"]["timezone"], "paused": False}
+    assert first["next_run"] is not None and first["status"] == "scheduled"
+    assert last["schedule"]["paused"] is True and last["next_run"] is None and last["message"].startswith("paused")
+
+
+async def _pause_over_the_websocket(srv) -> list[dict]:
+    """The JOB objects of `yearly` a console sees: the snapshot's, then the deltas until paused."""
+    seen: list[dict] = []
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(srv.socket))) as session,
+        session.ws_connect("http://playdeck/v1/events") as ws,
+    ):
+
+        async def until_paused() -> None:
+            while not (seen and seen[-1]["schedule"]["paused"]):
+                frame = json.loads((await ws.receive(timeout=10)).data)
+                seen.extend(job for job in frame.get("jobs", []) if job["name"] == "yearly" and not job["history"])
+
+        first = json.loads((await ws.receive(timeout=10)).data)
+        seen.extend(job for job in first["jobs"] if job["name"] == "yearly" and not job["history"])
+        async with session.post("http://playdeck/v1/jobs/yearly/pause", json={}) as response:
+            assert response.status == 200
+        await until_paused()
+    return seen

@@ -183,6 +183,7 @@ async def post_action(request: web.Request) -> web.Response:
         elif action in SCHEDULE_ACTIONS:  # a scheduled job's schedule (tui/server/schedules.py)
             audit(request, action, job)
             SCHEDULE_ACTIONS[action](server, job)
+            server.hub.on_change(job, "status")  # a paused running job's next_run changes without a status
         elif action == "answer":
             text = data.get("text")
             if not isinstance(text, str):
