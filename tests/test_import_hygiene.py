@@ -59,3 +59,15 @@ def test_storage_and_planning_do_not_import_the_engine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject.toml lists the packages a wheel carries: a sub-package left out imports fine from a
+    checkout (and an editable install) and fails only once installed from a wheel."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(tui.core.__file__).resolve().parents[2]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "tui").rglob("__init__.py")}
+    assert found - listed == set()

@@ -64,6 +64,7 @@ STATUS_FALLBACK = {  # theme attribute per status, when a theme has no `status-*
     Status.INTERRUPTED: "warning",
     Status.BLOCKED: "foreground",  # waits for its parents (or a host): not a problem in itself
     Status.SKIPPED: "secondary",
+    Status.SCHEDULED: "foreground",  # waits for its next run (the message says when)
 }
 WIDTHS = {
     "name": 16,

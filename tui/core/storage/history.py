@@ -22,7 +22,7 @@ from tui.core.storage.audit import redact
 if TYPE_CHECKING:
     from tui.core.job import Job
 
-UNFINISHED = ("queued", "blocked", "running", "waiting")
+UNFINISHED = ("queued", "blocked", "scheduled", "running", "waiting")
 
 
 def _start_time(pid: int) -> str | None:
