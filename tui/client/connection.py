@@ -40,11 +40,22 @@ class NoAnswer(Unreachable):
 class ServerError(ClientError):
     """The server refused the request: `status` is the HTTP status, `problems` its detail lines."""
 
-    def __init__(self, status: int, error: str, problems: list[str] | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, problems: list[str] | None = None, body: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.problems = list(problems or [])
+        self.body = dict(body or {})  # the whole answer, e.g. "protected": {job: [hosts]} with a 409
+
+    @property
+    def protected(self) -> dict[str, list[str]]:
+        """A submission refused for protected targets: {job name: [hosts]} (empty otherwise)."""
+        raw = self.body.get("protected") if self.status == 409 else None
+        if not isinstance(raw, dict):
+            return {}
+        return {str(k): [str(h) for h in v] for k, v in raw.items() if isinstance(v, list)}
 
 
 def identity_headers() -> dict[str, str]:
@@ -64,16 +75,17 @@ async def _raise_for(resp: aiohttp.ClientResponse) -> None:
     """Turn a 4xx/5xx into ServerError with the server's own words when it gave them."""
     if resp.status < 400:
         return
-    error, problems = f"server answered HTTP {resp.status}", None
+    error, problems, answer = f"server answered HTTP {resp.status}", None, None
     try:
         body = json.loads(await resp.text())
         if isinstance(body, dict):
+            answer = body
             error = str(body.get("error") or error)
             raw = body.get("problems")
             problems = [str(p) for p in raw] if isinstance(raw, list) else None
     except (ValueError, aiohttp.ClientError):
         pass
-    raise ServerError(resp.status, error, problems)
+    raise ServerError(resp.status, error, problems, answer)
 
 
 class Connection:
@@ -150,11 +162,22 @@ class Connection:
         return [str(name) for name in (answer or {}).get("jobs", [])]
 
     async def submit_spec(
-        self, spec: JobSpec, secrets: dict[str, str] | None = None, preflight: bool = True
+        self,
+        spec: JobSpec,
+        secrets: dict[str, str] | None = None,
+        preflight: bool = True,
+        yes: bool = False,
+        protect: tuple[str, ...] | list[str] = (),
     ) -> list[int]:
         """Submit one job (the launch dialog's); its prompt answers go along, memory only on the
-        server. The new job's id (a finished job's name may be launched again: ids tell them apart)."""
-        body = {"spec": spec_to_json(spec), "secrets": dict(secrets or {}), "preflight": preflight}
+        server. The new job's id (a finished job's name may be launched again: ids tell them apart).
+        `protect`: host patterns that need confirmation (the console's job file's); `yes`: the
+        operator confirmed touching them (else a protected target is a 409 with "protected")."""
+        body: dict[str, Any] = {"spec": spec_to_json(spec), "secrets": dict(secrets or {}), "preflight": preflight}
+        if protect:
+            body["protect"] = list(protect)
+        if yes:
+            body["yes"] = True
         answer = await self.request("POST", "/v1/jobs", body, timeout=SUBMIT_TIMEOUT)
         return [int(number) for number in (answer or {}).get("ids", [])]
 
@@ -169,6 +192,17 @@ class Connection:
 
     async def answer(self, name: str, text: str, job_id: int | None = None) -> None:
         await self.request("POST", _job_path(name, "answer", job_id), {"text": text})
+
+    async def pause(self, name: str, job_id: int | None = None) -> None:
+        """A scheduled job fires nothing until resumed (409 when it has no schedule or is paused)."""
+        await self.request("POST", _job_path(name, "pause", job_id), {})
+
+    async def resume(self, name: str, job_id: int | None = None) -> None:
+        await self.request("POST", _job_path(name, "resume", job_id), {})
+
+    async def run_now(self, name: str, job_id: int | None = None) -> None:
+        """Run a scheduled job once now (409 when it is already running or its circuit is open)."""
+        await self.request("POST", _job_path(name, "run-now", job_id), {})
 
     async def results(self, name: str, job_id: int | None = None) -> dict[str, Any]:
         """The last attempt's task results: {"tasks": [...], "dropped": n, "events": path|None}."""

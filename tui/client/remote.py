@@ -85,6 +85,9 @@ class RemoteJob:
         self.prompt = _prompt(data.get("prompt"))
         self.results = _results(data)
         self.last = _attempt(data)
+        self.next_run = _time(data.get("next_run"))  # None: no schedule, paused, or circuit open
+        schedule = data.get("schedule")
+        self.schedule: dict[str, Any] | None = schedule if isinstance(schedule, dict) else None
         if not before:
             return "added"
         if before.get("status") != data.get("status"):
@@ -273,9 +276,31 @@ class RemoteEngine:
     async def answer_prompt(self, job: RemoteJob, text: str) -> None:
         await self.commands.answer(job.name, text, job_id=job.id)
 
-    async def add(self, spec: JobSpec, secrets: dict[str, str] | None = None) -> int:
-        """Submit one job (the launch dialogs); its id, once the server accepted it."""
-        ids = await self.commands.submit_spec(spec, secrets)
+    async def pause(self, job: RemoteJob) -> None:
+        await self.commands.pause(job.name, job_id=job.id)
+
+    async def resume(self, job: RemoteJob) -> None:
+        await self.commands.resume(job.name, job_id=job.id)
+
+    async def run_now(self, job: RemoteJob) -> None:
+        await self.commands.run_now(job.name, job_id=job.id)
+
+    async def add(
+        self,
+        spec: JobSpec,
+        secrets: dict[str, str] | None = None,
+        *,
+        yes: bool = False,
+        protect: tuple[str, ...] = (),
+    ) -> int:
+        """Submit one job (the launch dialogs); its id, once the server accepted it. A job touching
+        a `protect`ed host is refused (ServerError 409 with `protected`) unless `yes`."""
+        extra: dict[str, Any] = {}
+        if protect:
+            extra["protect"] = protect
+        if yes:
+            extra["yes"] = True
+        ids = await self.commands.submit_spec(spec, secrets, **extra)
         return ids[0]
 
     async def results(self, job: RemoteJob) -> tuple[list[TaskResult], int]:

@@ -27,9 +27,11 @@ from rich.console import RenderableType
 from textual import work
 from textual.app import SuspendNotSupported
 
+from tui.client.connection import ServerError
 from tui.client.remote import RemoteEngine
 from tui.client.remote import RemoteJob as Job
 from tui.console.commands import BY_ACTION, BY_ID, key_label
+from tui.console.screens.confirm_name import ConfirmNameDialog
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
 from tui.console.screens.prompt import PromptDialog
 from tui.console.screens.quit import QuitDialog
@@ -55,7 +57,10 @@ WHY_NOT = {  # what a job command needs, said when it is pressed on a job it doe
     "retry_failed": "only a failed, timed-out, canceled or errored job can retry its failed hosts",
     "set_timeout": "only a queued, blocked, waiting or running job has a timeout to change",
     "results": "it has no results until it runs",
+    "pause_schedule": "only a scheduled job can be paused or resumed",
+    "run_now": "only a scheduled job waiting for its next run can run now",
 }
+SCHEDULED_ONLY = ("pause_schedule", "run_now")
 
 
 def clean(text: object) -> str:
@@ -88,6 +93,8 @@ class JobActions:
             return None if job.prompt is not None else f"{name} is {job.status.value}: it is not waiting for input"
         if command.applies_to is not None and job.status not in command.applies_to:
             return f"{name} is {job.status.value}: {WHY_NOT[action]}"
+        if action in SCHEDULED_ONLY and job.schedule is None:
+            return f"{name} has no schedule: {WHY_NOT[action]}"
         if action == "retry_failed" and not job.results.failed_hosts():
             return (
                 f"{name} has no failed or unreachable hosts in its last attempt: "
@@ -102,6 +109,9 @@ class JobActions:
     def footer_label(self: PlaydeckApp, action: str, default: str) -> str:
         if action == "toggle_inventory":
             return "Hide hosts" if self.query_one(InventoryPane).display else "Show hosts"
+        if action == "pause_schedule":
+            job = self.selected_job
+            return "Resume" if job is not None and (job.schedule or {}).get("paused") else default
         return default
 
     def check_action(self: PlaydeckApp, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -142,6 +152,21 @@ class JobActions:
         job = self._job_for("retry_failed")
         if job is not None:
             self._act(lambda engine: engine.retry(job, True), job)
+
+    def action_pause_schedule(self: PlaydeckApp) -> None:
+        """One key both ways: a paused schedule resumes (from its next cron time), else it pauses."""
+        job = self._job_for("pause_schedule")
+        if job is None:
+            return
+        if (job.schedule or {}).get("paused"):
+            self._act(lambda engine: engine.resume(job), job)
+        else:
+            self._act(lambda engine: engine.pause(job), job)
+
+    def action_run_now(self: PlaydeckApp) -> None:
+        job = self._job_for("run_now")
+        if job is not None:
+            self._act(lambda engine: engine.run_now(job), job)
 
     def action_set_timeout(self: PlaydeckApp) -> None:
         job = self._job_for("set_timeout")
@@ -271,11 +296,31 @@ class JobActions:
         self._send_launch(request.spec(name, self.inventory_path), request.secrets)
 
     @work(group="launch", exit_on_error=False)
-    async def _send_launch(self: PlaydeckApp, spec: Any, secrets: dict[str, str]) -> None:
-        """Submitted with the server's preflight; the new job is selected once the mirror has it."""
-        job_id = await self.remote_call(lambda engine: engine.add(spec, secrets=secrets), severity="error")
-        if isinstance(job_id, int):
-            self.select_when_seen = job_id
+    async def _send_launch(self: PlaydeckApp, spec: Any, secrets: dict[str, str], yes: bool = False) -> None:
+        """Submitted with the server's preflight; the new job is selected once the mirror has it.
+        A launch onto protected hosts is refused (409) until the operator types the job's name."""
+
+        async def add(engine: RemoteEngine) -> int | ServerError:
+            try:
+                return await engine.add(spec, secrets=secrets, yes=yes, protect=self.protect)
+            except ServerError as exc:
+                if exc.protected and not yes:
+                    return exc
+                raise
+
+        answer = await self.remote_call(add, severity="error")
+        if isinstance(answer, ServerError):
+            hosts = sorted({host for found in answer.protected.values() for host in found})
+
+            def confirmed(typed: bool | None) -> None:
+                if typed:
+                    self._send_launch(spec, secrets, yes=True)
+                else:
+                    self.say(f"{clean(spec.name)} was not launched (protected hosts)", severity="warning")
+
+            self.push_screen(ConfirmNameDialog(spec.name, hosts), confirmed)
+        elif isinstance(answer, int):
+            self.select_when_seen = answer
             self._added = True
 
     def _playbooks(self) -> list[Path]:

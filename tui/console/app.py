@@ -68,12 +68,14 @@ class PlaydeckApp(JobActions, App[int]):
         config: Config | None = None,
         theme: str | None = None,
         server_args: Iterable[str] = (),
+        protect: Iterable[str] = (),
     ):
         """`session`: already attached (the CLI attaches before the screen switches, so a server
         that cannot start is reported on a plain terminal); else the console attaches to `socket`
         (or the default one) itself. `specs` are submitted once attached; `playbooks` are offered
         by the launch dialog besides those in `playbook_dirs`; `server_args` are for a server this
-        console starts (`python -m tui.server` options)."""
+        console starts (`python -m tui.server` options); `protect`: host patterns (the job file's
+        `protect:`) a launch from the console must confirm by typing the job's name."""
         super().__init__()
         self.config = config or Config()
         self.initial_specs = list(specs)
@@ -83,6 +85,7 @@ class PlaydeckApp(JobActions, App[int]):
         self.session = session
         self.socket = session.socket if session is not None else socket
         self.server_args = list(server_args)
+        self.protect = tuple(protect)
         # the jobs run under the server, at a lower CPU priority than the console (keys stay quick)
         self.engine: RemoteEngine | None = None
         self._dirty: set[int] = set()
@@ -90,7 +93,7 @@ class PlaydeckApp(JobActions, App[int]):
         self._last_second = -1
         self.refresh_interval = REFRESH_SECONDS
         self._governed_at: tuple[float, float] | None = None  # (wall, process CPU) when last judged
-        self._selected_status: Status | None = None
+        self._selected_status: tuple[Status, bool] | None = None
         self._bindings_key: object = None
         self._shown_text: dict[str, str] = {}
         self._requested_theme = theme
@@ -349,8 +352,9 @@ class PlaydeckApp(JobActions, App[int]):
         self._show_log()
         self._update_status_bar()
         job = self.selected_job
-        status = job.status if job is not None else None
-        if status is not self._selected_status or self._bindings_key is None:  # keys may (un)dim
+        # a paused schedule keeps its status: its key's label (Pause/Resume) changes all the same
+        status = (job.status, bool((job.schedule or {}).get("paused"))) if job is not None else None
+        if status != self._selected_status or self._bindings_key is None:  # keys may (un)dim
             self._selected_status = status
             self._selection_changed()
 
@@ -447,6 +451,7 @@ class PlaydeckApp(JobActions, App[int]):
                 bool(job.results.failed_hosts()),
                 job.last is not None,
                 job.prompt is not None,
+                bool((job.schedule or {}).get("paused")),
             )
             if job is not None
             else ()

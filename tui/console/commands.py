@@ -39,6 +39,7 @@ FINISHED_OR_WAITING = frozenset(
     {Status.SUCCESSFUL, Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR, Status.SKIPPED, Status.WAITING}
 )
 RETRY_FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.CANCELED, Status.ERROR})
+SCHEDULE_PAUSABLE = UNFINISHED | {Status.SCHEDULED}  # a scheduled job between runs, or during one
 
 COMMANDS: tuple[Command, ...] = (  # footer priority: what an incident needs first
     Command(
@@ -47,7 +48,7 @@ COMMANDS: tuple[Command, ...] = (  # footer priority: what an incident needs fir
         "cancel_job",
         "Cancel",
         "Cancel the selected job: SIGTERM, then SIGKILL after a grace",
-        UNFINISHED,
+        UNFINISHED | {Status.SCHEDULED},  # a waiting scheduled job: its schedule ends
         needs_job=True,
     ),
     Command(
@@ -100,6 +101,24 @@ COMMANDS: tuple[Command, ...] = (  # footer priority: what an incident needs fir
         "open_log",
         "Full log",
         "Open the selected job's whole log on disk in $PAGER (default less -R); quit it to come back",
+        needs_job=True,
+    ),
+    Command(
+        "pause-schedule",
+        "z",
+        "pause_schedule",
+        "Pause",
+        "Pause the selected job's schedule (it fires nothing), or resume a paused one from its next time",
+        SCHEDULE_PAUSABLE,
+        needs_job=True,
+    ),
+    Command(
+        "run-now",
+        "R",
+        "run_now",
+        "Run now",
+        "Run the selected scheduled job once now (its cron times stay as they are)",
+        frozenset({Status.SCHEDULED}),
         needs_job=True,
     ),
     Command("wrap-log", "w", "wrap_log", "Wrap", "Wrap long log lines, or not (then Left/Right scroll)"),

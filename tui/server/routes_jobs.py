@@ -52,6 +52,17 @@ def _secrets(raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
+def _protect(raw: Any) -> tuple[str, ...]:
+    """A spec's "protect": host patterns (as a job file's `protect:`) its launch must confirm."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p.strip() for p in raw):
+        raise SpecError(["protect: expected a host pattern or a list of them"])
+    return tuple(raw)
+
+
 async def post_jobs(request: web.Request) -> web.Response:
     """Validate like `playdeck run` (job file or spec, then preflight); submit all or nothing.
     The preflight also resolves each job's hosts (for `lock: hosts`) and the protected ones:
@@ -66,6 +77,7 @@ async def post_jobs(request: web.Request) -> web.Response:
     if "spec" in data:
         try:
             secrets = _secrets(data.get("secrets"))
+            protect = _protect(data.get("protect"))  # a console's job file's patterns, for its launches
             specs = [await asyncio.to_thread(spec_from_json, data["spec"])]
         except SpecError as exc:
             return error(400, INVALID, exc.problems)

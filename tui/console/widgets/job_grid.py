@@ -12,6 +12,7 @@ task names can come from anyone.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Callable
 
 from rich.segment import Segment
@@ -90,6 +91,16 @@ assert max(len(s.value) for s in Status) <= WIDTHS["status"], "a status word wou
 
 def plain(value: object) -> Text:
     return Text(strip_sgr(str(value)), no_wrap=True, overflow="ellipsis")
+
+
+def _next_run(job: Job) -> str:
+    """`next 4m12s` for a scheduled job; `paused` (or `-`) when no run is coming."""
+    schedule = getattr(job, "schedule", None) or {}
+    when: datetime | None = getattr(job, "next_run", None)
+    if when is None:
+        return "paused" if schedule.get("paused") else "-"
+    now = datetime.now(when.tzinfo) if when.tzinfo is not None else datetime.now()
+    return f"next {format_duration(max(0.0, (when - now).total_seconds()))}"
 
 
 def _look(cell: Text) -> tuple[object, ...]:
@@ -249,7 +260,7 @@ class JobGrid(ScrollView, can_focus=True):
     def tick_clocks(self) -> None:
         """Elapsed and time-left move every second for running jobs; nothing else needs touching."""
         for job in self.jobs:
-            if job.status is Status.RUNNING:
+            if job.status in (Status.RUNNING, Status.SCHEDULED):
                 self.update_job(job)
 
     def _repaint(self, job_id: int) -> None:
@@ -288,6 +299,8 @@ class JobGrid(ScrollView, can_focus=True):
             left = format_duration(job.timeout_remaining())
         elif job.status is Status.WAITING and job.retry_at is not None:
             left = f"retry {format_duration(max(0.0, job.retry_at - time.monotonic()))}"
+        elif job.status is Status.SCHEDULED:  # a cron job between its runs: when it runs next
+            left = _next_run(job)
         else:
             left = format_duration(job.timeout) if not job.status.finished else "-"
         task = job.results.task if job.status is Status.RUNNING else (job.message or "")
