@@ -13,12 +13,14 @@ from textual.widgets import Input
 from tests.conftest import INVENTORY, PLAYBOOKS, run
 from tests.console_support import FrozenSession, job_named, live_app, show_frozen_jobs
 from tests.test_console_keys import wait
+from tests.test_server import server  # noqa: F401 - a fixture
 from tui.console.app import PlaydeckApp
 from tui.console.screens.confirm_name import ConfirmNameDialog
 from tui.console.screens.launch import AdhocDialog
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.core.planning.spec import Status, spec_for_playbook
+from tui.core.planning.wirespec import spec_to_json
 
 
 def notes(app: PlaydeckApp) -> list[str]:
@@ -133,3 +135,18 @@ def test_a_launch_onto_protected_hosts_needs_the_jobs_name_typed():
     submitted = [a for a in client if a["request"] == "submit" and a.get("jobs") == ["adhoc-ping"]]
     assert refused and refused[0]["protected"] == {"adhoc-ping": ["db01"]}, refused
     assert len(submitted) == 1 and submitted[0]["yes"] is True and submitted[0]["protect"] == ["db*"], submitted
+
+
+def test_the_server_takes_protect_with_a_spec_and_refuses_a_bad_one(server, tmp_path):  # noqa: F811
+    """The wire: a spec's "protect" is checked like a job file's; without yes a touching spec is
+    a 409 naming its hosts, with yes it is submitted; a bad pattern list is a 400, nothing runs."""
+    srv = server()
+    spec = spec_to_json(spec_for_playbook(PLAYBOOKS / "health_check.yml", INVENTORY, name="hc-db", limit="db01"))
+    code, bad = srv("POST", "/v1/jobs", {"spec": spec, "protect": [1]})
+    assert code == 400 and "protect" in " ".join(bad["problems"]), bad
+    code, refused = srv("POST", "/v1/jobs", {"spec": spec, "protect": "db*"})
+    assert code == 409 and refused["protected"] == {"hc-db": ["db01"]}, refused
+    code, answer = srv("POST", "/v1/jobs", {"spec": spec, "protect": ["web*"]})  # db01 is not covered
+    assert code == 201, answer
+    code, jobs = srv("GET", "/v1/jobs")
+    assert [j["name"] for j in jobs["jobs"]] == ["hc-db"]
