@@ -345,6 +345,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
         _err("playdeck: --max-parallel must be at least 1")
         return EXIT_INVALID
     specs: list[JobSpec] = []
+    protect: list[str] = []
     inventory = args.inventory.expanduser().resolve() if args.inventory else None
     playbook_dirs: list[Path] = []
     max_parallel = args.max_parallel
@@ -360,6 +361,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
                 _err(f"  {problem}")
             return EXIT_INVALID
         specs = job_file.jobs
+        protect = list(job_file.protect)
         max_parallel = max_parallel or job_file.max_parallel
         inventory = inventory or specs[0].inventory
         playbook_dirs.append(job_file.path.parent)
@@ -418,6 +420,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
                 playbook_dirs=playbook_dirs,
                 config=config,
                 theme=args.theme,
+                protect=protect,  # the job file's protected hosts guard the console's launches too
             )
             result = await app.run_async(headless=headless)
         finally:
