@@ -113,8 +113,12 @@ def test_a_launch_onto_protected_hosts_needs_the_jobs_name_typed():
             await pilot.press("enter")
             await wait(pilot, lambda: isinstance(app.screen, ConfirmNameDialog), timeout=60, what="the confirmation")
             dialog = app.screen
-            shown = " ".join(str(s.render()) for s in dialog.query("Static"))
-            assert "adhoc-ping" in shown and "db01" in shown, shown
+
+            def shown() -> str:
+                return " ".join(str(s.render()) for s in dialog.query("Static"))
+
+            await wait(pilot, lambda: "adhoc-ping" in shown(), what="the dialog drawn")  # pushed, then composed
+            assert "adhoc-ping" in shown() and "db01" in shown(), shown()
             assert app.engine.get("adhoc-ping") is None  # nothing was submitted
             box = dialog.query_one("#confirm-name-input", Input)
             box.value = "adhoc-pin"
