@@ -12,7 +12,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
-from tui.core.planning.jobfile import playbook_problem
+from tui.core.planning.jobfile import _bool, _int_at_least, _one_of, _string, _vars, playbook_problem
+from tui.core.planning.jobfile import _int as _whole
 from tui.core.planning.spec import CATCH_UPS, CONDITIONS, LOCKS, OVERLAPS, JobSpec
 from tui.core.scheduling import cron
 
@@ -45,44 +46,11 @@ def spec_to_json(spec: JobSpec) -> dict[str, Any]:
     return data
 
 
-def _text(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise TypeError
-    return raw
-
-
-def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
-    def check(raw: Any) -> int:
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < low or (high is not None and raw > high):
-            raise ValueError
-        return raw
-
-    return check
-
-
 def _seconds(raw: Any) -> float:
     """A number of seconds > 0 (JSON has numbers: no "5m" here, the client converts)."""
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw <= 0:
         raise ValueError
     return float(raw)
-
-
-def _bool(raw: Any) -> bool:
-    if not isinstance(raw, bool):
-        raise TypeError
-    return raw
-
-
-def _vars(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
-        raise TypeError
-    return raw
-
-
-def _priority(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise TypeError
-    return raw
 
 
 def _after(raw: Any) -> tuple[tuple[str, str], ...]:
@@ -93,7 +61,7 @@ def _after(raw: Any) -> tuple[tuple[str, str], ...]:
     for item in raw:
         if not isinstance(item, list) or len(item) != 2 or item[1] not in CONDITIONS:
             raise ValueError
-        pairs.append((_text(item[0]), str(item[1])))
+        pairs.append((_string(item[0]), str(item[1])))
     if len({name for name, _ in pairs}) != len(pairs):
         raise ValueError
     return tuple(pairs)
@@ -106,21 +74,12 @@ def _lock(raw: Any) -> str:
 
 
 def _cron(raw: Any) -> str:
-    return cron.check_expr(_text(raw))  # CronError is a ValueError
+    return cron.check_expr(_string(raw))  # CronError is a ValueError
 
 
 def _zone(raw: Any) -> str:
-    cron.check_zone(_text(raw))
+    cron.check_zone(_string(raw))
     return str(raw)
-
-
-def _choice(allowed: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(raw: Any) -> str:
-        if raw not in allowed:
-            raise ValueError
-        return str(raw)
-
-    return check
 
 
 def _module_args(raw: Any) -> str:
@@ -130,30 +89,30 @@ def _module_args(raw: Any) -> str:
 
 
 CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "name": (_text, "a non-empty string"),
-    "limit": (_text, "a host pattern (a non-empty string)"),
+    "name": (_string, "a non-empty string"),
+    "limit": (_string, "a host pattern (a non-empty string)"),
     "extra_vars": (_vars, "a mapping of variable names to values"),
     "timeout": (_seconds, "a number of seconds > 0"),
-    "retries": (_int(0), "a whole number >= 0"),
+    "retries": (_int_at_least(0), "a whole number >= 0"),
     "retry_delay": (_seconds, "a number of seconds > 0"),
-    "tags": (_text, "a non-empty string"),
-    "skip_tags": (_text, "a non-empty string"),
+    "tags": (_string, "a non-empty string"),
+    "skip_tags": (_string, "a non-empty string"),
     "check": (_bool, "true or false"),
     "diff": (_bool, "true or false"),
-    "forks": (_int(1), "a whole number >= 1"),
-    "verbosity": (_int(0, 6), "a whole number from 0 to 6"),
-    "module": (_text, "a module name"),
+    "forks": (_int_at_least(1), "a whole number >= 1"),
+    "verbosity": (_int_at_least(0, 6), "a whole number from 0 to 6"),
+    "module": (_string, "a module name"),
     "module_args": (_module_args, "a string"),
     "become": (_bool, "true or false"),
-    "become_user": (_text, "a user name"),
-    "priority": (_priority, "a whole number"),
+    "become_user": (_string, "a user name"),
+    "priority": (_whole, "a whole number"),
     "after": (_after, "a list of [job name, success|failure|always] pairs, each name once"),
-    "circuit": (_int(1), "a whole number >= 1"),
+    "circuit": (_int_at_least(1), "a whole number >= 1"),
     "lock": (_lock, '"hosts" (or null for no lock)'),
     "schedule": (_cron, "a 5-field cron expression (minute hour day month weekday)"),
     "timezone": (_zone, "an IANA time zone name (Europe/Berlin, UTC)"),
-    "overlap": (_choice(OVERLAPS), " | ".join(OVERLAPS)),
-    "catch_up": (_choice(CATCH_UPS), " | ".join(CATCH_UPS)),
+    "overlap": (_one_of(OVERLAPS), " | ".join(OVERLAPS)),
+    "catch_up": (_one_of(CATCH_UPS), " | ".join(CATCH_UPS)),
 }
 
 
