@@ -9,6 +9,7 @@ Config: `$PLAYDECK_CONFIG`, else `$XDG_CONFIG_HOME/playdeck/config.yml`:
     keys: {cancel-job: x, retry-job: R}   # command id -> key; see the help screen (?) for ids
     history: {keep_runs: 50, keep_days: 30, show: 50}
 
+The server's keys (metrics_listen, notify, protect, schedules) are its own: tui/core/config.py.
 A broken config never stops the console: it starts with defaults and says what was wrong.
 """
 
@@ -23,15 +24,10 @@ from typing import Any
 import yaml
 
 from tui.console.commands import COMMANDS
+from tui.core.config import SERVER_KEYS, config_path
 from tui.core.storage.paths import ensure_private_dir, state_dir
 
-
-def config_path() -> Path:
-    override = os.environ.get("PLAYDECK_CONFIG")
-    if override:
-        return Path(override).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
-    return Path(base).expanduser() / "playdeck" / "config.yml"
+__all__ = ["Config", "config_path", "load_config", "remember", "remembered"]
 
 
 @dataclass
@@ -70,6 +66,8 @@ def load_config(path: Path | None = None) -> Config:
             config.playbook_dir = (path.parent / Path(value).expanduser()).resolve()
         elif key == "max_parallel" and isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             config.max_parallel = value
+        elif key in SERVER_KEYS and key != "max_parallel":
+            continue  # the server's (tui/core/config.py): it checks them and says what is wrong
         elif key == "history" and isinstance(value, dict):
             for name, number in value.items():
                 if (
