@@ -375,6 +375,10 @@ ACTIONS: dict[str, Callable[[argparse.Namespace, Connection], Awaitable[int]]] =
 
 def main(argv: list[str]) -> int | None:
     """Run a verb; None when argv[0] is not one of ours (the caller then tries its own commands)."""
+    if argv[:1] == ["report"]:  # reads the state dir only, never a server (tui/report_cli.py)
+        from tui.report_cli import cmd_report  # noqa: PLC0415 - not needed by the other verbs
+
+        return cmd_report(argv[1:])
     if not argv or argv[0] not in VERBS:
         return None
     try:
