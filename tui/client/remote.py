@@ -88,6 +88,7 @@ class RemoteJob:
         self.next_run = _time(data.get("next_run"))  # None: no schedule, paused, or circuit open
         schedule = data.get("schedule")
         self.schedule: dict[str, Any] | None = schedule if isinstance(schedule, dict) else None
+        self.after = _after(data.get("after"))
         if not before:
             return "added"
         if before.get("status") != data.get("status"):
@@ -139,6 +140,17 @@ def _status(value: Any) -> Status:
         return Status(value)
     except ValueError:
         return Status.ERROR  # a newer server's word we do not know: shown as a problem, not hidden
+
+
+def _after(value: Any) -> tuple[tuple[str, str], ...]:
+    """The job's parents as (name, condition); a malformed pair (an older or odd server) is left out."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        (pair[0], pair[1])
+        for pair in value
+        if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+    )
 
 
 def _prompt(value: Any) -> Prompt | None:
@@ -325,6 +337,32 @@ class RemoteEngine:
         """The job a name means to the server: its own newest of that name, else an earlier run's."""
         found = [job for job in self.jobs if job.name == name]
         return max(found, key=lambda job: (not job.history, job.id)) if found else None
+
+    def _kin(self, job: RemoteJob) -> dict[str, RemoteJob]:
+        """The jobs a chain of `job` can name, newest of each name: the jobs of its own server run
+        (the server's own jobs for a job of this run, that earlier run's for a history job)."""
+        newest: dict[str, RemoteJob] = {}
+        for other in self.jobs:  # sorted by id: a later one of a name replaces an earlier one
+            if other.history == job.history and other.run == job.run:
+                newest[other.name] = other
+        return newest
+
+    def parents_of(self, job: RemoteJob) -> list[tuple[str, str, RemoteJob | None]]:
+        """`job`'s parents in its `after` order: (name, condition, the job of that name, or None
+        when the mirror has none, e.g. a parent of an earlier run)."""
+        kin = self._kin(job)
+        return [(name, condition, kin.get(name)) for name, condition in job.after]
+
+    def children_of(self, job: RemoteJob) -> list[tuple[RemoteJob, str]]:
+        """The jobs that run after `job` (newest of each name, in id order) with the condition
+        they wait for. Names, as the server resolves `after`: an earlier job of the same name
+        counts as the parent too, since the children name it the same way."""
+        return [
+            (child, condition)
+            for child in sorted(self._kin(job).values(), key=lambda kin: kin.id)
+            for name, condition in child.after
+            if name == job.name and child.id != job.id
+        ]
 
     def unfinished(self) -> list[RemoteJob]:
         return [job for job in self.jobs if not job.history and not job.status.finished]

@@ -18,11 +18,13 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from tui.client.remote import RemoteJob as Job
+from tui.console.widgets.chain_view import ChainView
 from tui.core.running.results import COUNT_NAMES, TaskResult
 from tui.core.sanitize import strip_sgr
 
 ORDER = {"failed": 0, "unreachable": 1, "ignored": 2, "changed": 3, "ok": 4, "skipped": 5}
-HINT = "↑↓ task · PgUp/PgDn scroll the message · Tab: focus · Esc closes · o: full log"  # one line at 80
+# one line inside the dialog at 80 columns (76 cells): a second line would cost the message a row
+HINT = "↑↓ task · PgUp/PgDn scroll the message · Tab focus · Esc closes · o full log"
 
 
 class MessageBox(VerticalScroll, can_focus=True):
@@ -46,6 +48,9 @@ class ResultsScreen(ModalScreen[None]):
         background: $surface;
     }
     #results-box > #results-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    /* parent -> child lines, only for a job in a chain (ChainView caps them to the screen's height);
+       the task list gives up a row or two for them so the message and the hint keep theirs at 80x24 */
+    #results-box.chained > #results-tasks { max-height: 22%; }
     /* the tables take the rows they need up to a cap (they scroll); the message gets the rest */
     #results-box > #results-hosts { height: auto; max-height: 20%; min-height: 2; }
     #results-box > #results-tasks { height: auto; max-height: 30%; min-height: 2; }
@@ -83,6 +88,7 @@ class ResultsScreen(ModalScreen[None]):
             title += f" · attempt {attempt.number}" + (f" · limit {attempt.limit}" if attempt.limit else "")
         with Vertical(id="results-box"):
             yield Static(Text(strip_sgr(title), style="bold", no_wrap=True, overflow="ellipsis"), id="results-title")
+            yield ChainView(getattr(self.app, "engine", None), self.job, id="results-chain")
             hosts: DataTable[Text] = DataTable(id="results-hosts", cursor_type="none", show_cursor=False)
             yield hosts
             tasks: DataTable[Text] = DataTable(id="results-tasks", cursor_type="row")
@@ -121,6 +127,10 @@ class ResultsScreen(ModalScreen[None]):
             )
         tasks.focus()
         self._show(0)
+        # the mirror's jobs move on while the dialog is open (a child starts, ends or is skipped)
+        chain = self.query_one(ChainView)
+        self.query_one("#results-box").set_class(bool(chain.text), "chained")
+        self.set_interval(0.5, chain.update)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "results-tasks":
@@ -143,6 +153,11 @@ class ResultsScreen(ModalScreen[None]):
         text.append(strip_sgr(task.message) or "(no message)")
         box.update(text)
         self.query_one(MessageBox).scroll_home(animate=False)
+
+    @property
+    def chain_text(self) -> str:
+        """The chain section's lines as plain text ("" for a job with no chain)."""
+        return self.query_one(ChainView).text
 
     @property
     def message_text(self) -> str:
