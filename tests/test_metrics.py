@@ -1,11 +1,15 @@
 """Prometheus metrics (tui/server/metrics.py): a real server object runs real ansible-playbook
 jobs (one succeeding, one failing and retried until its circuit opens), and /metrics is read
-over a real TCP port and parsed with prometheus_client's own parser."""
+over a real TCP port and parsed with prometheus_client's own parser; then a real
+`python -m tui.server` serves them at its config's metrics_listen."""
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +18,8 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import INVENTORY, TEST_PLAYBOOKS, playbook, run, until
+from tests.conftest import INVENTORY, ROOT, TEST_PLAYBOOKS, playbook, run, until
+from tests.test_server import hello, job_file, server, wait_for  # noqa: F401 - server is a fixture
 from tui.core.planning.spec import JobSpec, Status, spec_for_playbook
 from tui.server.app import make_app
 from tui.server.metrics import Metrics, job_label
@@ -53,22 +58,21 @@ def new_server(tmp_path: Path, state: Path, max_parallel: int) -> Server:
 
 def test_metrics_count_real_attempts_hosts_events_and_states(tmp_path: Path, isolated_state: Path):
     async def main() -> tuple[Samples, Samples, Samples, str, dict[str, int]]:
-        server = new_server(tmp_path, isolated_state, max_parallel=1)
-        metrics = Metrics(server)
-        server.engine.subscribe(metrics.on_change)
+        deck = new_server(tmp_path, isolated_state, max_parallel=1)
+        metrics = deck.metrics  # the server's own, subscribed to its engine
         await metrics.apply(("127.0.0.1", 0))
         assert metrics.port
         # the event stream of the server itself, on a Unix socket: one attached client
         (tmp_path / "sock").mkdir()
-        runner = web.AppRunner(make_app(server), handle_signals=False, access_log=None)
+        runner = web.AppRunner(make_app(deck), handle_signals=False, access_log=None)
         await runner.setup()
-        await web.UnixSite(runner, str(server.socket)).start()
+        await web.UnixSite(runner, str(deck.socket)).start()
         try:
             code, kind, text = await scrape(metrics.port)
             assert code == 200 and kind.startswith("text/plain") and "version=" in kind
             empty = samples(text)
 
-            engine = server.engine
+            engine = deck.engine
             hello = spec_for_playbook(TEST_PLAYBOOKS / "load_one_debug.yml", INVENTORY, name="hello", limit="web01")
             broken = spec_for_playbook(
                 playbook("failing_host"),
@@ -83,19 +87,19 @@ def test_metrics_count_real_attempts_hosts_events_and_states(tmp_path: Path, iso
             never = spec_for_playbook(TEST_PLAYBOOKS / "load_one_debug.yml", INVENTORY, name="never", limit="web01")
             jobs = engine.add_all([hello, broken, never])
             engine.cancel(jobs[2])  # canceled while queued: no attempt to count
-            connector = aiohttp.UnixConnector(path=str(server.socket))
+            connector = aiohttp.UnixConnector(path=str(deck.socket))
             async with (
                 aiohttp.ClientSession(connector=connector) as session,
                 session.ws_connect("http://playdeck/v1/events") as ws,
             ):
-                await until(lambda: len(server.hub.clients) == 1, 10, "the client to attach")
+                await until(lambda: len(deck.hub.clients) == 1, 10, "the client to attach")
                 busy = samples((await scrape(metrics.port))[2])
                 await ws.close()
             await engine.wait_idle()
             # a scheduled job (its name hostile too) that rests until 03:00
             nightly = JobSpec(name=HOSTILE + " nightly", inventory=INVENTORY, playbook=playbook("health_check"))
-            server.schedules.register(engine.add_all([replace(nightly, schedule="0 3 * * *")]))
-            await until(lambda: not server.hub.clients, 10, "the client to leave")
+            deck.schedules.register(engine.add_all([replace(nightly, schedule="0 3 * * *")]))
+            await until(lambda: not deck.hub.clients, 10, "the client to leave")
             text = (await scrape(metrics.port))[2]
             totals = dict.fromkeys(("ok", "changed", "failed", "unreachable"), 0)
             for job in jobs:
@@ -106,7 +110,7 @@ def test_metrics_count_real_attempts_hosts_events_and_states(tmp_path: Path, iso
             return empty, busy, samples(text), text, totals
         finally:
             await metrics.close()
-            await server.engine.close()
+            await deck.engine.close()
             await runner.cleanup()
 
     empty, busy, done, text, totals = run(main())  # type: ignore[misc]
@@ -157,8 +161,8 @@ def test_metrics_count_real_attempts_hosts_events_and_states(tmp_path: Path, iso
 
 def test_endpoint_only_when_configured_moves_and_refuses_a_busy_port(tmp_path: Path, isolated_state: Path):
     async def main() -> None:
-        server = new_server(tmp_path, isolated_state, max_parallel=1)
-        metrics = Metrics(server)
+        deck = new_server(tmp_path, isolated_state, max_parallel=1)
+        metrics = Metrics(deck)
         await metrics.apply(None)
         assert metrics.port is None  # off unless configured
         await metrics.apply(("127.0.0.1", 0))
@@ -178,7 +182,7 @@ def test_endpoint_only_when_configured_moves_and_refuses_a_busy_port(tmp_path: P
             with pytest.raises(OSError) as caught:
                 await metrics.apply(("127.0.0.1", taken))
             assert caught.value.errno == errno.EADDRINUSE
-            assert f"127.0.0.1:{taken}" in str(caught.value) and "metrics" in str(caught.value)
+            assert str(caught.value) == f"cannot serve metrics on 127.0.0.1:{taken}: Address already in use"
             assert metrics.port == first and (await scrape(first))[0] == 200  # the old endpoint stays
 
         with socket.socket() as probe:  # a free port to move to
@@ -188,6 +192,10 @@ def test_endpoint_only_when_configured_moves_and_refuses_a_busy_port(tmp_path: P
         assert metrics.port == free and (await scrape(free))[0] == 200
         with pytest.raises(aiohttp.ClientConnectorError):
             await scrape(first)  # moved: the old port is closed
+
+        # the same port on another host that covers the old one: the old endpoint lets it go first
+        await metrics.apply(("localhost", free))
+        assert metrics.listen == ("localhost", free) and (await scrape(free))[0] == 200
 
         await metrics.apply(None)
         assert metrics.port is None
@@ -202,8 +210,8 @@ def test_on_change_never_raises_and_counts_events_cheaply(tmp_path: Path, isolat
     """A listener error would be logged by the engine, but a broken job object must not even get there."""
 
     async def main() -> None:
-        server = new_server(tmp_path, isolated_state, max_parallel=1)
-        metrics = Metrics(server)
+        deck = new_server(tmp_path, isolated_state, max_parallel=1)
+        metrics = Metrics(deck)
         metrics.on_change(object(), "status")  # type: ignore[arg-type]
         for _ in range(1000):
             metrics.on_change(object(), "event")  # type: ignore[arg-type]
@@ -229,3 +237,44 @@ def test_status_enum_values_are_the_only_status_labels(tmp_path: Path, isolated_
     found = run(main())
     statuses = {dict(labels)["status"] for (name, labels) in found if name == "playdeck_jobs"}  # type: ignore[union-attr]
     assert statuses == {status.value for status in Status}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_real_server_serves_its_configs_metrics_listen(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(f'metrics_listen: "127.0.0.1:{port}"\n')
+    monkeypatch.setenv("PLAYDECK_CONFIG", str(config))
+    srv = server()
+    assert run(scrape(port, "/"))[0] == 404  # type: ignore[index]
+    assert srv("POST", "/v1/jobs", {"jobfile": str(job_file(tmp_path, hello())), "preflight": False})[0] == 201
+
+    def scraped() -> Samples | None:
+        found = samples(run(scrape(port))[2])  # type: ignore[index]
+        return found if value(found, "playdeck_jobs", status="successful") == 1 else None
+
+    found = wait_for(scraped, 30, "the job to end")
+    assert value(found, "playdeck_attempts_total", status="successful") == 1
+    assert value(found, "playdeck_attempts_total", status="failed") == 0
+    assert value(found, "playdeck_hosts_total", result="ok") == 1  # one debug task on web01
+    assert value(found, "playdeck_events_total") > 0
+
+    # a second server whose metrics address is taken (by the first) refuses to start, saying why
+    other = tmp_path / "other"
+    other.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PLAYDECK_SOCKET=str(other / "sock" / "server.sock"))
+    env["PLAYDECK_STATE_DIR"] = str(other / "state")
+    refused = subprocess.run(
+        [sys.executable, "-m", "tui.server", "--foreground"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in refused.stderr, refused.stderr
+
+    srv.stop()
+    assert srv.proc.returncode == 0
+    with pytest.raises(aiohttp.ClientConnectorError):
+        run(scrape(port))  # stopped with its server

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,13 @@ def job_label(name: str) -> str:
     Quotes and backslashes are left to the exposition format's own escaping."""
     text = strip_sgr(name).replace("\n", "\u2424").replace("\t", "\u2409")
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+class ListenError(OSError):
+    """The metrics address cannot be bound; its str() is the message alone, for people."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class _Live(Collector):
@@ -201,8 +209,9 @@ class Metrics:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
             await runner.cleanup()
-            why = exc.strerror or str(exc)
-            raise OSError(exc.errno, f"metrics: cannot listen on {_show(listen)}: {why}") from exc
+            # asyncio's own text repeats the address: the errno's words say it plainly
+            why = os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else str(exc.strerror or exc)
+            raise ListenError(exc.errno, f"cannot serve metrics on {_show(listen)}: {why}") from exc
         return runner
 
     async def apply(self, listen: tuple[str, int] | None) -> None:
