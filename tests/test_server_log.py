@@ -129,15 +129,18 @@ def test_events_are_json_lines_and_shown_safely(isolated_state: Path) -> None:
 def test_state_dir_from_the_environment_damaged_lines_and_a_missing_log(isolated_state: Path, tmp_path: Path) -> None:
     write_events(isolated_state, job="web")
     with open(isolated_state / "server.log.jsonl", "ab") as log:
-        log.write(b"not json \x1b[2J\x1b]52;c;cHduZWQ=\x07 \xff\xfe\n")
+        log.write(b"not json \x1b[2J\x1b]52;c;cHduZWQ=\x07 \xff\xfe\rhidden\n\n")
         log.write(b'["a list", "\\u001b[2J"]\n')
     out = show().stdout  # $PLAYDECK_STATE_DIR (the fixture's) is the state dir
     assert b"\x1b" not in out and b"\x07" not in out
     lines = out.decode().splitlines()
-    assert lines[-2] == "not json \u241b[2J\u241b]52;c;cHduZWQ=\u2407 \ufffd\ufffd"
+    assert lines[-2] == "not json \u241b[2J\u241b]52;c;cHduZWQ=\u2407 \ufffd\ufffd\u240dhidden"
     assert lines[-3].endswith("server-stop reason=SIGTERM")
     as_json = [json.loads(line) for line in show("--json", "-n", "2").stdout.splitlines()]
-    assert as_json[0] == {"event": "unparsed-line", "line": "not json \x1b[2J\x1b]52;c;cHduZWQ=\x07 \ufffd\ufffd"}
+    assert as_json[0] == {
+        "event": "unparsed-line",
+        "line": "not json \x1b[2J\x1b]52;c;cHduZWQ=\x07 \ufffd\ufffd\rhidden",
+    }
     assert as_json[1]["event"] == "unparsed-line"
 
     missing = show("--state-dir", str(tmp_path / "nowhere"), check=False)
@@ -259,6 +262,7 @@ def test_follow_picks_up_new_lines_across_rotations_and_ends_on_sigint(isolated_
 def test_follow_ends_quietly_when_its_reader_goes_away(isolated_state: Path) -> None:
     """`playdeck server log -f | head -1`: the next write finds the pipe closed; exit 0, no traceback."""
     writer = Writer(isolated_state, 2000)
+    writer.write(2)  # the log exists before its reader starts
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.server_log_cli", "-f", "-n", "1"],
         env=env(),
@@ -266,7 +270,6 @@ def test_follow_ends_quietly_when_its_reader_goes_away(isolated_state: Path) -> 
         stderr=subprocess.PIPE,
     )
     try:
-        writer.write(2)
         assert proc.stdout and b"seq=" in proc.stdout.readline()
         proc.stdout.close()
         writer.write(2)

@@ -95,6 +95,11 @@ def render(raw: bytes, as_json: bool) -> list[str]:
     return readable(entry)
 
 
+def _split(data: bytes) -> list[bytes]:
+    """Lines of complete-line data, split on \\n only (a stray \\r in a damaged line is shown, not obeyed)."""
+    return [line for line in data.split(b"\n") if line.strip()]
+
+
 def _write(lines: Iterable[str]) -> None:
     try:
         out = sys.stdout
@@ -133,7 +138,7 @@ def _tail(path: Path, count: int) -> tuple[list[bytes], IO[bytes] | None, bytes]
             chunk, pending = chunk[:cut], chunk[cut:]
         else:
             handle.close()
-        whole = chunk.splitlines()
+        whole = _split(chunk)
         newest_first.append(whole)
         have += len(whole)
         if have >= count:
@@ -153,7 +158,7 @@ def _follow(path: Path, handle: IO[bytes] | None, pending: bytes, as_json: bool)
             pending += data
             cut = pending.rfind(b"\n") + 1
             if cut:
-                whole, pending = pending[:cut].splitlines(), pending[cut:]
+                whole, pending = _split(pending[:cut]), pending[cut:]
                 _write(line for raw in whole for line in render(raw, as_json))
             continue
         try:
@@ -165,7 +170,7 @@ def _follow(path: Path, handle: IO[bytes] | None, pending: bytes, as_json: bool)
             if handle is not None:
                 rest = pending + handle.read()  # written before the rename: not to be lost
                 handle.close()
-                _write(line for raw in rest.splitlines() for line in render(raw, as_json))
+                _write(line for raw in _split(rest) for line in render(raw, as_json))
             pending = b""
             try:
                 handle = open(path, "rb")
@@ -211,7 +216,7 @@ def cmd_server_log(argv: list[str]) -> int:
         lines, handle, pending = _tail(path, args.lines)
         _write(line for raw in lines for line in render(raw, args.json))
         if not args.follow:
-            if pending:
+            if pending.strip():
                 _write(render(pending, args.json))
             return OK
         _follow(path, handle, pending, args.json)
