@@ -31,6 +31,7 @@ ECHOES = {
     "pause": ("pause",),
     "resume": ("resume",),
     "run-now": ("run-now",),
+    "server-stop": ("server-stop",),
 }
 #: Words for the actions (anything else is shown as recorded, cleaned).
 WORDS = {
