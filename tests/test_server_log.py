@@ -35,6 +35,7 @@ try:
 except KeyError:
     log.exception("attempt failed to run")
 jsonlog.event(log, "odd", logging.INFO, thing=object(), time="not the time")
+jsonlog.event(log, "config-refused", logging.WARNING, file="/etc/x y.yml", line=3)
 jsonlog.event(log, "server-stop", reason="SIGTERM")
 """
 
@@ -86,12 +87,22 @@ def test_events_are_json_lines_and_shown_safely(isolated_state: Path) -> None:
     # stderr as before: the warnings, readable; info events go to the file only
     assert written.stderr.decode().splitlines()[0] == "playdeck server: schedules not saved: disk full"
     assert b"server-start" not in written.stderr and b"job-ended" not in written.stderr
+    # a warning event on stderr is readable too, not its bare name
+    assert 'playdeck server: config-refused file="/etc/x y.yml" line=3' in written.stderr.decode().splitlines()
 
     raw = log.read_bytes()
     assert raw.isascii() and b"\x1b" not in raw  # every control character is a JSON escape
     entries = [json.loads(line) for line in raw.splitlines()]
-    assert [e["event"] for e in entries] == ["server-start", "job-ended", "message", "message", "odd", "server-stop"]
-    start, ended, plain, failure, odd, _ = entries
+    assert [e["event"] for e in entries] == [
+        "server-start",
+        "job-ended",
+        "message",
+        "message",
+        "odd",
+        "config-refused",
+        "server-stop",
+    ]
+    start, ended, plain, failure, odd, refused, _ = entries
     assert start["level"] == "info" and start["pid"] == 4242 and start["logger"] == "tui.server"
     assert start["time"][:4].isdigit() and (start["time"].endswith("+00:00") or start["time"][-6] in "+-")
     assert ended["job"] == HOSTILE and ended["hosts"] == [HOSTILE]  # stored exactly, nothing stripped
@@ -100,6 +111,7 @@ def test_events_are_json_lines_and_shown_safely(isolated_state: Path) -> None:
     assert failure["level"] == "error" and failure["message"] == "attempt failed to run"
     assert "Traceback" in failure["error"] and "KeyError: 'missing'" in failure["error"]
     assert odd["thing"].startswith("<object object at") and odd["time_"] == "not the time"
+    assert refused == {**refused, "level": "warning", "file": "/etc/x y.yml", "line": 3}
 
     out = show("--state-dir", str(isolated_state)).stdout
     assert b"\x1b" not in out and b"\x07" not in out and b"\r" not in out and "\u202e".encode() not in out
@@ -114,16 +126,17 @@ def test_events_are_json_lines_and_shown_safely(isolated_state: Path) -> None:
     assert lines[1].endswith("status=failed hosts=[" + lines[1].split("job=", 1)[1].split(" status=")[0] + "]")
     assert lines[2].split(" ", 1)[1] == "warning schedules not saved: disk full"
     assert lines[3].split(" ", 1)[1] == "error   attempt failed to run"
-    assert lines[4] == "    Traceback (most recent call last):" and lines[-3] == "    KeyError: 'missing'"
-    assert all(line.startswith("    ") for line in lines[4:-2])
-    assert lines[-2].split(" ", 1)[1].startswith('info    odd thing="<object object at ')
+    assert lines[4] == "    Traceback (most recent call last):" and lines[-4] == "    KeyError: 'missing'"
+    assert all(line.startswith("    ") for line in lines[4:-3])
+    assert lines[-3].split(" ", 1)[1].startswith('info    odd thing="<object object at ')
+    assert lines[-2].split(" ", 1)[1] == 'warning config-refused file="/etc/x y.yml" line=3'
     assert lines[-1].split(" ", 1)[1] == "info    server-stop reason=SIGTERM"
 
     as_json = show("--state-dir", str(isolated_state), "--json").stdout
     assert b"\x1b" not in as_json
     assert [json.loads(line) for line in as_json.splitlines()] == entries
     last_two = show("--state-dir", str(isolated_state), "--json", "-n", "2")
-    assert [json.loads(line)["event"] for line in last_two.stdout.splitlines()] == ["odd", "server-stop"]
+    assert [json.loads(line)["event"] for line in last_two.stdout.splitlines()] == ["config-refused", "server-stop"]
 
 
 def test_state_dir_from_the_environment_damaged_lines_and_a_missing_log(isolated_state: Path, tmp_path: Path) -> None:

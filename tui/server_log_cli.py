@@ -23,12 +23,12 @@ from typing import IO, Any, Iterable
 
 from tui.core.sanitize import decode, strip_sgr
 from tui.core.storage.paths import state_dir as default_state_dir
-from tui.server.jsonlog import BACKUPS, log_path, text_fields
+from tui.server.jsonlog import BACKUPS, PLAIN, log_path, text_fields
 from tui.streams import silence
 
 OK, MISSING, INVALID = 0, 1, 2
 POLL = 0.25  # seconds between looks at a followed file that has nothing new
-SHOWN_FIRST = ("time", "level", "event", "logger", "message", "error")  # not among key=value
+SHOWN_FIRST = ("time", "level", "event", "logger", "error")  # not among key=value (nor a plain message)
 UNPARSED = "unparsed-line"  # --json: the event a line that is not a JSON object is wrapped in
 
 
@@ -64,13 +64,9 @@ def readable(entry: dict[str, Any]) -> list[str]:
     """One entry as terminal lines: `HH:MM:SS level event key=value ...`, then its traceback."""
     event = entry.get("event", "?")
     head = f"{_clock(entry.get('time', '?'))} {strip_sgr(str(entry.get('level', '?'))):<7} "
-    if event == "message" and "message" in entry:
-        head += strip_sgr(str(entry["message"])).replace("\n", "\u240a")
-    else:
-        head += strip_sgr(str(event)).replace("\n", "\u240a")
-        if "message" in entry:
-            head += f" {text_fields({'message': entry['message']})}"
-    rest = {key: value for key, value in entry.items() if key not in SHOWN_FIRST}
+    plain = event == PLAIN and "message" in entry
+    head += strip_sgr(str(entry["message"] if plain else event)).replace("\n", "\u240a")
+    rest = {key: value for key, value in entry.items() if key not in SHOWN_FIRST and not (plain and key == "message")}
     if rest:
         head += f" {text_fields(rest)}"
     lines = [head]
