@@ -208,8 +208,6 @@ def setup(state_dir: Path, level: int = logging.INFO) -> logging.Handler:
             if not isinstance(old.formatter, ReadableEvents):
                 old.setFormatter(ReadableEvents(old.formatter))
     root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.WARNING:
-        root.setLevel(logging.WARNING)
     logging.getLogger("tui").setLevel(level)
     return handler
 
