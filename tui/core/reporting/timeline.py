@@ -91,15 +91,18 @@ def build_report(state_dir: Path | str, since: datetime | None, run: str | None)
         row.seq = index
     rows.sort(key=lambda row: (row.time, row.seq))
     jobs.sort(key=lambda job: (job.started or job.updated or generated, job.name))
-    if run is not None:
+    until = generated
+    if run is not None:  # the run's own span; a run still going (its owner alive) ends now
         times = [t for job in jobs for t in (job.started, job.ended) if t is not None] + [r.time for r in rows]
         since = min(times, default=chosen[0].started)
+        if not chosen[0].alive and times:
+            until = max(times)
     return Report(
         generated=generated,
         host=socket.gethostname(),
         state_dir=state,
         since=since,
-        until=generated,
+        until=until,
         run=run,
         jobs=jobs,
         timeline=rows,
