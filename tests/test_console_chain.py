@@ -13,6 +13,7 @@ from tests.test_console_80x24 import screen_lines
 from tests.test_console_keys import wait
 from tui.console.app import PlaydeckApp
 from tui.console.screens.results import ResultsScreen
+from tui.console.widgets.chain_view import parents_label
 from tui.console.widgets.inventory_pane import InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.core.planning.spec import Status
@@ -117,6 +118,13 @@ def test_the_chain_of_a_failed_parent_and_of_a_child_at_80x24():
             assert screen.query_one("#results-box").outer_size.height <= 24
             await pilot.press("escape")
             await wait(pilot, lambda: not isinstance(app.screen, ResultsScreen), what="the view to close")
+
+            # the log title's words for a job's parents (for app.py's log title): none for deploy
+            by_id = app.engine.by_id
+            assert parents_label(app.engine, by_id[0]) == ""
+            assert parents_label(app.engine, by_id[1]) == "after deploy (failed)"
+            assert parents_label(app.engine, by_id[4]) == "after deploy (failed), rollback (running)"
+            assert parents_label(app.engine, by_id[4], most=1) == "after deploy (failed) +1"
 
             # a child with two parents: one held, one still pending (its parent running)
             screen = await open_detail(pilot, 4)

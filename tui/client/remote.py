@@ -350,6 +350,8 @@ class RemoteEngine:
     def parents_of(self, job: RemoteJob) -> list[tuple[str, str, RemoteJob | None]]:
         """`job`'s parents in its `after` order: (name, condition, the job of that name, or None
         when the mirror has none, e.g. a parent of an earlier run)."""
+        if not job.after:  # most jobs: no scan of the mirror (the log title asks on every frame)
+            return []
         kin = self._kin(job)
         return [(name, condition, kin.get(name)) for name, condition in job.after]
 

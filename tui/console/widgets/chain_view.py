@@ -110,6 +110,20 @@ def chain_lines(engine: RemoteEngine, job: RemoteJob, width: int, most: int = MA
     return [Text(HEADER, style="bold", no_wrap=True, overflow="ellipsis"), *lines]
 
 
+def parents_label(engine: RemoteEngine | None, job: RemoteJob, most: int = 2) -> str:
+    """`after deploy (failed)` (plain text, control characters visible) for the log pane's title:
+    the first `most` parents with their current status, `+N` for the rest; "" without parents."""
+    parents = engine.parents_of(job) if engine is not None else []
+    if not parents:
+        return ""
+    shown = [
+        f"{one_line(name)} ({parent.status.value if parent is not None else 'not found'})"
+        for name, _condition, parent in parents[:most]
+    ]
+    more = f" +{len(parents) - most}" if len(parents) > most else ""
+    return "after " + ", ".join(shown) + more
+
+
 class ChainView(Widget):
     """The chain section of a job's detail; hidden for a job with no chain. `update()` redraws it
     when the mirror's jobs have moved on (its lines are rebuilt from them)."""
