@@ -9,7 +9,9 @@ import logging
 import socket
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.conftest import INVENTORY, run
 from tests.webhook import Webhook, closed_port
@@ -75,7 +77,7 @@ def only_posts(hook: Webhook, count: int, settle: float = 0.5) -> list[dict]:
 
 
 def test_failed_job_posts_one_message_and_success_only_where_asked(tmp_path, isolated_state):
-    with Webhook() as default, Webhook() as wants_success:
+    with Webhook() as default, Webhook() as wants_success, Webhook() as wants_missed:
 
         async def main():
             rig = Rig(tmp_path, isolated_state)
@@ -83,12 +85,16 @@ def test_failed_job_posts_one_message_and_success_only_where_asked(tmp_path, iso
                 (
                     NotifyTarget(default.url("ops")),
                     NotifyTarget(wants_success.url("ok"), on=frozenset({"succeeded"})),
+                    NotifyTarget(wants_missed.url("missed"), on=frozenset({"schedule-missed"})),
                 )
             )
             fail = await rig.finish(failing(tmp_path, "deploy\x1b]0;owned\x07"), succeeding(tmp_path, "verify"))
             ok = rig.server.find("verify")
             await default.await_posts(1)
             await wants_success.await_posts(1)
+            when = datetime(2026, 12, 2, 3, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+            rig.alerts.schedule_missed(ok, when, "overlap skip: the previous run was still going")
+            await wants_missed.await_posts(1)
             await rig.alerts.close()
             return fail, ok, rig
 
@@ -116,6 +122,11 @@ def test_failed_job_posts_one_message_and_success_only_where_asked(tmp_path, iso
         (post,) = only_posts(wants_success, 1, settle=0)  # the failure was not for it
         assert post["body"]["title"] == "playdeck: verify succeeded" and post["body"]["type"] == "success"
         assert "status: successful" in post["body"]["message"].splitlines()
+        (post,) = only_posts(wants_missed, 1, settle=0)  # neither the failure nor the success
+        assert post["body"]["title"] == "playdeck: verify schedule missed" and post["body"]["type"] == "warning"
+        lines = post["body"]["message"].splitlines()
+        assert "missed run: 2026-12-02T03:30:00+01:00" in lines
+        assert "why: overlap skip: the previous run was still going" in lines
         assert rig.notices == []
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tui.core.config import NotifyTarget
@@ -114,6 +115,21 @@ def build_message(job: Job, event: str, host: str) -> Message:
     lines.append(f"server: {_line(host, 200)}")
     kind = _KINDS.get(event, "failure")
     return Message(title=f"playdeck: {name} {said}", body="\n".join(lines), kind=kind)
+
+
+def build_missed(job: Job, when: datetime, why: str, host: str) -> Message:
+    """A scheduled run that did not happen: which job, which fire time, and why not."""
+    name = _line(job.name, 200)
+    lines = [
+        f"job: {name}",
+        f"missed run: {when.isoformat(timespec='seconds')}",
+        f"why: {_line(why, 1000)}",
+        f"status: {job.status.value}",
+    ]
+    if job.spec.schedule:
+        lines.append(f"schedule: {_line(job.spec.schedule, 200)} ({_line(job.spec.timezone or 'local', 100)})")
+    lines.append(f"server: {_line(host, 200)}")
+    return Message(title=f"playdeck: {name} schedule missed", body="\n".join(lines), kind="warning")
 
 
 class _Sender:
@@ -302,6 +318,18 @@ class Alerts:
                 sender.put(built[event])
             except RuntimeError:  # no running loop: nothing could send it
                 log.warning("%s: no event loop, alert dropped", sender.label)
+
+    def schedule_missed(self, job: Job, when: datetime, why: str) -> None:
+        """A scheduled fire that did not run (an overlap skipped it, downtime with catch_up: skip,
+        an open circuit): told to the targets whose `on` has schedule-missed. Never raises."""
+        try:
+            senders = [sender for sender in self._senders if "schedule-missed" in sender.target.on]
+            if senders:
+                message = build_missed(job, when, why, self.host)
+                for sender in senders:
+                    sender.put(message)
+        except Exception:
+            log.exception("alerts: a missed schedule was not told")
 
     def _notice(self, text: str) -> None:
         notice = getattr(self.server, "notice", None)
