@@ -184,8 +184,13 @@ class Connection:
     async def cancel(self, name: str, job_id: int | None = None) -> None:
         await self.request("POST", _job_path(name, "cancel", job_id), {})
 
-    async def retry(self, name: str, failed: bool = False, job_id: int | None = None) -> None:
-        await self.request("POST", _job_path(name, "retry", job_id), {"failed": failed})
+    async def retry(self, name: str, failed: bool = False, job_id: int | None = None, yes: bool = False) -> None:
+        """`yes`: the operator confirmed touching the protected hosts the job's submission touched
+        (without it such a retry is a 409 with `protected`)."""
+        body: dict[str, Any] = {"failed": failed}
+        if yes:
+            body["yes"] = True
+        await self.request("POST", _job_path(name, "retry", job_id), body)
 
     async def set_timeout(self, name: str, seconds: float | None, job_id: int | None = None) -> None:
         await self.request("POST", _job_path(name, "timeout", job_id), {"seconds": seconds})
@@ -200,9 +205,10 @@ class Connection:
     async def resume(self, name: str, job_id: int | None = None) -> None:
         await self.request("POST", _job_path(name, "resume", job_id), {})
 
-    async def run_now(self, name: str, job_id: int | None = None) -> None:
-        """Run a scheduled job once now (409 when it is already running or its circuit is open)."""
-        await self.request("POST", _job_path(name, "run-now", job_id), {})
+    async def run_now(self, name: str, job_id: int | None = None, yes: bool = False) -> None:
+        """Run a scheduled job once now (409 when it is already running or its circuit is open,
+        or, without `yes`, when its submission touched protected hosts)."""
+        await self.request("POST", _job_path(name, "run-now", job_id), {"yes": True} if yes else {})
 
     async def results(self, name: str, job_id: int | None = None) -> dict[str, Any]:
         """The last attempt's task results: {"tasks": [...], "dropped": n, "events": path|None}."""

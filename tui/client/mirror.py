@@ -24,6 +24,9 @@ JobsListener = Callable[[str, list[Job]], None]
 # way); the id is None from a server that does not send it (names alone may be shared by an
 # earlier run's job and this one's)
 LogListener = Callable[[str, list[str], int, "int | None"], None]
+# notice listener(text, level): a one-line message from the server for people (a config it
+# refused, an alert it could not send); already sanitized by the server, still untrusted text
+NoticeListener = Callable[[str, str], None]
 
 
 class Mirror:
@@ -37,6 +40,8 @@ class Mirror:
         self.log_seen: dict[str | int, int] = {}
         self._listeners: list[JobsListener] = []
         self._log_listeners: list[LogListener] = []
+        self._notice_listeners: list[NoticeListener] = []
+        self.notices: list[tuple[str, str]] = []  # the standing ones of the last snapshot
         self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     def listen(self, listener: JobsListener) -> None:
@@ -44,6 +49,15 @@ class Mirror:
 
     def listen_logs(self, listener: LogListener) -> None:
         self._log_listeners.append(listener)
+
+    def listen_notices(self, listener: NoticeListener) -> None:
+        self._notice_listeners.append(listener)
+
+    def _notice(self, raw: Any) -> None:
+        if isinstance(raw, dict) and isinstance(raw.get("text"), str):
+            level = raw.get("level") if raw.get("level") in ("information", "warning", "error") else "warning"
+            for listener in list(self._notice_listeners):
+                listener(raw["text"], str(level))
 
     def by_name(self, name: str) -> Job | None:
         """The job that name means to the server: its own newest of that name, else an earlier
@@ -59,6 +73,11 @@ class Mirror:
             self.seq = message.get("seq")
             self.snapshots += 1
             self._tell(kind, list(self.jobs.values()))
+            standing = [n for n in message.get("notices") or [] if isinstance(n, dict)]
+            fresh = [n for n in standing if (str(n.get("text")), str(n.get("level"))) not in self.notices]
+            self.notices = [(str(n.get("text")), str(n.get("level"))) for n in standing]
+            for notice in fresh:  # once per console, not again at every resync
+                self._notice(notice)
         elif kind == "delta":
             seq = message.get("seq")
             if seq is not None and self.seq is not None and seq <= self.seq:
@@ -68,6 +87,8 @@ class Mirror:
                 self.jobs[int(job["id"])] = job
             self.seq = seq
             self._tell(kind, changed)
+        elif kind == "notice":
+            self._notice(message)
         elif kind == "log":
             job_id = message.get("id")
             job_id = job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None

@@ -186,6 +186,9 @@ class PlaydeckApp(JobActions, App[int]):
         self._attach_problem = ""
         self.engine = RemoteEngine(session)
         self.engine.subscribe(self._on_engine_change)
+        for text, level in session.mirror.notices:  # standing ones (a refused config), from the snapshot
+            self._on_notice(text, level)
+        session.mirror.listen_notices(self._on_notice)
         self._added = True
         self._bindings_key = None
         self._warn_interrupted()
@@ -193,6 +196,11 @@ class PlaydeckApp(JobActions, App[int]):
             specs, self.initial_specs = self.initial_specs, []
             self._submit(specs)
         self.run_worker(self._follow(session), group="follow", exclusive=True, exit_on_error=False)
+
+    def _on_notice(self, text: str, level: str) -> None:
+        """The server's word for people (a refused config, an alert it could not send): once."""
+        severity: SeverityLevel = "error" if level == "error" else "warning" if level == "warning" else "information"
+        self.say(text, title="server", severity=severity, timeout=12)
 
     async def _follow(self, session: Session) -> None:
         """Notice the server going away (stopped, killed): say so, then attach again."""

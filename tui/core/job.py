@@ -67,6 +67,8 @@ class Job:
     children: list[Job] = field(default_factory=list, repr=False)
     failures: int = 0  # failed/timeout attempts in a row, for the circuit breaker
     circuit_open: bool = False  # the breaker stopped its automatic retries; a manual retry closes it
+    # protected hosts its submission confirmed (None: none); its retries and run-now ask again
+    protected: tuple[str, ...] | None = None
     _failed_prompt: Prompt | None = None  # prompts="fail": why the running attempt is being stopped
     _process: AttemptProcess | None = None
     _timer: asyncio.TimerHandle | None = None

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tui.core.planning.jobfile import InputError
 from tui.core.storage.paths import check_writable
 from tui.core.storage.paths import state_dir as default_state_dir
 from tui.server.app import make_app
 from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, knock, socket_path
+from tui.server.reload import Files, load_files
 from tui.server.state import Server
 
 log = logging.getLogger("tui.server")
@@ -44,7 +46,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit after this long with no unfinished job and no client (0 = never; default 600)",
     )
-    parser.add_argument("--max-parallel", type=int, default=4, help="jobs running at once (default 4)")
+    parser.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="jobs running at once (default: the config's max_parallel, else 4)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="the config file (default $PLAYDECK_CONFIG, else $XDG_CONFIG_HOME/playdeck/config.yml)",
+    )
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -108,11 +120,18 @@ def _own(path: Path, wait: float = OWNER_WAIT) -> int:
     return fd
 
 
-async def serve(server: Server, sock: socketlib.socket) -> int:
+async def serve(server: Server, sock: socketlib.socket, files: Files) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop, signal.Signals(sig).name)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:  # SIGHUP reloads the config, as for most daemons
+        task = loop.create_task(server.keeper.reload("SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     interrupted = await asyncio.to_thread(server.restore_history)
     runner = web.AppRunner(server_app := make_app(server), handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
@@ -127,8 +146,11 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
     )
     idle = loop.create_task(server.idle_watch())
     clock = loop.create_task(server.schedules.run())
+    watch = loop.create_task(server.keeper.watch())
+    server.keeper.apply_schedules(files)
     await server.stopping.wait()
     idle.cancel()
+    watch.cancel()
     server.schedules.stop()  # no fire while the engine cancels everything
     clock.cancel()
     unfinished = [job.name for job in server.unfinished()]
@@ -138,6 +160,8 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
     except OSError:
         pass
     await server.engine.close()
+    await server.alerts.close()
+    await server.metrics.close()
     server.spares.close()
     server.hub.flush()
     await asyncio.sleep(0.2)  # let writers send the last delta
@@ -148,10 +172,29 @@ async def serve(server: Server, sock: socketlib.socket) -> int:
     return 0
 
 
+async def start(server: Server, sock: socketlib.socket) -> int:
+    """The config first: one that does not check, or whose metrics address is taken, stops
+    the server here, before it serves anyone (a running server would keep its last good one)."""
+    try:
+        config = server.keeper.first()
+        files = await asyncio.to_thread(load_files, config.schedules)
+        await server.apply_config(config)
+    except InputError as exc:
+        print(f"playdeck server: config refused:\n{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"playdeck server: metrics_listen: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return await serve(server, sock, files)
+    finally:
+        await server.metrics.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="playdeck server: %(message)s")
-    if args.max_parallel < 1:
+    if args.max_parallel is not None and args.max_parallel < 1:
         print("playdeck server: --max-parallel must be at least 1", file=sys.stderr)
         return 2
     state = (args.state_dir.expanduser() if args.state_dir else default_state_dir()).absolute()
@@ -170,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     owner = _own(path)
     sock = _bind(path)
     sock.listen(128)
-    server = Server(path, state, args.max_parallel, args.idle_exit)
+    server = Server(path, state, args.max_parallel or 4, args.idle_exit, args.config)
+    server.max_parallel_given = args.max_parallel is not None  # the command line beats the config
     try:
-        return asyncio.run(serve(server, sock))
+        return asyncio.run(start(server, sock))
     finally:
         os.close(owner)
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from tui.core.job import Job
 from tui.core.sanitize import sanitize
 from tui.server.logs import history_lines
-from tui.server.wire import frame, log_frame
+from tui.server.wire import frame, log_frame, notice_frame
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class Hub:
         self._numbers = 0
         self._loaded: set[int] = set()  # history jobs whose log was read from disk (or is being read)
         self._loads: set[asyncio.Task[None]] = set()
+        self.standing: dict[str, dict[str, str]] = {}  # notices every snapshot carries
 
     def on_change(self, job: Job, what: str) -> None:
         """The engine listener: note it, flush soon. Cheap; never touches a socket."""
@@ -166,7 +167,19 @@ class Hub:
             self._flush_handle = asyncio.get_running_loop().call_later(FLUSH, self.flush)
 
     def snapshot(self) -> str:
-        return frame("snapshot", self.seq, self._jobs())
+        return frame("snapshot", self.seq, self._jobs(), list(self.standing.values()))
+
+    def notice(self, text: str, level: str = "warning", standing: str | None = None) -> None:
+        """Tell every attached console once. A `standing` notice (keyed, e.g. "config") is also
+        given to consoles that attach later, until `clear(key)`."""
+        if standing is not None:
+            self.standing[standing] = {"text": sanitize(text), "level": level}
+        text_frame = notice_frame(text, level)
+        for client in list(self.clients):
+            client.offer(text_frame)
+
+    def clear(self, key: str) -> None:
+        self.standing.pop(key, None)
 
     def flush(self) -> None:
         self._flush_handle = None

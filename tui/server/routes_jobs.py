@@ -99,6 +99,7 @@ async def post_jobs(request: web.Request) -> web.Response:
     names = [spec.name for spec in specs]
     if clash := _clashes(server, names):
         return error(409, CLASH, clash)
+    protect = tuple(dict.fromkeys((*protect, *server.config.protect)))  # the config's patterns guard every launch
     if data.get("preflight", True) is not False:
         check = server.spares.take(specs).assign(specs, protect)  # a warm preflight worker
         found = await asyncio.to_thread(check)
@@ -124,7 +125,7 @@ async def post_jobs(request: web.Request) -> web.Response:
     if touched:  # confirmed: who said yes to which protected hosts
         args.update(protected=touched, protect=list(protect), yes=True)
     audit(request, "submit", **args, jobs=names)  # never the secrets: the engine records which, not what
-    return _submit(server, specs, secrets)
+    return _submit(server, specs, secrets, touched)
 
 
 def _preflight_problem(where: Path | None, name: str, why: str) -> str:
@@ -133,11 +134,16 @@ def _preflight_problem(where: Path | None, name: str, why: str) -> str:
     return str(Problem(where, None, f"job {name!r}", why))
 
 
-def _submit(server: Server, specs: list[JobSpec], secrets: dict[str, str]) -> web.Response:
+def _submit(
+    server: Server, specs: list[JobSpec], secrets: dict[str, str], touched: dict[str, list[str]]
+) -> web.Response:
     try:  # all or none, queued before any starts: priorities and chains apply across the batch
         jobs = server.engine.add_all(specs, secrets=secrets)
     except EngineError as exc:
         return error(409, str(exc))
+    for job in jobs:
+        if job.name in touched:  # confirmed now; its retries and run-now will ask again
+            job.protected = tuple(touched[job.name])
     server.schedules.register(jobs)  # scheduled ones rest until their time (or catch up once)
     return web.json_response({"jobs": [job.name for job in jobs], "ids": [job.id for job in jobs]}, status=201)
 
@@ -179,6 +185,10 @@ async def post_action(request: web.Request) -> web.Response:
     job = job_of(request)
     data = await body(request)
     engine = server.engine
+    if action in ("retry", "run-now") and job.protected is not None:
+        refused = _unconfirmed(request, action, job, data)
+        if refused is not None:
+            return refused
     try:
         if action == "cancel":
             audit(request, "cancel", job)
@@ -207,6 +217,21 @@ async def post_action(request: web.Request) -> web.Response:
     except EngineError as exc:
         return error(409, str(exc))
     return web.json_response({"ok": True})
+
+
+def _unconfirmed(request: web.Request, action: str, job: Job, data: dict[str, Any]) -> web.Response | None:
+    """A retry or run-now of a job whose submission touched protected hosts asks again (409
+    naming them) unless "yes": true; audited either way. Scheduled fires do not ask: the
+    submission that registered the schedule confirmed them."""
+    hosts = list(job.protected or ())
+    said = [protection.again_line(job.name, hosts)]
+    if data.get("yes") is not True:
+        audit(request, "protect-refused", job, asked=action, protected={job.name: hosts})
+        return web.json_response(
+            {"error": protection.ACTION_REFUSED, "problems": said, "protected": {job.name: hosts}}, status=409
+        )
+    audit(request, "protect-confirmed", job, asked=action, protected={job.name: hosts}, yes=True)
+    return None
 
 
 async def get_log(request: web.Request) -> web.StreamResponse:

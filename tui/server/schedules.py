@@ -82,6 +82,14 @@ class Schedules:
         except OSError as exc:
             log.warning("schedules not saved: %s", exc)
 
+    def _save_paused(self, entry: Entry) -> None:
+        """A pause outlives a restart: a schedule stopped during an incident stays stopped."""
+        self.handled.setdefault(_key(entry.job), {})["paused"] = entry.paused
+        try:
+            write_json(self.path, self.handled)
+        except OSError as exc:
+            log.warning("schedules not saved: %s", exc)
+
     def _handled(self, job: Job) -> datetime | None:
         raw = self.handled.get(_key(job), {}).get("handled")
         try:
@@ -99,7 +107,10 @@ class Schedules:
             schedule = cron.cron(job.spec.schedule, job.spec.timezone)
             last = self._handled(job)
             missed = cron.catch_up(schedule, job.spec.catch_up, last, now)
-            entry = Entry(job, schedule, cron.first_due(schedule, missed or last, now))
+            paused = self.handled.get(_key(job), {}).get("paused") is True
+            if paused:
+                missed = None  # a paused schedule owes nothing; resume starts from its next time
+            entry = Entry(job, schedule, cron.first_due(schedule, missed or last, now), paused=paused)
             self.entries[job.id] = entry
             if missed is not None:
                 self._fire(entry, missed, "catch-up")
@@ -216,6 +227,7 @@ class Schedules:
         if entry.paused:
             raise EngineError(f"{job.name}'s schedule is already paused")
         entry.paused = True
+        self._save_paused(entry)
         self.engine.record("pause", job, cron=job.spec.schedule)
         self._changed(entry)
 
@@ -229,6 +241,7 @@ class Schedules:
         entry.next_at = cron.first_due(entry.cron, None, now)
         self.engine.record("resume", job, cron=job.spec.schedule, next_run=entry.next_at.isoformat())
         self._persist(entry, now, fired=False)
+        self._save_paused(entry)
         self._changed(entry)
 
     def run_now(self, job: Job) -> None:
@@ -248,6 +261,17 @@ class Schedules:
         else:
             self._publish(entry)
         self._wake.set()
+
+    def drop(self, job: Job) -> None:
+        """The schedule is gone from the config (a reload): no further fire. A run in progress
+        goes on to its end; a job resting until its next time ends canceled."""
+        entry = self.entries.pop(job.id, None)
+        if entry is None:
+            return
+        SCHEDULED.pop((job.run, job.id), None)
+        self.engine.record("schedule-removed", job, cron=job.spec.schedule)
+        if job.status is Status.SCHEDULED:
+            self.engine.cancel(job)
 
     def stop(self) -> None:
         """The server is stopping: no more fires; the engine cancels the resting jobs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from datetime import datetime
@@ -10,12 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from tui import __version__
+from tui.core.config import ServerConfig
 from tui.core.engine import Engine
 from tui.core.job import Job
+from tui.core.planning.spec import JobSpec
 from tui.core.storage.history import load_history, prune
+from tui.server.alerts import Alerts
 from tui.server.clients import Hub
+from tui.server.metrics import Metrics
+from tui.server.reload import ConfigKeeper
 from tui.server.schedules import Schedules
 from tui.server.warm import Spares
+
+log = logging.getLogger(__name__)
 
 KEEP_RUNS = 50  # the console's history defaults (tui/console/config.py)
 KEEP_DAYS = 30.0
@@ -25,7 +33,14 @@ SHOW_HISTORY = 50
 class Server:
     """Owns the engine exactly as the console does: nice 10, prompts kept for a client to answer."""
 
-    def __init__(self, socket: Path, state_dir: Path | None, max_parallel: int, idle_exit: float):
+    def __init__(
+        self,
+        socket: Path,
+        state_dir: Path | None,
+        max_parallel: int,
+        idle_exit: float,
+        config_file: Path | None = None,
+    ):
         self.socket = socket
         self.idle_exit = idle_exit
         self.engine = Engine(state_dir, max_parallel=max_parallel, job_nice=10, prompts="ask")
@@ -38,6 +53,42 @@ class Server:
         self.stopping = asyncio.Event()
         self.spares = Spares()  # preflight workers with Ansible imported, from the first submission on
         self.stop_reason = ""
+        self.config = ServerConfig()  # the defaults until start() applies the file
+        self.max_parallel_given = False  # --max-parallel given: the config's does not override it
+        self.keeper = ConfigKeeper(self, config_file)
+        self.metrics = Metrics(self)
+        self.alerts = Alerts(self)
+        self.engine.subscribe(self.metrics.on_change)
+        self.engine.subscribe(self.alerts.on_change)
+
+    # -- config -----------------------------------------------------------------
+    async def apply_config(self, config: ServerConfig) -> None:
+        """A checked config takes effect; raises OSError (nothing changed) if its metrics
+        address cannot be bound. Running jobs go on as they are."""
+        await self.metrics.apply(config.metrics_listen)
+        self.alerts.configure(config.notify)
+        if (
+            not self.max_parallel_given
+            and config.max_parallel is not None
+            and config.max_parallel != self.engine.max_parallel
+        ):
+            self.engine.set_max_parallel(config.max_parallel)
+        self.config = config
+
+    def submit_config_jobs(self, specs: list[JobSpec], protect: tuple[str, ...], path: Path) -> list[Job]:
+        """A config's schedules file, submitted as its owner's (no preflight: no one to confirm
+        protected hosts at 3 a.m., so a file that names any is refused here)."""
+        if protect or self.config.protect:
+            raise ValueError("a schedules file in the config cannot touch protected hosts (submit it yourself)")
+        jobs = self.engine.add_all(specs)
+        self.engine.record("submit", None, jobfile=str(path), jobs=[job.name for job in jobs], by="config")
+        self.schedules.register(jobs)
+        return jobs
+
+    def notice(self, text: str, level: str = "warning", standing: str | None = None) -> None:
+        """One line for every attached console (a standing one also for those attaching later)."""
+        log.warning("notice: %s", text)
+        self.hub.notice(text, level, standing)
 
     def restore_history(self) -> list[str]:
         """Earlier runs' jobs, read-only; those a dead server or console ran come back interrupted."""
@@ -87,6 +138,10 @@ class Server:
             "max_parallel": self.engine.max_parallel,
             "state_dir": str(self.engine.state_dir),
             "run": self.engine.run_id,
+            "config": str(self.keeper.path),
+            "config_problem": (self.hub.standing.get("config") or {}).get("text"),
+            "metrics": "{}:{}".format(*self.config.metrics_listen) if self.config.metrics_listen else None,
+            "notify": [target.redacted() for target in self.config.notify],
         }
 
     def stop(self, reason: str) -> None:

@@ -56,6 +56,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "retry_in": max(0.0, job.retry_at - time.monotonic()) if job.retry_at is not None else None,
         "history": job.history,
         "run": job.run,
+        "protected": list(job.protected) if job.protected is not None else None,
         "prompt": None
         if prompt is None
         else {
@@ -112,8 +113,16 @@ def summary_dict(job: Job) -> dict[str, Any]:
     return {**job_summary(job), "id": job.id, "history": job.history, **schedule_keys(job)}
 
 
-def frame(kind: str, seq: int, jobs: list[Job]) -> str:
-    return json.dumps({"t": kind, "seq": seq, "jobs": [job_dict(job) for job in jobs]}, default=str)
+def frame(kind: str, seq: int, jobs: list[Job], notices: list[dict[str, str]] | None = None) -> str:
+    message: dict[str, Any] = {"t": kind, "seq": seq, "jobs": [job_dict(job) for job in jobs]}
+    if notices:
+        message["notices"] = notices  # a snapshot carries the server's standing notices (a bad config)
+    return json.dumps(message, default=str)
+
+
+def notice_frame(text: str, level: str) -> str:
+    """A one-line message for every attached console (shown once), e.g. an alert that failed."""
+    return json.dumps({"t": "notice", "text": sanitize(text), "level": level})
 
 
 def log_frame(job: Job, lines: list[str], total: int) -> str:

@@ -14,6 +14,8 @@ from tui.core.sanitize import strip_sgr
 
 #: The server's 409 error for an unconfirmed submission; `playdeck submit` recognises it.
 REFUSED = "protected targets need confirmation (yes), nothing was submitted"
+#: The same for a retry or run-now of a job whose submission touched protected hosts.
+ACTION_REFUSED = "protected targets need confirmation (yes), nothing was run"
 
 
 def touched(protected: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -37,3 +39,9 @@ def unchecked_lines(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
         f"job {strip_sgr(name)!r} may touch protected hosts (protect: {said}; not resolved: the preflight was skipped)"
         for name in names
     ]
+
+
+def again_line(name: str, hosts: Sequence[str]) -> str:
+    """A retry or run-now of a job whose submission touched protected hosts (plain text)."""
+    which = ", ".join(strip_sgr(h) for h in hosts) if hosts else "hosts not resolved (no preflight)"
+    return f"job {strip_sgr(name)!r} touches protected hosts: {which} (confirmed at submission; confirm again)"
