@@ -45,17 +45,28 @@ def succeeding(tmp_path: Path, name: str):
 
 
 class Rig:
-    """A real Server (engine with nice 10 and prompts kept, as served) with an Alerts of short
-    timeouts subscribed, its notices recorded, and when each job finished."""
+    """A real Server (engine with nice 10 and prompts kept, as served) and its own Alerts, given
+    short timeouts; its notices recorded on their way to the real ones; when each job finished."""
 
     def __init__(self, tmp_path: Path, state: Path, **alerts_options: float):
         self.server = Server(tmp_path / "server.sock", state, max_parallel=2, idle_exit=0)
+        self.alerts: Alerts = self.server.alerts  # built and subscribed by the server
+        for key, value in alerts_options.items():
+            setattr(self.alerts, key, value)
         self.notices: list[str] = []
-        self.server.notice = self.notices.append  # type: ignore[method-assign,assignment]
-        self.alerts = Alerts(self.server, **alerts_options)  # type: ignore[arg-type]
-        self.server.engine.subscribe(self.alerts.on_change)
+        real = self.server.notice
+
+        def notice(text: str, level: str = "warning", standing: str | None = None) -> None:
+            self.notices.append(text)
+            real(text, level, standing)
+
+        self.server.notice = notice  # type: ignore[method-assign]
         self.ended: dict[str, float] = {}
         self.server.engine.subscribe(self._watch)
+
+    def standing(self) -> list[str]:
+        """The alert notices a console attaching now would be given."""
+        return [n["text"] for key, n in self.server.hub.standing.items() if key.startswith("alerts")]
 
     def _watch(self, job: Job, what: str) -> None:
         if what == "status" and job.status.finished:
@@ -193,12 +204,15 @@ def test_configure_reroutes_the_next_message_and_a_recovered_target_is_noticed_a
             await flaky.await_posts(2)  # both tries refused (500): dropped
             flaky.status = 200
             rig.alerts.on_change(one, "status")
+            assert len(rig.standing()) == 1  # consoles attaching meanwhile are told too
             await flaky.await_posts(3)
             await asyncio.sleep(0.2)
             assert len(rig.notices) == 1  # delivered: no notice, and the failing state is over
+            assert rig.standing() == []
             flaky.status = 500
             rig.alerts.on_change(one, "status")
             await until_count(rig.notices, 2)
+            assert len(rig.standing()) == 1
             await rig.alerts.close()
             return two, rig
 

@@ -139,6 +139,8 @@ class _Sender:
         self.alerts = alerts
         self.target = target
         self.label = label  # "alert target 2 (json://…)": never the URL
+        alerts._made += 1
+        self.key = f"alerts-{alerts._made}"  # its standing notice's key
         self.queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=QUEUE_MAX)
         self.task: asyncio.Task[None] | None = None
         self.failing = False  # a notice was shown; the next delivery clears it
@@ -172,6 +174,8 @@ class _Sender:
         while not self.queue.empty():
             await self._deliver(self.queue.get_nowait())
         self.full_said = False
+        if self not in self.alerts._senders:  # a removed target, done with what was queued for it
+            self.alerts._clear(self)
 
     async def _deliver(self, message: Message) -> None:
         alerts = self.alerts
@@ -182,18 +186,19 @@ class _Sender:
                 if self.failing:
                     self.failing = False
                     log.warning("%s: delivering again", self.label)
+                    alerts._clear(self)
                 return
             if problem == "invalid":
                 problem = "not a valid Apprise URL"
                 break
             if not self.failing:
                 self.failing = True
-                alerts._notice(f"{self.label}: alert not delivered ({problem}); retrying")
+                alerts._notice(self, f"{self.label}: alert not delivered ({problem}); retrying")
             if attempt < alerts.tries:
                 await asyncio.sleep(min(alerts.backoff_cap, alerts.backoff * 2 ** (attempt - 1)))
         if not self.failing:
             self.failing = True
-            alerts._notice(f"{self.label}: alert not delivered ({problem})")
+            alerts._notice(self, f"{self.label}: alert not delivered ({problem})")
         log.warning("%s: alert %r dropped after %d tries (%s)", self.label, message.title, attempt, problem)
 
     async def _send(self, message: Message) -> str:
@@ -260,6 +265,7 @@ class Alerts:
         self.host = socket.gethostname()
         self._senders: list[_Sender] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._made = 0  # senders made so far: their notice keys
         self._open: set[int] = set()  # ids of own jobs whose open circuit was already told
         _silence_apprise()
 
@@ -331,15 +337,28 @@ class Alerts:
         except Exception:
             log.exception("alerts: a missed schedule was not told")
 
-    def _notice(self, text: str) -> None:
+    def _notice(self, sender: _Sender, text: str) -> None:
+        """Once per failing target; standing (consoles attaching later see it too) until it
+        delivers again or is removed from the config."""
         notice = getattr(self.server, "notice", None)
         if notice is None:
             log.warning("%s", text)
             return
         try:
-            notice(text)
+            try:
+                notice(text, standing=sender.key)
+            except TypeError:  # a notice(text) without standing notices
+                notice(text)
         except Exception:
             log.exception("alerts: notice failed")
+
+    def _clear(self, sender: _Sender) -> None:
+        hub = getattr(self.server, "hub", None)
+        try:
+            if hub is not None and hasattr(hub, "clear"):
+                hub.clear(sender.key)
+        except Exception:
+            log.exception("alerts: notice not cleared")
 
     async def close(self) -> None:
         """Stop at once: the server's stop never waits for a retry or a slow target."""
