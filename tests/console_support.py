@@ -58,8 +58,11 @@ class FrozenCommands:
     async def cancel(self, name: str, job_id: int | None = None) -> None:
         self._call("cancel", name, job_id)
 
-    async def retry(self, name: str, failed: bool = False, job_id: int | None = None) -> None:
-        self._call("retry", name, failed, job_id)
+    async def retry(self, name: str, failed: bool = False, job_id: int | None = None, yes: bool = False) -> None:
+        self._call("retry", name, failed, job_id, *(["yes"] if yes else []))
+
+    async def run_now(self, name: str, job_id: int | None = None, yes: bool = False) -> None:
+        self._call("run-now", name, job_id, *(["yes"] if yes else []))
 
     async def set_timeout(self, name: str, seconds: float | None, job_id: int | None = None) -> None:
         self._call("timeout", name, seconds, job_id)

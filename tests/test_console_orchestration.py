@@ -129,6 +129,24 @@ def test_a_launch_onto_protected_hosts_needs_the_jobs_name_typed():
             await pilot.press("enter")
             job = await job_named(pilot, "adhoc-ping")
             await wait(pilot, lambda: job.status.finished, timeout=60, what="the ping")
+            assert job.protected == ("db01",)
+            # a retry touches db01 again: the name is asked for again; Escape leaves it be
+            await wait(pilot, lambda: app.selected_job is job, what="the new job selected")
+            await pilot.press("r")
+            await wait(pilot, lambda: isinstance(app.screen, ConfirmNameDialog), what="the retry's confirmation")
+            await pilot.press("escape")
+            await pilot.pause(0.3)
+            assert job.last is not None and job.last.number == 1
+            await pilot.press("r")
+            await wait(pilot, lambda: isinstance(app.screen, ConfirmNameDialog), what="the retry's confirmation")
+            app.screen.query_one("#confirm-name-input", Input).value = "adhoc-ping"
+            await pilot.press("enter")
+            await wait(
+                pilot,
+                lambda: job.last is not None and job.last.number == 2 and job.status.finished,
+                timeout=60,
+                what="the confirmed retry",
+            )
             return job.status, [h for h in job.hosts]
 
     status, hosts = run(main())
@@ -139,6 +157,8 @@ def test_a_launch_onto_protected_hosts_needs_the_jobs_name_typed():
     submitted = [a for a in client if a["request"] == "submit" and a.get("jobs") == ["adhoc-ping"]]
     assert refused and refused[0]["protected"] == {"adhoc-ping": ["db01"]}, refused
     assert len(submitted) == 1 and submitted[0]["yes"] is True and submitted[0]["protect"] == ["db*"], submitted
+    retries = [a for a in client if a["request"] in ("retry", "protect-confirmed")]
+    assert [a["request"] for a in retries] == ["protect-confirmed", "retry"], retries
 
 
 def test_the_server_takes_protect_with_a_spec_and_refuses_a_bad_one(server, tmp_path):  # noqa: F811

@@ -1,6 +1,7 @@
 """The CLI verbs that talk to the engine server: for scripts and for a second terminal.
 
-`playdeck ls|submit|cancel|retry|timeout|pause|resume|run-now|logs|server ...`. Each is one short client of the
+`playdeck ls|submit|cancel|retry|timeout|pause|resume|run-now|logs|server ...` (and `report`,
+`server log`, which read the state dir and need no server). Each is one short client of the
 server (started on demand, except by `server stop|status`). Exit statuses: 0 ok, 1 the server
 refused the action or the job did not succeed, 2 invalid input, 3 no server could be reached.
 Everything the server sends (job names, messages, log lines) is untrusted text: it is printed
@@ -29,6 +30,7 @@ from tui.client.autostart import (
 from tui.client.connection import SUBMIT_TIMEOUT, ClientError, Connection, ServerError, Unreachable, _job_path
 from tui.core.durations import DurationError, format_duration, parse_duration
 from tui.core.sanitize import sanitize, strip_sgr
+from tui.core.scheduling.protect import ACTION_REFUSED
 from tui.core.scheduling.protect import REFUSED as PROTECTED
 from tui.streams import say
 
@@ -209,13 +211,29 @@ async def _cancel(args: argparse.Namespace, conn: Connection) -> int:
     return OK
 
 
-async def _retry(args: argparse.Namespace, conn: Connection) -> int:
-    await conn.retry(args.job, failed=args.failed)
+async def _confirmed(call: Awaitable[None]) -> int:
+    """A retry or run-now of a job whose submission touched protected hosts: exit 2 naming them
+    unless --yes (the server audits the refusal), as `playdeck submit` does."""
+    try:
+        await call
+    except ServerError as exc:
+        if exc.status == 409 and exc.error == ACTION_REFUSED:
+            err("playdeck: protected targets, nothing was run (confirm with --yes):")
+            for problem in exc.problems:
+                err(f"  {problem}")
+            return INVALID
+        raise
     return OK
+
+
+async def _retry(args: argparse.Namespace, conn: Connection) -> int:
+    return await _confirmed(conn.retry(args.job, failed=args.failed, yes=args.yes))
 
 
 async def _schedule_verb(args: argparse.Namespace, conn: Connection) -> int:
     """pause / resume / run-now: the server audits it and answers 409 when it does not apply."""
+    if args.verb == "run-now":
+        return await _confirmed(conn.run_now(args.job, yes=args.yes))
     await conn.request("POST", _job_path(args.job, args.verb, None), {})
     return OK
 
@@ -260,6 +278,10 @@ def _status_lines(status: dict[str, Any]) -> list[str]:
         f"jobs      {jobs.get('total', 0)} ({jobs.get('unfinished', 0)} unfinished)",
         f"clients   {status.get('clients')}",
         f"idle exit {format_duration(status.get('idle_exit'))}",
+        f"config    {status.get('config')}",
+        *([f"PROBLEM   {status['config_problem']}"] if status.get("config_problem") else []),
+        f"metrics   {status.get('metrics') or 'off'}",
+        f"notify    {', '.join(status.get('notify') or []) or 'none'}",
     ]
 
 
@@ -347,6 +369,10 @@ def _parser() -> argparse.ArgumentParser:
     ):
         verb = verbs.add_parser(name, help=text)
         verb.add_argument("job")
+        if name in ("retry", "run-now"):
+            verb.add_argument(
+                "--yes", action="store_true", help="confirm touching the protected hosts its submission touched"
+            )
         if name == "retry":
             verb.add_argument("--failed", action="store_true", help="only the hosts that failed or were unreachable")
         elif name == "timeout":
@@ -379,6 +405,10 @@ def main(argv: list[str]) -> int | None:
         from tui.report_cli import cmd_report  # noqa: PLC0415 - not needed by the other verbs
 
         return cmd_report(argv[1:])
+    if argv[:2] == ["server", "log"]:  # the server's JSON-lines log in the state dir (tui/server_log_cli.py)
+        from tui.server_log_cli import cmd_server_log  # noqa: PLC0415
+
+        return cmd_server_log(argv[2:])
     if not argv or argv[0] not in VERBS:
         return None
     try:
@@ -408,6 +438,6 @@ def main(argv: list[str]) -> int | None:
 if __name__ == "__main__":
     status = main(sys.argv[1:])
     if status is None:
-        err(f"playdeck: not a verb: {' '.join(sys.argv[1:2])!r}; one of {', '.join(VERBS)}")
+        err(f"playdeck: not a verb: {' '.join(sys.argv[1:2])!r}; one of {', '.join(VERBS)}, report")
         status = INVALID
     sys.exit(status)

@@ -89,6 +89,9 @@ class RemoteJob:
         schedule = data.get("schedule")
         self.schedule: dict[str, Any] | None = schedule if isinstance(schedule, dict) else None
         self.after = _after(data.get("after"))
+        raw = data.get("protected")
+        # the protected hosts its submission confirmed (None: none): a retry or run-now asks again
+        self.protected: tuple[str, ...] | None = tuple(str(h) for h in raw) if isinstance(raw, list) else None
         if not before:
             return "added"
         if before.get("status") != data.get("status"):
@@ -279,8 +282,9 @@ class RemoteEngine:
     async def cancel(self, job: RemoteJob) -> None:
         await self.commands.cancel(job.name, job_id=job.id)
 
-    async def retry(self, job: RemoteJob, failed_only: bool = False) -> None:
-        await self.commands.retry(job.name, failed_only, job_id=job.id)
+    async def retry(self, job: RemoteJob, failed_only: bool = False, yes: bool = False) -> None:
+        """`yes`: the operator typed the job's name to touch its protected hosts again."""
+        await self.commands.retry(job.name, failed_only, job_id=job.id, yes=yes)
 
     async def set_timeout(self, job: RemoteJob, seconds: float | None) -> None:
         await self.commands.set_timeout(job.name, seconds, job_id=job.id)
@@ -294,8 +298,8 @@ class RemoteEngine:
     async def resume(self, job: RemoteJob) -> None:
         await self.commands.resume(job.name, job_id=job.id)
 
-    async def run_now(self, job: RemoteJob) -> None:
-        await self.commands.run_now(job.name, job_id=job.id)
+    async def run_now(self, job: RemoteJob, yes: bool = False) -> None:
+        await self.commands.run_now(job.name, job_id=job.id, yes=yes)
 
     async def add(
         self,

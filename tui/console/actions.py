@@ -143,15 +143,30 @@ class JobActions:
         if job is not None:
             self._act(lambda engine: engine.cancel(job), job)
 
+    def _confirm_protected(self: PlaydeckApp, job: Job, what: str, send: Callable[[bool], None]) -> None:
+        """A job whose submission touched protected hosts asks again before it runs again: the
+        operator types its name (the server refuses without that, and audits either way)."""
+        if job.protected is None:
+            send(False)
+            return
+
+        def confirmed(typed: bool | None) -> None:
+            if typed:
+                send(True)
+            else:
+                self.say(f"{clean(job.name)} was not {what} (protected hosts)", severity="warning")
+
+        self.push_screen(ConfirmNameDialog(job.name, list(job.protected) or ["(not resolved)"]), confirmed)
+
     def action_retry_job(self: PlaydeckApp) -> None:
         job = self._job_for("retry_job")
         if job is not None:
-            self._act(lambda engine: engine.retry(job), job)
+            self._confirm_protected(job, "retried", lambda yes: self._act(lambda e: e.retry(job, yes=yes), job))
 
     def action_retry_failed(self: PlaydeckApp) -> None:
         job = self._job_for("retry_failed")
         if job is not None:
-            self._act(lambda engine: engine.retry(job, True), job)
+            self._confirm_protected(job, "retried", lambda yes: self._act(lambda e: e.retry(job, True, yes), job))
 
     def action_pause_schedule(self: PlaydeckApp) -> None:
         """One key both ways: a paused schedule resumes (from its next cron time), else it pauses."""
@@ -166,7 +181,7 @@ class JobActions:
     def action_run_now(self: PlaydeckApp) -> None:
         job = self._job_for("run_now")
         if job is not None:
-            self._act(lambda engine: engine.run_now(job), job)
+            self._confirm_protected(job, "run", lambda yes: self._act(lambda e: e.run_now(job, yes), job))
 
     def action_set_timeout(self: PlaydeckApp) -> None:
         job = self._job_for("set_timeout")
