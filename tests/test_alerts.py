@@ -5,7 +5,10 @@ stuck target delays neither the job nor another target, is noticed once, and nev
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import signal
 import socket
 import time
 from dataclasses import replace
@@ -14,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from tests.conftest import INVENTORY, run
+from tests.test_server import audit, job_file, server, wait_for  # noqa: F401 - server is a fixture
 from tests.webhook import Webhook, closed_port
 from tui.core.config import NotifyTarget
 from tui.core.job import Job
@@ -232,3 +236,44 @@ async def until_count(items: list, count: int, timeout: float = 5.0) -> None:
     while len(items) < count:
         assert time.monotonic() < deadline, f"{len(items)} of {count}: {items}"
         await asyncio.sleep(0.02)
+
+
+def test_a_real_server_posts_a_failed_job_from_its_config_and_a_reload_reroutes(
+    server,  # noqa: F811
+    tmp_path,
+    isolated_state,
+    monkeypatch,
+):
+    """`python -m tui.server --foreground` with PLAYDECK_CONFIG naming a loopback webhook: a
+    failing job is posted; after SIGHUP with a new target the next one goes there; no URL is
+    in the server's output or its audit trail."""
+    with Webhook() as first, Webhook() as second:
+        config = tmp_path / "config.yml"
+        config.write_text(json.dumps({"notify": [{"url": first.url("T0KEN-first")}]}))
+        monkeypatch.setenv("PLAYDECK_CONFIG", str(config))
+        srv = server()
+        failing(tmp_path, "unused")  # writes the playbook
+        book = str(tmp_path / "validate.yml")
+        jobs = job_file(tmp_path, {"name": "nightly", "playbook": book, "limit": "web01,web02"})
+        assert srv("POST", "/v1/jobs", {"jobfile": str(jobs), "preflight": False})[0] == 201
+        (post,) = first.wait(1, timeout=60)
+        assert post["body"]["title"] == "playdeck: nightly failed"
+        lines = post["body"]["message"].splitlines()
+        assert "status: failed" in lines and f"  web02: {REASON}" in lines
+        assert f"server: {socket.gethostname()}" in lines
+        (log,) = [line.removeprefix("log: ") for line in lines if line.startswith("log: ")]
+        assert Path(log).is_file() and Path(log).is_relative_to(isolated_state)
+
+        config.write_text(json.dumps({"notify": [{"url": second.url("T0KEN-second"), "on": ["failed"]}]}))
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        wait_for(lambda: any(e["action"] == "config-reload" for e in audit(isolated_state)), what="the reload")
+        again = job_file(tmp_path, {"name": "nightly-2", "playbook": book, "limit": "web01,web02"}, name="again.yml")
+        assert srv("POST", "/v1/jobs", {"jobfile": str(again), "preflight": False})[0] == 201
+        (post,) = second.wait(1, timeout=60)
+        assert post["body"]["title"] == "playdeck: nightly-2 failed"
+        assert len(first.posts) == 1
+        srv.stop()
+    output = srv.proc.stdout.read().decode() if srv.proc.stdout else ""
+    trail = (isolated_state / "audit.jsonl").read_text()
+    assert "T0KEN" not in output and "T0KEN" not in trail
+    assert f":{first.port}" not in output + trail and f":{second.port}" not in output + trail
