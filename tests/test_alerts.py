@@ -217,6 +217,11 @@ def test_configure_reroutes_the_next_message_and_a_recovered_target_is_noticed_a
             rig.alerts.on_change(one, "status")
             await until_count(rig.notices, 2)
             assert len(rig.standing()) == 1
+            rig.alerts.configure((NotifyTarget(before.url()),))  # the failing target removed
+            deadline = time.monotonic() + 5
+            while rig.standing():  # once what was queued for it is done
+                assert time.monotonic() < deadline, rig.standing()
+                await asyncio.sleep(0.02)
             await rig.alerts.close()
             return two, rig
 

@@ -158,6 +158,8 @@ class _Sender:
         return self._apprise
 
     def put(self, message: Message) -> None:
+        if self.alerts.closed:
+            return
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
@@ -266,6 +268,7 @@ class Alerts:
         self._senders: list[_Sender] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._made = 0  # senders made so far: their notice keys
+        self.closed = False  # the server is stopping: nothing new is sent
         self._open: set[int] = set()  # ids of own jobs whose open circuit was already told
         _silence_apprise()
 
@@ -286,6 +289,9 @@ class Alerts:
             sender.label = label
             senders.append(sender)
         self._senders = senders
+        for gone in old.values():  # removed: a task still sending clears its notice when done
+            if gone.task is None or gone.task.done():
+                self._clear(gone)
 
     @property
     def targets(self) -> tuple[NotifyTarget, ...]:
@@ -362,6 +368,7 @@ class Alerts:
 
     async def close(self) -> None:
         """Stop at once: the server's stop never waits for a retry or a slow target."""
+        self.closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
