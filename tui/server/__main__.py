@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tui.core.config import ServerConfig, load_server_config
 from tui.core.planning.jobfile import InputError
 from tui.core.storage.paths import check_writable
 from tui.core.storage.paths import state_dir as default_state_dir
@@ -172,18 +173,18 @@ async def serve(server: Server, sock: socketlib.socket, files: Files) -> int:
     return 0
 
 
-async def start(server: Server, sock: socketlib.socket) -> int:
-    """The config first: one that does not check, or whose metrics address is taken, stops
-    the server here, before it serves anyone (a running server would keep its last good one)."""
+async def start(server: Server, sock: socketlib.socket, config: ServerConfig, files: Files) -> int:
+    """A metrics address that is taken stops the server here, before it serves anyone (a
+    running server would keep its last good config)."""
     try:
-        config = server.keeper.first()
-        files = await asyncio.to_thread(load_files, config.schedules)
         await server.apply_config(config)
-    except InputError as exc:
-        print(f"playdeck server: config refused:\n{exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
         print(f"playdeck server: metrics_listen: {exc}", file=sys.stderr)
+        sock.close()
+        try:
+            os.unlink(server.socket)
+        except OSError:
+            pass
         return 2
     try:
         return await serve(server, sock, files)
@@ -208,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeSocketDir as exc:
         print(f"playdeck server: {exc}", file=sys.stderr)
         return 2
+    try:  # checked before anything is bound or detached: the one who started it reads why
+        config = load_server_config(args.config)
+        files = load_files(config.schedules)
+    except InputError as exc:
+        print(f"playdeck server: config refused:\n{exc}", file=sys.stderr)
+        return 2
     if not args.foreground:
         _detach()  # the parent returns at once; clients wait for the socket to answer
     owner = _own(path)
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(path, state, args.max_parallel or 4, args.idle_exit, args.config)
     server.max_parallel_given = args.max_parallel is not None  # the command line beats the config
     try:
-        return asyncio.run(start(server, sock))
+        return asyncio.run(start(server, sock, config, files))
     finally:
         os.close(owner)
 

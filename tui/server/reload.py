@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui.core.config import ServerConfig, config_path, load_server_config
+from tui.core.config import config_path, load_server_config
 from tui.core.job import Job
 from tui.core.planning.jobfile import InputError, load_job_file
 from tui.core.planning.spec import JobSpec
@@ -47,10 +47,6 @@ class ConfigKeeper:
         self.files: dict[Path, Loaded] = {}
         self.reloads = 0  # good reloads applied (for tests and status)
         self._lock = asyncio.Lock()
-
-    def first(self) -> ServerConfig:
-        """At start: a bad config stops the server (raises InputError) before it serves anyone."""
-        return load_server_config(self.path)
 
     async def reload(self, why: str) -> bool:
         """Read, check and apply the file; False (and the old config kept) when it is refused."""
