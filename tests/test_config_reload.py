@@ -124,7 +124,7 @@ async def _notices(sock: Path, until: Any, timeout: float = 20.0) -> list[dict[s
     return seen
 
 
-def test_reload_on_change_and_sighup_keeps_the_last_good_config_and_running_jobs(server, tmp_path):
+def test_reload_on_change_and_sighup_keeps_the_last_good_config_and_running_jobs(server, tmp_path):  # noqa: F811
     config = tmp_path / "config.yml"
     config.write_text("max_parallel: 2\n")
     srv = server("--idle-exit", "0", "--config", str(config))
@@ -161,7 +161,7 @@ def test_reload_on_change_and_sighup_keeps_the_last_good_config_and_running_jobs
     assert trail.count("config-refused") == 1 and trail.count("config-reload") >= 2, trail
 
 
-def test_schedules_files_in_the_config_register_and_a_removed_one_stops(server, tmp_path):
+def test_schedules_files_in_the_config_register_and_a_removed_one_stops(server, tmp_path):  # noqa: F811
     nightly = job_file(tmp_path, {**hello("nightly"), "schedule": "0 3 * * *"}, name="nightly.yml")
     config = tmp_path / "config.yml"
     config.write_text(f"schedules: [{nightly}]\n")
@@ -177,7 +177,7 @@ def test_schedules_files_in_the_config_register_and_a_removed_one_stops(server, 
 # --- protected targets: the config's patterns and a retry ----------------------------------------
 
 
-def test_config_protect_guards_submissions_and_a_retry_asks_again(server, tmp_path):
+def test_config_protect_guards_submissions_and_a_retry_asks_again(server, tmp_path):  # noqa: F811
     config = tmp_path / "config.yml"
     config.write_text("protect: [web01]\n")
     srv = server("--idle-exit", "0", "--config", str(config))
