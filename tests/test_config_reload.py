@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,50 @@ def test_config_protect_guards_submissions_and_a_retry_asks_again(server, tmp_pa
     asked = [r["args"] for r in audit(srv.state) if r["action"] == "client" and r.get("job") == "touchy"]
     requests = [a["request"] for a in asked]
     assert requests.count("protect-refused") == 1 and requests.count("protect-confirmed") == 1, requests
+
+
+# --- alerts rerouted by a reload; a missed schedule told --------------------------------------------
+
+
+def test_a_reload_reroutes_alerts_and_a_missed_schedule_is_told(server, tmp_path):  # noqa: F811
+    from tests.conftest import playbook  # noqa: PLC0415
+    from tests.webhook import Webhook  # noqa: PLC0415
+
+    failing = {"name": "broken", "playbook": str(playbook("failing_host")), "limit": "web02"}
+    path = job_file(tmp_path, failing)
+    config = tmp_path / "config.yml"
+    with Webhook() as first, Webhook() as second:
+        config.write_text(f"notify:\n  - url: {first.url('a')}\n")
+        srv = server("--idle-exit", "0", "--config", str(config))
+        assert srv("POST", "/v1/jobs", {"jobfile": str(path)})[0] == 201
+        (post,) = first.wait(1, timeout=60)
+        assert "broken" in post["body"]["title"] and "failed" in post["body"]["title"], post
+        assert "web02" in post["body"]["message"], post
+
+        write(config, f"notify:\n  - url: {second.url('b')}\n    on: [failed, schedule-missed]\n")
+        wait_for(lambda: status(srv)["notify"] == ["json://…"] and _reloads(srv) >= 1, 10, "the reload")
+        assert playdeck(srv.socket, "retry", "broken").returncode == 0
+        (post,) = second.wait(1, timeout=60)
+        assert "broken" in post["body"]["title"] and len(first.posts) == 1  # rerouted, no restart
+        srv.stop()
+
+        # a schedule whose minute passed while no server ran, with catch_up: skip, is told as missed
+        # (the persisted time is moved back three minutes instead of waiting them out)
+        every = job_file(tmp_path, {**hello("every"), "schedule": "* * * * *"}, name="every.yml")
+        srv = server("--idle-exit", "0", "--config", str(config))
+        assert srv("POST", "/v1/jobs", {"jobfile": str(every)})[0] == 201
+        srv.stop()
+        saved = json.loads((srv.state / "schedules.json").read_text())
+        for record in saved.values():
+            moved = datetime.fromisoformat(record["handled"]) - timedelta(minutes=3)
+            record["handled"] = moved.isoformat()
+        (srv.state / "schedules.json").write_text(json.dumps(saved))
+        srv = server("--idle-exit", "0", "--config", str(config))
+        assert srv("POST", "/v1/jobs", {"jobfile": str(every)})[0] == 201
+        posts = second.wait(2, timeout=20)
+        assert "every" in posts[1]["body"]["message"] and "catch_up: skip" in posts[1]["body"]["message"], posts
+        assert srv("GET", "/v1/jobs")[1]["jobs"][-1]["attempts"] == []  # told, not run
+
+
+def _reloads(srv: Any) -> int:
+    return sum(1 for r in audit(srv.state) if r["action"] == "config-reload")

@@ -30,6 +30,7 @@ from tui.server.wire import SCHEDULED
 log = logging.getLogger(__name__)
 FILE = "schedules.json"
 Clock = Callable[[], datetime]
+Missed = Callable[[Job, datetime, str], None]  # a fire that did not run: the alerts' schedule-missed
 
 
 def utc_now() -> datetime:
@@ -61,6 +62,7 @@ class Schedules:
         self.entries: dict[int, Entry] = {}  # by job id
         self.handled = self._load()  # key -> {"handled": iso, "last_fire": iso | None}
         self.stopped = False
+        self.on_missed: Missed | None = None
         self._wake = asyncio.Event()
         engine.subscribe(self._on_change)
 
@@ -107,6 +109,9 @@ class Schedules:
             schedule = cron.cron(job.spec.schedule, job.spec.timezone)
             last = self._handled(job)
             missed = cron.catch_up(schedule, job.spec.catch_up, last, now)
+            owed = cron.catch_up(schedule, "once", last, now)  # whatever the policy, was one missed?
+            if missed is None and owed is not None:
+                self._missed(job, owed, "missed while no server ran (catch_up: skip)")
             paused = self.handled.get(_key(job), {}).get("paused") is True
             if paused:
                 missed = None  # a paused schedule owes nothing; resume starts from its next time
@@ -148,10 +153,16 @@ class Schedules:
                 continue
             self._persist(entry, when, fired=False)
             self.engine.record(f"schedule-{action}", entry.job, at=when.isoformat(), status=entry.job.status.value)
+            if action == "skip":
+                self._missed(entry.job, when, "the previous run was still going (overlap: skip)")
             if action != "skip":
                 entry.pending = True
             if action == "cancel":
                 self.engine.cancel(entry.job)
+
+    def _missed(self, job: Job, when: datetime, why: str) -> None:
+        if self.on_missed is not None:
+            self.on_missed(job, when, why)
 
     def _fire(self, entry: Entry, when: datetime, why: str) -> None:
         job = entry.job

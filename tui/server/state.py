@@ -60,6 +60,7 @@ class Server:
         self.alerts = Alerts(self)
         self.engine.subscribe(self.metrics.on_change)
         self.engine.subscribe(self.alerts.on_change)
+        self.schedules.on_missed = self.alerts.schedule_missed
 
     # -- config -----------------------------------------------------------------
     async def apply_config(self, config: ServerConfig) -> None:
