@@ -82,6 +82,13 @@ class Engine:
         self._releaser = Releaser(self._set_status)
         self._locks = HostLocks()  # `lock: hosts`: who holds which host, who waits
         self._draining = False  # closing: nothing starts or unblocks any more
+        # kept by _set_status so no status change or scheduling pass scans every job (a 1,000-job
+        # chain or schedule set would make each of them cost O(jobs), the whole O(jobs²))
+        self._busy: set[int] = set()
+        self._running: set[int] = set()
+        self._queued: set[int] = set()
+        self._by_name: dict[str, Job] = {}  # this run's newest job of each name
+        self._dirnames: set[str] = set()
 
     # -- observing ----------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -104,9 +111,18 @@ class Engine:
             self._locks.forget(job)
         job.status = status
         job.message = message
+        for ids, member in (
+            (self._busy, status in BUSY),
+            (self._running, status is Status.RUNNING),
+            (self._queued, status is Status.QUEUED),
+        ):
+            if member:
+                ids.add(job.id)
+            else:
+                ids.discard(job.id)
         self._save(job)
         self._notify(job, "status")
-        if any(j.status in BUSY for j in self.jobs):
+        if self._busy:
             self._idle.clear()
         else:
             self._idle.set()
@@ -131,6 +147,7 @@ class Engine:
         """A job of an earlier run, read-only: its status, results and logs as they were."""
         job = restored_job(record, len(self.jobs), LogTail(self.tail_lines))
         self.jobs.append(job)
+        self._dirnames.add(job.dirname)
         return job
 
     def record(self, action: str, job: Job | None = None, **args: Any) -> None:
@@ -150,7 +167,8 @@ class Engine:
         newest of that name; the queue starts once all are in, so priorities apply among them."""
         names = [spec.name for spec in specs]
         for spec in specs:
-            if any(j.spec.name == spec.name and not j.status.finished for j in self.jobs if not j.history):
+            newest = self._by_name.get(spec.name)  # only a name's newest job can be unfinished
+            if newest is not None and not newest.status.finished:
                 raise EngineError(f"a job named {spec.name!r} already exists and has not finished")
             if names.count(spec.name) > 1:
                 raise EngineError(f"the name {spec.name!r} is given to more than one job")
@@ -186,16 +204,18 @@ class Engine:
             run=self.run_id,
         )
         self.jobs.append(job)
+        self._by_name[spec.name] = job
+        self._dirnames.add(job.dirname)
         return job
 
     def _newest(self, name: str) -> Job | None:
         """The job an `after` of a new job names: the newest of this run with that name."""
-        return next((j for j in reversed(self.jobs) if j.name == name and not j.history), None)
+        return self._by_name.get(name)
 
     def _dirname(self, name: str) -> str:
         """`slug(name)`, or `slug-2`, `slug-3`...: "a/b" and "a_b" must not share a directory, nor a
         job launched again under a finished one's name (every job counts, finished or not)."""
-        taken = {j.dirname for j in self.jobs}
+        taken = self._dirnames
         base = slug(name)
         candidate, n = base, 1
         while candidate in taken:
@@ -205,6 +225,9 @@ class Engine:
 
     def get(self, name: str) -> Job:
         """The newest job of that name (a finished name may have been launched again)."""
+        own = self._by_name.get(name)
+        if own is not None:
+            return own
         for job in reversed(self.jobs):
             if job.name == name:
                 return job
@@ -271,14 +294,20 @@ class Engine:
         self._releaser.parent_restarted(job)  # children it skipped wait for it again
         self._schedule()
 
-    def fire(self, job: Job) -> None:
+    def fire(self, job: Job, schedule: bool = True) -> None:
         """A scheduled run (tui/server/schedules.py): the job runs again with its spec's limit, retries
-        and timeout; unlike an operator's retry it keeps the circuit, and an open one refuses."""
+        and timeout; unlike an operator's retry it keeps the circuit, and an open one refuses.
+        `schedule=False`: the caller fires many at once and then calls `start_queued` once."""
         self._writable(job)
         if job.circuit_open or not (job.status is Status.SCHEDULED or job.status.finished):
             raise EngineError(f"{job.name} is {job.status}{', its circuit open' if job.circuit_open else ''}")
         job.next_limit, job.retries_left, job.timeout = job.spec.limit, job.spec.retries, job.spec.timeout
         self._set_status(job, Status.QUEUED)
+        if schedule:
+            self._schedule()
+
+    def start_queued(self) -> None:
+        """One scheduling pass (after `fire(..., schedule=False)` of a batch)."""
         self._schedule()
 
     def rest(self, job: Job, message: str) -> None:
@@ -364,9 +393,9 @@ class Engine:
     def _schedule(self) -> None:
         if self._draining:
             return
-        running = sum(1 for j in self.jobs if j.status is Status.RUNNING)
+        running = len(self._running)
         self._locks.new_pass()
-        ready = (j for j in self.jobs if j.status is Status.QUEUED or self._locks.is_waiting(j))
+        ready = [self.jobs[i] for i in self._queued | self._locks.waiting]
         for job in start_order(ready):  # priority, then file order
             if running >= self.max_parallel:
                 if job.status is Status.BLOCKED:  # waited for a lock: now, like any queued job, for a slot

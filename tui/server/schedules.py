@@ -74,11 +74,17 @@ class Schedules:
             return {}  # none yet, or damaged: every schedule starts afresh (no catch-up, no double fire after now)
         return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
-    def _persist(self, entry: Entry, when: datetime, fired: bool) -> None:
+    def _mark(self, entry: Entry, when: datetime, fired: bool) -> None:
         record = self.handled.setdefault(_key(entry.job), {})
         record["handled"] = when.isoformat()
         if fired:
             record["last_fire"] = when.isoformat()
+
+    def _persist(self, entry: Entry, when: datetime, fired: bool) -> None:
+        self._mark(entry, when, fired)
+        self._write()
+
+    def _write(self) -> None:
         try:
             write_json(self.path, self.handled)
         except OSError as exc:
@@ -103,6 +109,8 @@ class Schedules:
     def register(self, jobs: list[Job]) -> None:
         """The scheduled ones of a submission: catch up (once, if missed and asked for) or rest."""
         now = self.clock()
+        catch_ups: list[tuple[Entry, datetime]] = []
+        resting: list[Entry] = []
         for job in jobs:
             if job.spec.schedule is None:
                 continue
@@ -118,10 +126,19 @@ class Schedules:
             entry = Entry(job, schedule, cron.first_due(schedule, missed or last, now), paused=paused)
             self.entries[job.id] = entry
             if missed is not None:
-                self._fire(entry, missed, "catch-up")
+                catch_ups.append((entry, missed))
+                self._mark(entry, missed, fired=True)
             else:
-                self._persist(entry, max(last, now) if last else now, fired=False)  # nothing before now is owed
-                self._rest(entry)
+                self._mark(entry, max(last, now) if last else now, fired=False)  # nothing before now is owed
+                resting.append(entry)
+        if catch_ups or resting:
+            self._write()  # once for the whole submission, before any of it runs
+        for entry in resting:
+            self._rest(entry)
+        for entry, missed in catch_ups:
+            self._fire(entry, missed, "catch-up", persisted=True)
+        if catch_ups:
+            self.engine.start_queued()
         self._wake.set()
 
     def active(self) -> bool:
@@ -142,6 +159,9 @@ class Schedules:
                 self.tick(self.clock())
 
     def tick(self, now: datetime) -> None:
+        """Everything due fires in one batch: one write of the persisted times before any runs,
+        and one scheduling pass after (1,000 schedules on one minute: one write, not 1,000)."""
+        due: list[tuple[Entry, datetime]] = []
         for entry in list(self.entries.values()):
             if entry.paused or entry.next_at is None or entry.next_at > now or entry.job.circuit_open:
                 continue
@@ -149,7 +169,7 @@ class Schedules:
             entry.next_at = entry.cron.next_after(max(when, now))  # a suspended host does not fire a burst
             action = cron.overlap(entry.job.spec.overlap, entry.job.status in BUSY)
             if action == cron.FIRE:
-                self._fire(entry, when, "schedule")
+                due.append((entry, when))
                 continue
             self._persist(entry, when, fired=False)
             self.engine.record(f"schedule-{action}", entry.job, at=when.isoformat(), status=entry.job.status.value)
@@ -159,18 +179,26 @@ class Schedules:
                 entry.pending = True
             if action == "cancel":
                 self.engine.cancel(entry.job)
+        if due:
+            for entry, when in due:
+                self._mark(entry, when, fired=True)
+            self._write()
+            for entry, when in due:
+                self._fire(entry, when, "schedule", persisted=True)
+            self.engine.start_queued()
 
     def _missed(self, job: Job, when: datetime, why: str) -> None:
         if self.on_missed is not None:
             self.on_missed(job, when, why)
 
-    def _fire(self, entry: Entry, when: datetime, why: str) -> None:
+    def _fire(self, entry: Entry, when: datetime, why: str, persisted: bool = False) -> None:
         job = entry.job
-        self._persist(entry, when, fired=True)  # before it runs: a crash now must not fire it again
+        if not persisted:
+            self._persist(entry, when, fired=True)  # before it runs: a crash now must not fire it again
         late = round((self.clock() - when).total_seconds(), 3)
         self.engine.record("schedule-fire", job, at=when.isoformat(), late=late, reason=why)
         try:
-            self.engine.fire(job)
+            self.engine.fire(job, schedule=not persisted)
         except EngineError as exc:  # an open circuit, or a history job
             self.engine.record("schedule-refused", job, at=when.isoformat(), why=str(exc))
 
