@@ -20,6 +20,7 @@ import signal
 import sys
 import termios
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -43,6 +44,7 @@ from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.planning.spec import Status
 from tui.core.sanitize import strip_sgr
+from tui.core.storage.paths import ensure_private_dir
 
 if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
@@ -182,6 +184,31 @@ class JobActions:
         job = self._job_for("run_now")
         if job is not None:
             self._confirm_protected(job, "run", lambda yes: self._act(lambda e: e.run_now(job, yes), job))
+
+    def action_incident_report(self: PlaydeckApp) -> None:
+        """The last 24 hours as `playdeck report` writes them, into the server's state dir
+        (reports/, 0600); the toast gives the path to paste from."""
+        status = getattr(self.session, "status", None) or {}
+        state = status.get("state_dir")
+        if not isinstance(state, str) or not state:
+            self.say("no report: not attached to a server", severity="warning")
+            return
+        self._write_report(Path(state))
+
+    @work(group="report", exit_on_error=False, thread=True)
+    def _write_report(self: PlaydeckApp, state: Path) -> None:
+        from tui.core.reporting import build_report, render  # noqa: PLC0415 - only when asked
+        from tui.report_cli import write_atomic  # noqa: PLC0415
+
+        try:
+            report = build_report(state, datetime.now().astimezone() - timedelta(hours=24), None)
+            path = state / "reports" / f"incident-{datetime.now():%Y%m%d-%H%M%S}.md"
+            ensure_private_dir(path.parent)
+            write_atomic(path, render(report, "md"))
+        except (OSError, ValueError) as exc:
+            self.call_from_thread(self.say, f"the report was not written: {exc}", severity="error")
+            return
+        self.call_from_thread(self.say, f"incident report written: {path}", title="report", timeout=15)
 
     def action_set_timeout(self: PlaydeckApp) -> None:
         job = self._job_for("set_timeout")

@@ -36,6 +36,7 @@ from tui.console.config import Config, remember, remembered
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
+from tui.console.widgets.chain_view import parents_label
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
@@ -402,10 +403,17 @@ class PlaydeckApp(JobActions, App[int]):
         log.show(job, job.tail.lines, max(job.tail.total, 0))
         where = f" · log {job.last.log}" if job.last is not None else ""
         follow = "following" if log.follow else "paused (G follows)"
+        after = parents_label(self.engine, job) if self.engine is not None else ""
+        after = f" · {after}" if after else ""
         if job.prompt is not None:
             follow = f"waiting for input ({self.key_for('answer-prompt')} answers) · {follow}"
         self._update_if_changed(
-            title, Text(clean(f" {job.name} · {job.status.value} · {follow}{where}"), no_wrap=True, overflow="ellipsis")
+            title,
+            Text(
+                clean(f" {job.name} · {job.status.value}{after} · {follow}{where}"),
+                no_wrap=True,
+                overflow="ellipsis",
+            ),
         )
 
     def _update_status_bar(self) -> None:

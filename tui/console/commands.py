@@ -123,6 +123,14 @@ COMMANDS: tuple[Command, ...] = (  # footer priority: what an incident needs fir
     ),
     Command("wrap-log", "w", "wrap_log", "Wrap", "Wrap long log lines, or not (then Left/Right scroll)"),
     Command(
+        "incident-report",
+        "I",
+        "incident_report",
+        "Report",
+        "Write an incident report (Markdown: timeline, failed hosts and reasons, who did what) of the last 24 hours",
+        footer=False,
+    ),
+    Command(
         "toggle-inventory",
         "h",
         "toggle_inventory",
