@@ -11,6 +11,8 @@ and the server reads these:
     protect: [prod, "db*"]              # host patterns every launch onto them must confirm
     max_parallel: 4
     schedules: [~/jobs/nightly.yml]     # job files the server submits at start and on reload
+    nodes:                              # execution nodes any job file's `node:` may name
+      dc2: {ssh: ops@bastion-dc2.example, python: /opt/playdeck/bin/python, capacity: 4}
 
 A file that does not parse or check raises InputError naming file, line and key: a
 starting server refuses it, a running one keeps its last good config (never half of one).
@@ -33,6 +35,7 @@ from tui.core.planning.jobfile import (
     _patterns,
     _Walker,
 )
+from tui.core.planning.nodes import Node, walk_nodes
 
 NOTIFY_EVENTS = (
     "failed",
@@ -46,7 +49,7 @@ NOTIFY_EVENTS = (
     "schedule-missed",
 )
 DEFAULT_ON = frozenset({"failed", "timeout"})
-SERVER_KEYS = ("metrics_listen", "notify", "protect", "max_parallel", "schedules")
+SERVER_KEYS = ("metrics_listen", "notify", "protect", "max_parallel", "schedules", "nodes")
 CONSOLE_KEYS = ("theme", "bell", "playbook_dir", "keys", "history")  # checked by the console
 TOP_KEYS = SERVER_KEYS + CONSOLE_KEYS
 
@@ -78,6 +81,7 @@ class ServerConfig:
     protect: tuple[str, ...] = ()
     max_parallel: int | None = None
     schedules: tuple[Path, ...] = field(default_factory=tuple)
+    nodes: dict[str, Node] = field(default_factory=dict)  # by name (tui.core.planning.nodes)
 
 
 _ADDRESS = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.\-]+)):(?P<port>\d{1,5})$")
@@ -201,4 +205,5 @@ def _walk(w: _Walker, root: yaml.Node, path: Path) -> ServerConfig:
                 found = w.existing(item, f"schedules[{i}]", directory_ok=False)
                 if found is not None:
                     schedules.append(found)
-    return ServerConfig(path, listen, tuple(targets), tuple(protect), max_parallel, tuple(schedules))
+    nodes = walk_nodes(w, top["nodes"][1], "nodes") if "nodes" in top else {}
+    return ServerConfig(path, listen, tuple(targets), tuple(protect), max_parallel, tuple(schedules), nodes)

@@ -6,18 +6,20 @@ nodes remember the line a value came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
 from tui.core.durations import DurationError, parse_duration
+from tui.core.planning.nodes import Node, walk_nodes
 from tui.core.planning.spec import CATCH_UPS, CONDITIONS, LOCKS, OVERLAPS, JobSpec
 from tui.core.scheduling import cron
 from tui.core.scheduling.chains import cycle, parents_first
 
-TOP_KEYS = ("inventory", "max_parallel", "lock", "protect", "jobs")
+TOP_KEYS = ("inventory", "max_parallel", "lock", "protect", "nodes", "jobs")
 JOB_KEYS = (
     "name",
     "playbook",
@@ -44,6 +46,7 @@ JOB_KEYS = (
     "timezone",
     "overlap",
     "catch_up",
+    "node",
 )
 
 
@@ -75,6 +78,7 @@ class JobFile:
     max_parallel: int | None
     jobs: list[JobSpec]
     protect: tuple[str, ...] = ()  # host patterns (names, globs, groups) a run must confirm
+    nodes: dict[str, Node] = field(default_factory=dict)  # the file's own `nodes:` (not the config's)
 
 
 class _Walker:
@@ -292,8 +296,11 @@ def playbook_problem(path: Path) -> Problem | None:
     return None
 
 
-def load_job_file(path: str | Path) -> JobFile:
-    """Parse and check a job file; raise InputError naming file, line and key."""
+def load_job_file(path: str | Path, nodes: Mapping[str, Node] | None = None) -> JobFile:
+    """Parse and check a job file; raise InputError naming file, line and key.
+
+    `nodes`: nodes defined elsewhere (the config's) that a job's `node:` may name besides the
+    file's own `nodes:` (which win on a shared name)."""
     path = Path(path).expanduser().resolve()
     try:
         text = path.read_text(encoding="utf-8")
@@ -312,12 +319,12 @@ def load_job_file(path: str | Path) -> JobFile:
             raise InputError([Problem(path, line, "", f"YAML syntax error: {reason}")]) from None
         if root is None:
             raise InputError([Problem(path, None, "", "the file is empty")])
-        return _walk(_Walker(path, loader), root)
+        return _walk(_Walker(path, loader), root, nodes or {})
     finally:
         loader.dispose()
 
 
-def _walk(w: _Walker, root: yaml.Node) -> JobFile:
+def _walk(w: _Walker, root: yaml.Node, known: Mapping[str, Node]) -> JobFile:
     top = w.mapping(root, "", TOP_KEYS)
     if not top and not w.problems:
         w.problem(root, "jobs", "missing")
@@ -333,6 +340,12 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
     protect: tuple[str, ...] = ()
     if "protect" in top:
         protect = w.typed(top["protect"][1], "protect", _patterns, "a host pattern or a list of them") or ()
+    own: dict[str, Node] = {}
+    written: set[str] = set()  # names of the file's nodes, valid or not (a bad one is reported once)
+    if "nodes" in top:
+        own = walk_nodes(w, top["nodes"][1], "nodes")
+        written = set(_fields_of(top["nodes"][1]))
+    places = _Places({**known, **own}, written)
     specs: list[JobSpec] = []
     if "jobs" not in top:
         if top:
@@ -345,7 +358,7 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
             seen: dict[str, int] = {}
             afters: dict[str, tuple[yaml.Node, str]] = {}
             for index, node in enumerate(jobs_node.value):
-                spec = _job(w, node, f"jobs[{index}]", default_inventory, "inventory" in top, lock)
+                spec = _job(w, node, f"jobs[{index}]", default_inventory, "inventory" in top, lock, places)
                 if spec is None:
                     continue
                 if spec.name in seen:
@@ -359,7 +372,21 @@ def _walk(w: _Walker, root: yaml.Node) -> JobFile:
             specs = _chained(w, specs, afters, _names(jobs_node))
     if w.problems:
         raise InputError(w.problems)
-    return JobFile(w.path, max_parallel, specs, protect)
+    return JobFile(w.path, max_parallel, specs, protect, own)
+
+
+def _placed(w: _Walker, vnode: yaml.Node, key: str, places: _Places) -> Node | None:
+    """A job's `node:`: the name of a node of the file's `nodes:` or of the config's."""
+    raw = w.value(vnode)
+    try:
+        return places.check(raw)
+    except _Reported:
+        pass  # the node's own problem is reported: the file is refused anyway
+    except TypeError:
+        w.problem(vnode, key, f"expected a node name, got {_describe(raw)}")
+    except ValueError as exc:
+        w.problem(vnode, key, str(exc))
+    return None
 
 
 def _fields_of(node: yaml.Node) -> dict[str, yaml.Node]:
@@ -405,8 +432,36 @@ def _chained(
     return sorted(specs, key=lambda spec: order[spec.name])
 
 
+@dataclass(frozen=True)
+class _Places:
+    """The nodes a job's `node:` may name: the file's and the config's; `written` every node name
+    the file writes, valid or not, so a job on a node with its own problem is not told it is missing."""
+
+    nodes: Mapping[str, Node]
+    written: set[str]
+
+    def check(self, raw: Any) -> Node:
+        name = _string(raw)
+        if name in self.nodes:
+            return self.nodes[name]
+        if name in self.written:
+            raise _Reported
+        known = ", ".join(sorted(self.nodes)) or "none"
+        raise ValueError(f"no node named {name!r} in the file's nodes: or the config's (known: {known})")
+
+
+class _Reported(Exception):
+    """Already reported elsewhere."""
+
+
 def _job(
-    w: _Walker, node: yaml.Node, key: str, default_inventory: Path | None, has_default: bool, lock: str | None
+    w: _Walker,
+    node: yaml.Node,
+    key: str,
+    default_inventory: Path | None,
+    has_default: bool,
+    lock: str | None,
+    places: _Places,
 ) -> JobSpec | None:
     before = len(w.problems)
     fields = w.mapping(node, key, JOB_KEYS)
@@ -456,6 +511,8 @@ def _job(
             values[name] = w.existing(vnode, full, directory_ok=True)
         elif name == "vault_password_file":
             values[name] = w.existing(vnode, full, directory_ok=False)
+        elif name == "node":
+            values[name] = _placed(w, vnode, full, places)
     for only in ("timezone", "overlap", "catch_up"):
         if only in fields and "schedule" not in fields:
             w.problem(fields[only][0], f"{key}.{only}", "only with a schedule")

@@ -16,8 +16,23 @@ and a job's `node: dc2` runs it there. The transport is tui/core/running/node_li
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:  # jobfile imports this module: the walker's type only, no import cycle
+    from tui.core.planning.jobfile import _Walker
+
+NODE_KEYS = ("ssh", "port", "identity", "known_hosts", "python", "capacity")
+#: A node's name shows in grids, messages and file names: plain words only.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+#: `[user@]host`: what ssh takes as a destination. No spaces or control characters, never an
+#: option (a leading "-"), one "@" at most; the host may be an alias of the user's ssh config.
+_DESTINATION = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_.+-]*@)?[A-Za-z0-9_\[][A-Za-z0-9_.:%\[\]-]*")
 
 
 @dataclass(frozen=True)
@@ -33,3 +48,170 @@ class Node:
     def describe(self) -> str:
         """For messages: the node's name and where it is (no secrets in either)."""
         return f"node {self.name} ({self.ssh}{f':{self.port}' if self.port else ''})"
+
+
+def check_name(raw: Any) -> str:
+    """A node's name: letters, digits, `_ . -` (it shows in grids, messages and file names)."""
+    if not isinstance(raw, str):
+        raise TypeError
+    if not _NAME.fullmatch(raw):
+        raise ValueError
+    return raw
+
+
+def check_destination(raw: Any) -> str:
+    """`ssh:` as ssh's destination `[user@]host`: ValueError for anything else (spaces, a leading
+    "-" that ssh would read as an option, two "@", a URI, control characters)."""
+    if not isinstance(raw, str):
+        raise TypeError
+    if not _DESTINATION.fullmatch(raw) or len(raw) > 255:
+        raise ValueError
+    return raw
+
+
+def check_port(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 65535:
+        raise ValueError
+    return raw
+
+
+def check_capacity(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ValueError
+    return raw
+
+
+def check_python(raw: Any) -> str:
+    """The node's Python: a path or a command name ssh's remote shell finds; one word."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise TypeError
+    if any(c.isspace() or ord(c) < 32 for c in raw) or raw.startswith("-"):
+        raise ValueError
+    return raw
+
+
+CHECKS = {
+    "ssh": (check_destination, "an ssh destination [user@]host (no spaces, not starting with -)"),
+    "port": (check_port, "a port number from 1 to 65535"),
+    "python": (check_python, "a non-empty string: the node's Python (a path or a command, one word)"),
+    "capacity": (check_capacity, "a whole number >= 1 (jobs at once on that node)"),
+}
+PATH_KEYS = ("identity", "known_hosts")
+
+
+def walk_nodes(w: _Walker, node: yaml.Node, key: str) -> dict[str, Node]:
+    """A `nodes:` mapping (job file or config), every problem named with its line and key;
+    a node with a problem is left out (the caller refuses the whole file anyway)."""
+    if not isinstance(node, yaml.MappingNode):
+        w.problem(node, key, "expected a mapping of node names to {ssh, port, identity, known_hosts, python, capacity}")
+        return {}
+    found: dict[str, Node] = {}
+    for name_node, body in node.value:
+        raw_name = w.value(name_node)
+        try:
+            name = check_name(raw_name)
+        except (TypeError, ValueError):
+            w.problem(name_node, key, f"a node name is letters, digits, _ . - (at most 64), got {raw_name!r}")
+            continue
+        full = f"{key}.{name}"
+        if name in found:
+            w.problem(name_node, full, "node given twice")
+            continue
+        before = len(w.problems)
+        fields = w.mapping(body, full, NODE_KEYS)
+        if not isinstance(body, yaml.MappingNode):
+            continue
+        if "ssh" not in fields:
+            w.problem(body, f"{full}.ssh", "missing (required): the node's [user@]host")
+        values: dict[str, Any] = {}
+        for field_name, (_, vnode) in fields.items():
+            if field_name in PATH_KEYS:
+                values[field_name] = w.existing(vnode, f"{full}.{field_name}", directory_ok=False)
+            else:
+                check, what = CHECKS[field_name]
+                values[field_name] = w.typed(vnode, f"{full}.{field_name}", check, what)
+        if len(w.problems) == before:
+            found[name] = Node(name=name, **values)
+    return found
+
+
+def node_to_json(node: Node) -> dict[str, Any]:
+    """A node for the protocol: every field, paths absolute."""
+    return {
+        "name": node.name,
+        "ssh": node.ssh,
+        "port": node.port,
+        "identity": str(node.identity) if node.identity is not None else None,
+        "known_hosts": str(node.known_hosts) if node.known_hosts is not None else None,
+        "python": node.python,
+        "capacity": node.capacity,
+    }
+
+
+def node_from_json(raw: Any, key: str = "node") -> tuple[Node | None, list[str]]:
+    """A node read back from the protocol, checked as a job file's: (node, []) or (None, problems),
+    each problem one line starting with its key."""
+    if not isinstance(raw, dict):
+        return None, [f"{key}: expected a node {{name, ssh, port, identity, known_hosts, python, capacity}}"]
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for field_name, value in raw.items():
+        where = f"{key}.{field_name}"
+        if field_name not in ("name", *NODE_KEYS):
+            problems.append(f"{where}: unknown key (allowed: name, {', '.join(NODE_KEYS)})")
+        elif value is None:
+            continue
+        elif field_name == "name":
+            try:
+                values["name"] = check_name(value)
+            except (TypeError, ValueError):
+                problems.append(f"{where}: a node name is letters, digits, _ . - (at most 64), got {value!r}")
+        elif field_name in PATH_KEYS:
+            path = Path(value) if isinstance(value, str) and value else None
+            if path is None or not path.is_absolute():
+                problems.append(f"{where}: expected an absolute path, got {value!r}")
+            elif not path.is_file():
+                problems.append(f"{where}: {path} does not exist" if not path.exists() else f"{where}: not a file")
+            else:
+                values[field_name] = path
+        else:
+            check, what = CHECKS[field_name]
+            try:
+                values[field_name] = check(value)
+            except (TypeError, ValueError):
+                problems.append(f"{where}: expected {what}, got {value!r}")
+    for required in ("name", "ssh"):
+        if raw.get(required) is None:
+            problems.append(f"{key}.{required}: missing (required)")
+    if problems:
+        return None, problems
+    return Node(**values), []
+
+
+def local_versions() -> dict[str, str | None]:
+    """What a node must match: this playdeck's version and this ansible-core's."""
+    import tui
+
+    try:
+        ansible = metadata.version("ansible-core")
+    except metadata.PackageNotFoundError:
+        ansible = None
+    return {"playdeck": tui.__version__, "ansible_core": ansible}
+
+
+def probe_problem(node: Node, probe: dict[str, Any], local: dict[str, str | None] | None = None) -> str | None:
+    """Why jobs must not be placed on `node`, from node_link.probe's answer; None when it may.
+
+    Unreachable, or a playdeck or ansible-core version that differs from ours (the supervisor
+    and its protocol, and what a playbook does, must be the same on both sides)."""
+    if not probe.get("ok"):
+        return f"{node.describe()}: not usable: {probe.get('error') or 'no answer'}"
+    here = local or local_versions()
+    wrong = [
+        f"{what} {probe.get(key)!s} there, {here[key]!s} here"
+        for key, what in (("playdeck", "playdeck"), ("ansible_core", "ansible-core"))
+        if probe.get(key) != here[key]
+    ]
+    if wrong:
+        return f"{node.describe()}: version mismatch: {'; '.join(wrong)}"
+    return None

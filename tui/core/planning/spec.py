@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tui.core.planning.nodes import Node
+
 
 class Status(str, enum.Enum):
     """The engine's status words; the console and the JSON summary show them as is."""
@@ -97,6 +99,7 @@ class JobSpec:
     timezone: str | None = None  # IANA zone of `schedule`; None: the server's local zone
     overlap: str = "skip"  # OVERLAPS
     catch_up: str = "skip"  # CATCH_UPS
+    node: Node | None = None  # the execution node it runs on (over ssh); None: here
 
     @property
     def target(self) -> str:
@@ -125,4 +128,5 @@ def launch_args(spec: JobSpec) -> dict[str, Any]:
         "tags": spec.tags,
         "lock": spec.lock,
         "hosts": list(spec.resolved_hosts) if spec.lock and spec.resolved_hosts is not None else None,
+        "node": spec.node.name if spec.node is not None else None,
     }

@@ -8,12 +8,14 @@ syntax check; every problem is one line naming its key, and a bad spec is refuse
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
 from tui.core.planning.jobfile import _bool, _int_at_least, _one_of, _string, _vars, playbook_problem
 from tui.core.planning.jobfile import _int as _whole
+from tui.core.planning.nodes import Node, node_from_json, node_to_json
 from tui.core.planning.spec import CATCH_UPS, CONDITIONS, LOCKS, OVERLAPS, JobSpec
 from tui.core.scheduling import cron
 
@@ -42,6 +44,8 @@ def spec_to_json(spec: JobSpec) -> dict[str, Any]:
             value = dict(value)
         elif key == "after":
             value = [[name, condition] for name, condition in value]
+        elif key == "node":
+            value = node_to_json(value) if value is not None else None
         data[key] = value
     return data
 
@@ -142,11 +146,23 @@ def _path(raw: Any, key: str, problems: list[str], *, directory_ok: bool) -> Pat
     return None
 
 
-def spec_from_json(data: Any) -> JobSpec:
+def _node(raw: Any, nodes: Mapping[str, Node], problems: list[str]) -> Node | None:
+    if isinstance(raw, str):
+        if raw in nodes:
+            return nodes[raw]
+        problems.append(f"node: no node named {raw[:60]!r} in the config (known: {', '.join(sorted(nodes)) or 'none'})")
+        return None
+    node, found = node_from_json(raw)
+    problems.extend(found)
+    return node
+
+
+def spec_from_json(data: Any, nodes: Mapping[str, Node] | None = None) -> JobSpec:
     """The spec `data` describes, checked; SpecError lists every problem (nothing half-read).
 
     Omitted or null keys take JobSpec's defaults; name and inventory are required, and exactly
-    one of playbook (a playbook run) or module (an ad-hoc command)."""
+    one of playbook (a playbook run) or module (an ad-hoc command). "node" is a whole node
+    (as spec_to_json writes it) or the name of one of `nodes` (the server's config)."""
     if not isinstance(data, dict):
         raise SpecError([f"spec: expected a mapping, got {_describe(data)}"])
     problems: list[str] = []
@@ -156,6 +172,8 @@ def spec_from_json(data: Any) -> JobSpec:
             problems.append(f"{key}: unknown key (allowed: {', '.join(KEYS)})")
         elif raw is None:
             continue
+        elif key == "node":
+            values[key] = _node(raw, nodes or {}, problems)
         elif key in PATH_KEYS:
             values[key] = _path(raw, key, problems, directory_ok=key == "inventory")
             if key == "playbook" and values[key] is not None:
