@@ -24,6 +24,7 @@ from tui.core.config import ServerConfig, load_server_config
 from tui.core.planning.jobfile import InputError
 from tui.core.storage.paths import check_writable
 from tui.core.storage.paths import state_dir as default_state_dir
+from tui.server import jsonlog
 from tui.server.app import make_app
 from tui.server.paths import UnsafeSocketDir, ensure_socket_dir, knock, socket_path
 from tui.server.reload import Files, load_files
@@ -138,6 +139,8 @@ async def serve(server: Server, sock: socketlib.socket, files: Files) -> int:
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
+    server.engine.subscribe(jsonlog.job_listener(log))
+    jsonlog.event(log, "server-start", pid=os.getpid(), socket=str(server.socket), interrupted=interrupted)
     server.engine.record(
         "server-start",
         None,
@@ -156,6 +159,7 @@ async def serve(server: Server, sock: socketlib.socket, files: Files) -> int:
     clock.cancel()
     unfinished = [job.name for job in server.unfinished()]
     server.engine.record("server-stop", None, reason=server.stop_reason, canceled=unfinished)
+    jsonlog.event(log, "server-stop", reason=server.stop_reason, canceled=unfinished)
     try:
         os.unlink(server.socket)  # no new client finds a server that is going away
     except OSError:
@@ -215,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"playdeck server: config refused:\n{exc}", file=sys.stderr)
         return 2
+    try:
+        jsonlog.setup(state)  # JSON lines in the state dir; warnings still go to stderr too
+    except OSError as exc:
+        log.warning("no server log file: %s", exc)
     if not args.foreground:
         _detach()  # the parent returns at once; clients wait for the socket to answer
     owner = _own(path)

@@ -19,7 +19,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
     from tui.server.state import Server
 
 log = logging.getLogger(__name__)
+disable_created_metrics()  # the *_created series say nothing a scrape needs, and double the output
 
 PATH = "/metrics"
 RESULTS = ("ok", "changed", "failed", "unreachable")

@@ -66,7 +66,7 @@ class ConfigKeeper:
             self.reloads += 1
             self.server.hub.clear(NOTICE_KEY)
             self.server.engine.record("config-reload", None, path=str(self.path), reason=why)
-            log.info("config reloaded (%s): %s", why, self.path)
+            log.info("config-reload", extra={"fields": {"path": str(self.path), "reason": why}})
             return True
 
     def _refuse(self, problem: str, why: str) -> None:
