@@ -237,4 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # everything is stopped and written; don't let interpreter shutdown wait for a library's
+    # worker thread (Apprise's sender, blocked on a target that never answers: up to its timeout)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
