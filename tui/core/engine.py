@@ -87,6 +87,7 @@ class Engine:
         self._busy: set[int] = set()
         self._running: set[int] = set()
         self._queued: set[int] = set()
+        self._on_node: dict[str, set[int]] = {}  # node name -> ids of its running jobs (its capacity)
         self._by_name: dict[str, Job] = {}  # this run's newest job of each name
         self._dirnames: set[str] = set()
 
@@ -120,6 +121,13 @@ class Engine:
                 ids.add(job.id)
             else:
                 ids.discard(job.id)
+        node = job.spec.node
+        if node is not None:
+            on_node = self._on_node.setdefault(node.name, set())
+            if status is Status.RUNNING:
+                on_node.add(job.id)
+            else:
+                on_node.discard(job.id)
         self._save(job)
         self._notify(job, "status")
         if self._busy:
@@ -400,6 +408,13 @@ class Engine:
             if running >= self.max_parallel:
                 if job.status is Status.BLOCKED:  # waited for a lock: now, like any queued job, for a slot
                     self._set_status(job, Status.QUEUED)
+                continue
+            node = job.spec.node
+            if node is not None and len(self._on_node.get(node.name, ())) >= node.capacity:
+                # its node is full: it waits queued, and takes no slot of max_parallel
+                full = f"waiting for node {node.name}: {node.capacity} of {node.capacity} running there"
+                if (job.status, job.message) != (Status.QUEUED, full):
+                    self._set_status(job, Status.QUEUED, full)
                 continue
             why = self._locks.take(job)  # all its hosts or none (`lock: hosts` jobs only)
             if why is not None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
+from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec, Status
 from tui.core.running.attempt import Attempt, AttemptProcess, now
 from tui.core.running.results import HostCounts, ResultTracker
@@ -125,6 +126,7 @@ def restored_job(record: dict[str, Any], id: int, tail: LogTail) -> Job:
         module=spec_data.get("module"),
         module_args=spec_data.get("module_args"),
         timeout=spec_data.get("timeout"),
+        node=_restored_node(spec_data.get("node")),
     )
     job = Job(
         id=id,
@@ -156,6 +158,22 @@ def restored_job(record: dict[str, Any], id: int, tail: LogTail) -> Job:
         )
         job.attempts.append(attempt)
     return job
+
+
+def _restored_node(raw: Any) -> Node | None:
+    """The node a recorded job ran on, as recorded (only shown, never run on again from here)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not isinstance(raw.get("ssh"), str):
+        return None
+    port, capacity, python = raw.get("port"), raw.get("capacity"), raw.get("python")
+    return Node(
+        name=raw["name"],
+        ssh=raw["ssh"],
+        port=port if isinstance(port, int) else None,
+        identity=Path(raw["identity"]) if isinstance(raw.get("identity"), str) else None,
+        known_hosts=Path(raw["known_hosts"]) if isinstance(raw.get("known_hosts"), str) else None,
+        python=python if isinstance(python, str) else "python3",
+        capacity=capacity if isinstance(capacity, int) else 1,
+    )
 
 
 def failure_summary(attempt: Attempt, tail: Iterable[str] = ()) -> str:

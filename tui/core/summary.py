@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tui.core.job import Job
+from tui.core.storage.history import attempt_node
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -13,6 +14,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "message": job.message,
         "circuit_open": job.circuit_open,
+        "node": job.spec.node.name if job.spec.node is not None else None,
         "hosts": {host: counts.as_dict() for host, counts in job.hosts.items()},
         "attempts": [
             {
@@ -25,6 +27,7 @@ def job_summary(job: Job) -> dict[str, Any]:
                 "log": str(a.log.resolve()),
                 "events": str(a.events_log.resolve()),
                 "error": a.error,
+                "node": attempt_node(a),
             }
             for a in job.attempts
         ],

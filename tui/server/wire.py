@@ -46,6 +46,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "attempt": len(job.attempts),
         "limit": job.limit,
         "target": job.spec.target,
+        "node": job.spec.node.name if job.spec.node is not None else None,  # where it runs; None: here
         "totals": _totals(results.hosts),
         "hosts": {host: counts.as_dict() for host, counts in results.hosts.items()},
         "task": results.task,

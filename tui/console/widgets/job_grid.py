@@ -103,6 +103,23 @@ def _next_run(job: Job) -> str:
     return f"next {format_duration(max(0.0, (when - now).total_seconds()))}"
 
 
+def node_of(job: Job) -> str | None:
+    """The execution node a job runs on (its name), None for here: a server's JOB dict says
+    "node" (the console's RemoteJob keeps it in `data`), an engine's job has it in its spec."""
+    data = getattr(job, "data", None)
+    if isinstance(data, dict):
+        node = data.get("node")
+        return node if isinstance(node, str) and node else None
+    spec_node = getattr(job.spec, "node", None)
+    return getattr(spec_node, "name", None)
+
+
+def _target(job: Job) -> str:
+    """The playbook column: what it runs, and `@node` where it runs when that is not here."""
+    node = node_of(job)
+    return f"{job.spec.target} @{node}" if node else job.spec.target
+
+
 def _look(cell: Text) -> tuple[object, ...]:
     """Everything about a cell that reaches the screen."""
     return cell.plain, str(cell.style), tuple(cell.spans)
@@ -205,7 +222,7 @@ class JobGrid(ScrollView, can_focus=True):
     def _haystack(job: Job) -> str:
         words = (
             job.name,
-            job.spec.target,
+            _target(job),
             job.limit or "all",
             job.status.value,
             EARLIER if job.history else "",
@@ -322,7 +339,7 @@ class JobGrid(ScrollView, can_focus=True):
             timing,
             plain(task),
             plain(last.number if last else 0),
-            plain(job.spec.target),
+            plain(_target(job)),
             plain(job.limit or "all"),
             plain(started),
         ]

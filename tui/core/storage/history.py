@@ -17,10 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.core.planning.nodes import node_to_json
 from tui.core.storage.audit import redact
 
 if TYPE_CHECKING:
     from tui.core.job import Job
+    from tui.core.running.attempt import Attempt
 
 UNFINISHED = ("queued", "blocked", "scheduled", "running", "waiting")
 
@@ -78,6 +80,7 @@ def job_record(job: Job, run_id: str) -> dict[str, Any]:
             "extra_vars": redact(spec.extra_vars),
             "timeout": spec.timeout,
             "retries": spec.retries,
+            "node": node_to_json(spec.node) if spec.node is not None else None,
         },
         "attempts": [
             {
@@ -89,6 +92,7 @@ def job_record(job: Job, run_id: str) -> dict[str, Any]:
                 "started": a.started.isoformat(),
                 "ended": a.ended.isoformat() if a.ended else None,
                 "directory": str(a.directory),
+                "node": attempt_node(a),
                 "play": a.results.play,
                 "task": a.results.task,
                 "hosts": {h: c.as_dict() for h, c in a.results.hosts.items()},
@@ -96,6 +100,11 @@ def job_record(job: Job, run_id: str) -> dict[str, Any]:
             for a in job.attempts
         ],
     }
+
+
+def attempt_node(attempt: Attempt) -> str | None:
+    """The node an attempt ran on (its name), None for here."""
+    return getattr(attempt, "node", None)
 
 
 def record_path(state: Path, run_id: str, slug: str) -> Path:
