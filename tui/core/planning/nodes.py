@@ -122,7 +122,7 @@ def walk_nodes(w: _Walker, node: yaml.Node, key: str) -> dict[str, Node]:
         if not isinstance(body, yaml.MappingNode):
             continue
         if "ssh" not in fields:
-            w.problem(body, f"{full}.ssh", "missing (required): the node's [user@]host")
+            w.problem(name_node, f"{full}.ssh", "missing (required): the node's [user@]host")
         values: dict[str, Any] = {}
         for field_name, (_, vnode) in fields.items():
             if field_name in PATH_KEYS:
