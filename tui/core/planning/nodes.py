@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,29 +188,24 @@ def node_from_json(raw: Any, key: str = "node") -> tuple[Node | None, list[str]]
 
 
 def local_versions() -> dict[str, str | None]:
-    """What a node must match: this playdeck's version and this ansible-core's."""
+    """What a node must match: this playdeck's version and this ansible-core's (as node_link
+    compares them: ansible.release is a tiny module, not Ansible itself)."""
     import tui
 
     try:
-        ansible = metadata.version("ansible-core")
-    except metadata.PackageNotFoundError:
-        ansible = None
-    return {"playdeck": tui.__version__, "ansible_core": ansible}
+        from ansible.release import __version__ as ansible_core
+    except ImportError:
+        ansible_core = None
+    return {"playdeck": tui.__version__, "ansible_core": ansible_core}
 
 
-def probe_problem(node: Node, probe: dict[str, Any], local: dict[str, str | None] | None = None) -> str | None:
-    """Why jobs must not be placed on `node`, from node_link.probe's answer; None when it may.
+def probe_problem(node: Node, probe: dict[str, Any]) -> str | None:
+    """Why jobs must not be placed on `node`, from node_link.probe's answer; None when they may.
 
-    Unreachable, or a playdeck or ansible-core version that differs from ours (the supervisor
-    and its protocol, and what a playbook does, must be the same on both sides)."""
-    if not probe.get("ok"):
-        return f"{node.describe()}: not usable: {probe.get('error') or 'no answer'}"
-    here = local or local_versions()
-    wrong = [
-        f"{what} {probe.get(key)!s} there, {here[key]!s} here"
-        for key, what in (("playdeck", "playdeck"), ("ansible_core", "ansible-core"))
-        if probe.get(key) != here[key]
-    ]
-    if wrong:
-        return f"{node.describe()}: version mismatch: {'; '.join(wrong)}"
-    return None
+    The probe is "ok" when the node answered with the same playdeck and ansible-core as here (the
+    supervisor's protocol, and what a playbook does, must be the same on both sides); its
+    "error" says why not. Every line names the node."""
+    if probe.get("ok"):
+        return None
+    why = str(probe.get("error") or "no answer (reason unknown)")
+    return why if node.describe() in why else f"{node.describe()}: {why}"
