@@ -9,19 +9,25 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import tui
 from tui.core.planning.spec import JobSpec, Status
 from tui.core.running import procs
 from tui.core.running.results import ResultTracker
 
+if TYPE_CHECKING:
+    from tui.core.planning.nodes import Node
+    from tui.core.running.node_link import NodeLink
+
 STREAM_LIMIT = 8 * 1024 * 1024  # the supervisor caps what it forwards well below this
 TERM_AFTER = 0.3  # seconds before a stop command is backed by SIGTERM
 KILL_AFTER = 5.0  # seconds past the supervisor's own grace before we SIGKILL it
+NODE_TERM_AFTER = 2.0  # seconds past a node's grace before its ssh is ended
 
 
 def now() -> datetime:
@@ -43,6 +49,7 @@ class Attempt:
     error: str | None = None
     results: ResultTracker = field(default_factory=ResultTracker)
     stop_reason: str | None = None  # why playdeck stopped it, set by the first stop request
+    node: str | None = None  # the execution node it ran on (set by the engine); None: here
 
     @property
     def log(self) -> Path:
@@ -167,9 +174,11 @@ async def spawn(*args: str, stderr: Any, env: dict[str, str]) -> PipedProcess:
 class AttemptProcess:
     """Drives the supervisor of one attempt and turns its messages into calls back to the engine."""
 
-    def __init__(self, attempt: Attempt, on_message: Callable[[dict[str, Any]], None]):
+    def __init__(self, attempt: Attempt, on_message: Callable[[dict[str, Any]], None], node: Node | None = None):
         self.attempt = attempt
         self.on_message = on_message
+        self.node = node  # run there over ssh (node_link.py), not here
+        self._link: NodeLink | None = None
         self.proc: PipedProcess | None = None
         self.end: dict[str, Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
@@ -183,6 +192,12 @@ class AttemptProcess:
         nice: int,
         secrets: dict[str, str] | None = None,
     ) -> None:
+        if self.node is not None:
+            from tui.core.running.node_link import NodeLink
+
+            self._link = NodeLink(self.node, self.attempt)
+            await self._link.run(self, kwargs, deadline, grace, nice, secrets)
+            return
         self.deadline = deadline
         env = dict(os.environ)
         env[procs.MARKER_VAR] = self.attempt.marker
@@ -235,6 +250,8 @@ class AttemptProcess:
                 message = json.loads(line)
             except ValueError:
                 continue
+            if self._link is not None and not self._link.keep(message):
+                continue  # the local log of a node attempt
             if message.get("t") == "end":
                 self.end = message
             self.on_message(message)
@@ -249,7 +266,10 @@ class AttemptProcess:
 
     def set_deadline(self, deadline: float | None) -> None:
         self.deadline = deadline  # read when the config is sent, if the process is still being started
-        self.send({"cmd": "deadline", "at": deadline})
+        if self.node is not None:  # another host's monotonic clock: seconds from now
+            self.send({"cmd": "deadline", "in": None if deadline is None else deadline - time.monotonic()})
+        else:
+            self.send({"cmd": "deadline", "at": deadline})
 
     def stop(self, reason: str, grace: float) -> None:
         """Ask the supervisor to stop; SIGKILL it if it has not ended well after its grace."""
@@ -259,8 +279,10 @@ class AttemptProcess:
         if not self._timers:
             loop = asyncio.get_running_loop()
             # the command carries the reason into the log; the signals are for a supervisor that cannot read it
+            # (for a node, ssh: ending it is EOF there, so the node gets its grace and the link's latency first)
+            term_after = TERM_AFTER if self.node is None else grace + NODE_TERM_AFTER
             self._timers = [
-                loop.call_later(TERM_AFTER, self._signal, signal.SIGTERM),
+                loop.call_later(term_after, self._signal, signal.SIGTERM),
                 loop.call_later(grace + KILL_AFTER, self._signal, signal.SIGKILL),
             ]
 

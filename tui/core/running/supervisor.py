@@ -325,7 +325,10 @@ class Supervisor:
             # end anyway; the console judges the attempt by the reason it asked to stop for
             procs.terminate(self.tree, 0)
             self.note("playdeck: ansible-runner did not return; supervisor exiting")
-            os._exit(3)
+            self.exit_now(3)
+
+    def exit_now(self, code: int) -> None:
+        os._exit(code)  # a node's supervisor (node_side.py) first removes its work dir
 
     def disk_full(self) -> str | None:
         """A full log disk makes Ansible's callback stall silently, so we look rather than wait for an error."""
@@ -384,7 +387,7 @@ class Supervisor:
             control_dir = procs.control_dir(os.environ.get(procs.MARKER_VAR, str(os.getpid())))
             shutil.rmtree(control_dir, ignore_errors=True)
             os.mkdir(control_dir, 0o700)
-            self.files = AttemptFiles(Path(self.config["dir"]))
+            self.files = self.open_files()
             ensure_private_dir(Path(self.config["kwargs"]["private_data_dir"]))
             kwargs = with_secrets(self.config["kwargs"], self.config.get("secrets") or {})
             kwargs.setdefault("envvars", {})["ANSIBLE_SSH_CONTROL_PATH_DIR"] = control_dir
@@ -413,6 +416,9 @@ class Supervisor:
         if control_dir is not None:
             shutil.rmtree(control_dir, ignore_errors=True)
         self.finish(status, rc, error, leftover)
+
+    def open_files(self) -> AttemptFiles | None:
+        return AttemptFiles(Path(self.config["dir"]))  # on a node: None, the log is kept where the console is
 
     def runner_returned(self) -> None:
         """Tell the watcher, and if a stop is under way, let it finish its kill before we report."""
@@ -496,6 +502,10 @@ def _reap() -> None:
 
 
 def main() -> int:
+    if "--probe" in sys.argv[1:]:  # an execution node's versions, for the console's check (node_link.probe)
+        from tui.core.running import node_side
+
+        return node_side.probe()
     parent = os.getppid()
     procs.become_subreaper()
     procs.die_with_parent(signal.SIGTERM)
@@ -507,7 +517,12 @@ def main() -> int:
     if nice:
         os.nice(nice)
         procs.nice_session(os.getpid(), nice)
-    sup = Supervisor(config, out)
+    if "--node" in sys.argv[1:]:  # run on an execution node, over ssh (node_side.py)
+        from tui.core.running.node_side import NodeSupervisor
+
+        sup: Supervisor = NodeSupervisor(config, out)
+    else:
+        sup = Supervisor(config, out)
     signal.signal(signal.SIGTERM, lambda *_: sup.request_stop("terminated"))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -523,4 +538,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.modules.setdefault("tui.core.running.supervisor", sys.modules[__name__])  # node_side subclasses this one
     raise SystemExit(main())

@@ -1,0 +1,431 @@
+"""The console's side of execution nodes: the ssh command, the bundle, the probe, and an attempt there.
+
+An attempt on a node runs the same supervisor there (node_side.py), through the user's own OpenSSH
+client: BatchMode (never a prompt), host keys always checked (the user's config, or the node's
+known_hosts; never StrictHostKeyChecking=no), one ControlMaster per node for reuse. Nothing secret is
+on any command line: the config with the secrets is the first line on ssh's stdin, in memory at both
+ends. Killing ssh, or losing the link, is EOF for the node's supervisor, which then stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import os
+import shlex
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tui
+from tui.core.planning.nodes import Node
+from tui.core.running import procs
+from tui.core.sanitize import sanitize
+from tui.core.storage.logstore import AttemptFiles
+from tui.core.storage.paths import private_dir_problem
+
+if TYPE_CHECKING:
+    from tui.core.running.attempt import Attempt, AttemptProcess
+
+SUPERVISOR = "tui.core.running.supervisor"
+CONTROL_SUBDIR = "pd-nodes"  # below procs.private_control_base(): short, ssh's socket paths are limited
+CONNECT_TIMEOUT = 15
+STOP_WAIT = 2.0  # past the grace, how long a stopping node may take to answer before ssh itself is ended
+DRAIN = 2.0  # after ssh exited, how long its ControlMaster may still hold our pipe
+BUNDLE_MAX = 64 * 1024 * 1024  # compressed
+SKIP_NAMES = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", ".tox", ".mypy_cache", ".pytest_cache"})
+
+
+class NodeError(Exception):
+    """The attempt cannot be sent to its node; the message says why."""
+
+
+# -- ssh ----------------------------------------------------------------------
+
+
+def control_dir() -> Path:
+    """The private dir of the nodes' ControlMaster sockets (made and checked: ours, 0700, not a symlink)."""
+    path = os.path.join(procs.private_control_base(), CONTROL_SUBDIR)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    why = private_dir_problem(path)
+    if why is not None:
+        raise procs.UnsafeDirError(f"refusing the ssh control socket directory {path}: it {why}")
+    return Path(path)
+
+
+def _ssh_path(path: Path | str) -> str:
+    """A path as an ssh_config value: `%` escaped (ssh expands tokens there), quoted if it has blanks."""
+    text = str(path).replace("%", "%%")
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+def _remote_word(word: str) -> str:
+    """One word for the remote shell; a leading `~/` still means the node user's home."""
+    if word.startswith("~/"):
+        return "~/" + shlex.quote(word[2:])
+    return shlex.quote(word)
+
+
+def control_name(node: Node) -> str:
+    """One master per way of reaching the node: a master set up with one known_hosts or identity must
+    never serve a node configured with another (it would skip that node's host key check)."""
+    key = json.dumps([node.ssh, node.port, str(node.identity or ""), str(node.known_hosts or "")])
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+def ssh_command(node: Node, remote: list[str], control_dir: Path) -> list[str]:
+    """The ssh argv running `remote` (an argv, each word quoted for the remote shell) on `node`."""
+    cmd = ["ssh", "-T", "-x", "-a", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
+    if node.port:
+        cmd += ["-p", str(node.port)]
+    if node.identity:
+        cmd += ["-i", str(Path(node.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
+    if node.known_hosts:
+        cmd += ["-o", f"UserKnownHostsFile={_ssh_path(Path(node.known_hosts).expanduser())}"]
+    cmd += [
+        "-o", "ControlMaster=auto",
+        "-o", f"ControlPath={_ssh_path(Path(control_dir) / control_name(node))}",
+        "-o", "ControlPersist=60",
+        "-o", "ServerAliveInterval=5",
+        "-o", "ServerAliveCountMax=3",
+        "-o", "ClearAllForwardings=yes",
+        "--", node.ssh, " ".join(_remote_word(w) for w in remote),
+    ]  # fmt: skip
+    return cmd
+
+
+def supervisor_command(node: Node, *args: str, marker: str | None = None) -> list[str]:
+    """`<python> -m tui.core.running.supervisor <args>` on the node, its env tagged with the marker
+    (ssh passes no environment; the marker is no secret)."""
+    tag = ["env", f"{procs.MARKER_VAR}={marker}"] if marker else []
+    return [*tag, node.python, "-m", SUPERVISOR, *args]
+
+
+def ssh_env() -> dict[str, str]:
+    """Our environment without the attempt marker: a ControlPersist master started by one attempt
+    serves others, and must not be swept with the attempt that happened to start it."""
+    return {k: v for k, v in os.environ.items() if k != procs.MARKER_VAR}
+
+
+# -- versions -------------------------------------------------------------------
+
+
+def local_versions() -> dict[str, str | None]:
+    try:
+        from ansible.release import __version__ as ansible_core  # a tiny module: not Ansible itself
+    except ImportError:
+        ansible_core = None
+    return {"playdeck": tui.__version__, "ansible_core": ansible_core}
+
+
+def version_problem(report: dict[str, Any]) -> str | None:
+    """Why a node's versions (from --probe) do not match ours, or None."""
+    mine = local_versions()
+    for key, label in (("playdeck", "playdeck"), ("ansible_core", "ansible-core")):
+        if report.get(key) != mine[key]:
+            return f"version mismatch: {label} {mine[key]} here, {report.get(key) or 'none'} on the node"
+    if not report.get("ansible_playbook"):
+        return "no ansible-playbook beside the node's python"
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return sanitize(lines[-1][:300]) if lines else ""
+
+
+def explain_exit(node: Node, rc: int | None, stderr: str, connected: bool = False) -> str:
+    """What an ssh to `node` that gave no (last) answer means, naming the node. `connected`: the
+    node's supervisor had spoken, so a failure of ssh is a link lost, not a node never reached."""
+    last = _last_line(stderr)
+    if rc is not None and rc < 0:
+        return f"lost the link to {node.describe()}: ssh was ended by {signal.Signals(-rc).name}"
+    if rc == 255:  # ssh's own failures: cannot connect, host key, auth, the link dropped
+        what = "lost the link to" if connected else "cannot reach"
+        return f"{what} {node.describe()}: {last or 'ssh exited with 255'}"
+    if rc == 127 or "not found" in last or "No such file" in last:
+        return f"{node.describe()}: cannot run {node.python} there: {last}"
+    if "No module named" in last or "Error while finding module" in last:
+        return f"{node.describe()}: playdeck is not installed for {node.python} there: {last}"
+    return f"the supervisor on {node.describe()} ended without a result (exit {rc}): {last}"
+
+
+async def probe(node: Node, timeout: float = 10) -> dict[str, Any]:
+    """Reach `node` and ask its supervisor's versions: {"ok", "reachable", "playdeck", "ansible_core",
+    "ansible_runner", "python", "error"}; ok means reachable, same playdeck and ansible-core, and an
+    ansible-playbook there. Never raises for what the node says: the reason is in "error"."""
+    report: dict[str, Any] = {"ok": False, "reachable": False, "playdeck": None, "ansible_core": None, "error": None}
+    try:
+        command = ssh_command(node, supervisor_command(node, "--probe"), control_dir())
+        done = await asyncio.to_thread(
+            subprocess.run, command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=ssh_env()
+        )
+    except subprocess.TimeoutExpired:
+        report["error"] = f"{node.describe()}: no answer within {timeout:g}s"
+        return report
+    except OSError as exc:
+        report["error"] = f"{node.describe()}: cannot run ssh: {exc.strerror or exc}"
+        return report
+    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    answer: Any = None
+    for line in reversed(stdout.splitlines()):
+        try:
+            answer = json.loads(line)
+            break
+        except ValueError:
+            continue
+    if done.returncode != 0 or not isinstance(answer, dict):
+        report["reachable"] = done.returncode != 255
+        report["error"] = explain_exit(node, done.returncode, stderr or stdout)
+        return report
+    report.update(answer, reachable=True)
+    why = version_problem(answer)
+    report["ok"], report["error"] = why is None, why and f"{node.describe()}: {why}"
+    return report
+
+
+# -- the bundle -------------------------------------------------------------------
+
+
+def _keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if os.path.basename(info.name) in SKIP_NAMES or not (info.isfile() or info.isdir() or info.issym()):
+        return None  # VCS and caches (directories are not descended into), devices and fifos
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def build_bundle(kwargs: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The playbook's directory and the inventory (with its group_vars/host_vars) as a base64 tar.gz,
+    and the kwargs' paths relative to it. An inventory that is no path (`a,b,`) is left as it is."""
+    buf = io.BytesIO()
+    paths: dict[str, str] = {}
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        project = kwargs.get("project_dir")
+        if project:
+            tar.add(project, "project", filter=_keep)
+            paths["project_dir"] = "project"
+        playbook = kwargs.get("playbook")
+        if playbook:
+            try:
+                paths["playbook"] = "project/" + Path(playbook).relative_to(project or "/nonexistent").as_posix()
+            except ValueError:
+                tar.add(playbook, f"playbook/{Path(playbook).name}", filter=_keep)
+                paths["playbook"] = f"playbook/{Path(playbook).name}"
+        inventory = Path(str(kwargs.get("inventory") or ""))
+        if kwargs.get("inventory") and inventory.is_dir():
+            tar.add(inventory, f"inventory/{inventory.name}", filter=_keep)
+            paths["inventory"] = f"inventory/{inventory.name}"
+        elif kwargs.get("inventory") and inventory.is_file():
+            tar.add(inventory, f"inventory/{inventory.name}", filter=_keep)
+            for sub in ("group_vars", "host_vars"):
+                if (inventory.parent / sub).is_dir():
+                    tar.add(inventory.parent / sub, f"inventory/{sub}", filter=_keep)
+            paths["inventory"] = f"inventory/{inventory.name}"
+    data = buf.getvalue()
+    if len(data) > BUNDLE_MAX:
+        raise NodeError(
+            f"the playbook's directory and inventory are {len(data) // 2**20} MB compressed, "
+            f"more than the {BUNDLE_MAX // 2**20} MB sent to a node"
+        )
+    return base64.b64encode(data).decode("ascii"), paths
+
+
+def vault_file_to_secret(kwargs: dict[str, Any], secrets: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A --vault-password-file is a file here: read it (or run it, if executable, as Ansible does)
+    and send the password as the "vault" secret, in memory only, never as a file on the node."""
+    words = shlex.split(kwargs.get("cmdline") or "")
+    if "--vault-password-file" not in words:
+        return kwargs, secrets
+    at = words.index("--vault-password-file")
+    path = Path(words[at + 1]) if at + 1 < len(words) else None
+    del words[at : at + 2]
+    if path is None:
+        raise NodeError("--vault-password-file without a file")
+    try:
+        if os.access(path, os.X_OK) and path.is_file():
+            run = subprocess.run([str(path)], capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=True)
+            password = run.stdout.decode().strip()
+        else:
+            password = path.read_text().strip()
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError) as exc:
+        raise NodeError(f"cannot read the vault password file {path}: {exc}") from None
+    kwargs = {**kwargs, "cmdline": " ".join(shlex.quote(w) for w in words)}
+    if not kwargs["cmdline"]:
+        del kwargs["cmdline"]
+    return kwargs, {**secrets, "vault": secrets.get("vault") or password}
+
+
+def node_config(
+    kwargs: dict[str, Any], attempt: Attempt, grace: float, nice: int, secrets: dict[str, str] | None
+) -> dict[str, Any]:
+    """The first stdin line for node_side (less "deadline_in", added just before it is sent)."""
+    kwargs, secrets = vault_file_to_secret(dict(kwargs), dict(secrets or {}))
+    bundle, paths = build_bundle(kwargs)
+    for key in (*paths, "private_data_dir"):
+        kwargs.pop(key, None)  # local paths: the node puts its own
+    return {
+        "kwargs": kwargs,
+        "bundle": bundle,
+        "paths": paths,
+        "marker": attempt.marker,
+        "grace": grace,
+        "nice": nice,
+        "secrets": secrets,
+        "versions": local_versions(),
+    }
+
+
+def seconds_left(deadline: float | None) -> float | None:
+    """A local monotonic deadline as seconds from now: the node's clock is another."""
+    return None if deadline is None else deadline - time.monotonic()
+
+
+# -- one attempt ------------------------------------------------------------------
+
+
+class NodeLink:
+    """The local side of one attempt on a node, driven by AttemptProcess: keeps the log here."""
+
+    def __init__(self, node: Node, attempt: Attempt):
+        self.node = node
+        self.attempt = attempt
+        self.files: AttemptFiles | None = None
+        self.errlog = attempt.directory / "supervisor.log"  # ssh's stderr and the node supervisor's
+        self.err_from = 0
+        self.heard = False  # a message came from the node: a failure of ssh from then on is a lost link
+
+    def keep(self, message: dict[str, Any]) -> bool:
+        """Write what the log needs of a message; False for messages only the log wants."""
+        kind = message.get("t")
+        self.heard = True
+        if kind == "ev":
+            full = message.pop("full", None)
+            if isinstance(full, dict):
+                full.setdefault("stdout", message.get("stdout") or "")
+                self._write(lambda files: files.write_event(full))
+        elif kind == "ready":
+            return False
+        elif kind == "note":
+            self._write(lambda files: files.write_note(str(message.get("text") or "")))
+            return False
+        elif kind == "end" and message.get("error"):
+            message["error"] = f"on {self.node.describe()}: {message['error']}"
+        return True
+
+    def _write(self, what: Any) -> None:
+        if self.files is None:
+            return
+        try:
+            what(self.files)
+        except OSError as exc:
+            self.attempt.error = self.attempt.error or f"cannot write the log: {exc.strerror or exc}"
+            self.files.close()
+            self.files = None
+
+    def note(self, text: str) -> None:
+        self._write(lambda files: files.write_note(f"playdeck: {text}"))
+
+    async def run(
+        self,
+        process: AttemptProcess,
+        kwargs: dict[str, Any],
+        deadline: float | None,
+        grace: float,
+        nice: int,
+        secrets: dict[str, str] | None,
+    ) -> None:
+        from tui.core.running.attempt import spawn
+
+        attempt = self.attempt
+        process.deadline = deadline
+        self.files = AttemptFiles(attempt.directory)
+        try:
+            try:
+                config = await asyncio.to_thread(node_config, kwargs, attempt, grace, nice, secrets)
+                command = ssh_command(
+                    self.node, supervisor_command(self.node, "--node", marker=attempt.marker), control_dir()
+                )
+            except (NodeError, OSError) as exc:
+                attempt.error = f"cannot send the attempt to {self.node.describe()}: {exc}"
+                self.note(attempt.error)
+                return
+            if attempt.stop_reason:  # stopped while the bundle was made: nothing was started
+                return
+            fd = os.open(self.errlog, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with open(fd, "ab") as errlog:
+                self.err_from = errlog.seek(0, os.SEEK_END)
+                process.proc = await spawn(*command, stderr=errlog, env=ssh_env())
+            config["deadline_in"] = seconds_left(process.deadline)
+            process.send(config)
+            del config
+            if attempt.stop_reason:
+                process.stop(attempt.stop_reason, grace)
+            try:
+                await self._read(process)
+            except asyncio.CancelledError:
+                self.sever(process)  # EOF for the node: it stops everything there
+                raise
+            finally:
+                for timer in process._timers:
+                    timer.cancel()
+            rc = await self._wait(process)
+            if process.end is None:
+                error = explain_exit(self.node, rc, self._stderr(), self.heard)
+                attempt.error = attempt.error or error
+                self.note(error)
+        finally:
+            if self.files is not None:
+                self.files.close()
+
+    async def _read(self, process: AttemptProcess) -> None:
+        """Read until EOF, or until ssh has been gone for DRAIN seconds (its master may keep our pipe)."""
+        assert process.proc is not None
+        reader = asyncio.ensure_future(process._read())
+        try:
+            while not reader.done():
+                await asyncio.wait({reader}, timeout=0.2)
+                if not reader.done() and process.proc.returncode is not None:
+                    await asyncio.wait({reader}, timeout=DRAIN)
+                    break
+            if reader.done():
+                reader.result()
+        finally:
+            if not reader.done():
+                reader.cancel()
+
+    async def _wait(self, process: AttemptProcess) -> int | None:
+        """ssh's exit status, ending it if it lingers once the node has said its last word."""
+        proc = process.proc
+        assert proc is not None
+        for sig, wait in ((None, STOP_WAIT), (signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
+            if sig is not None and proc.returncode is None:
+                proc.send_signal(sig)
+            try:
+                return await asyncio.wait_for(proc.wait(), wait)
+            except asyncio.TimeoutError:
+                continue
+        return proc.returncode
+
+    def sever(self, process: AttemptProcess) -> None:
+        proc = process.proc
+        if proc is not None and proc.returncode is None:
+            proc.stdin.close()
+            proc.send_signal(signal.SIGTERM)
+
+    def _stderr(self) -> str:
+        try:
+            with open(self.errlog, "rb") as fh:
+                fh.seek(max(self.err_from, os.path.getsize(self.errlog) - 4096))
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
