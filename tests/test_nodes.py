@@ -4,18 +4,26 @@ over a real sshd on loopback as the node, capacity, `playdeck nodes` and a serve
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import textwrap
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import INVENTORY, PLAYBOOKS
+from tests.conftest import INVENTORY, PLAYBOOKS, _read, run
+from tests.sshd import SshServer, sshd  # noqa: F401 - the fixture
 from tui.core.config import load_server_config
-from tui.core.job import restored_job
+from tui.core.engine import Engine
+from tui.core.job import Job, restored_job
 from tui.core.planning.jobfile import InputError, load_job_file
 from tui.core.planning.nodes import Node, node_from_json, node_to_json, probe_problem
-from tui.core.planning.spec import JobSpec
+from tui.core.planning.spec import JobSpec, Status
 from tui.core.planning.wirespec import SpecError, spec_from_json, spec_to_json
 from tui.core.storage.logstore import LogTail
 
@@ -210,25 +218,223 @@ def test_a_specs_node_travels_whole_or_by_a_config_name(tmp_path):
 
 
 def test_a_recorded_job_keeps_its_node(tmp_path):
-    from tui.core.job import Job
+    from tui.core.running.attempt import Attempt
     from tui.core.storage.history import job_record
     from tui.core.summary import job_summary
 
     node = Node("dc2", "ops@bastion", port=22, capacity=2)
     job = Job(id=0, spec=JobSpec(name="a", inventory=INVENTORY, playbook=PING, node=node))
+    job.attempts.append(Attempt(number=1, limit=None, directory=tmp_path / "attempt-1", marker="m", node="dc2"))
     record = json.loads(json.dumps(job_record(job, "run-1")))
     assert record["spec"]["node"] == node_to_json(node)
-    assert restored_job(record, 0, LogTail(10)).spec.node == node
-    assert job_summary(job)["node"] == "dc2"
+    assert record["attempts"][0]["node"] == "dc2"
+    restored = restored_job(record, 0, LogTail(10))
+    assert (restored.spec.node, restored.attempts[0].node) == (node, "dc2")
+    summary = job_summary(job)
+    assert (summary["node"], summary["attempts"][0]["node"]) == ("dc2", "dc2")
 
 
-def test_probe_problem_names_the_node_and_the_versions():
+def test_probe_problem_names_the_node_once():
     node = Node("dc2", "ops@bastion", port=2222)
-    local = {"playdeck": "0.1.0", "ansible_core": "2.19.0"}
-    assert probe_problem(node, {"ok": True, **local}, local) is None
-    assert probe_problem(node, {"ok": False, "error": "Connection refused"}, local) == (
-        "node dc2 (ops@bastion:2222): not usable: Connection refused"
+    assert probe_problem(node, {"ok": True}) is None
+    assert probe_problem(node, {"ok": False, "error": "Connection refused"}) == (
+        "node dc2 (ops@bastion:2222): Connection refused"
     )
-    assert probe_problem(node, {"ok": True, "playdeck": "0.0.9", "ansible_core": "2.19.0"}, local) == (
-        "node dc2 (ops@bastion:2222): version mismatch: playdeck 0.0.9 there, 0.1.0 here"
+    said = "node dc2 (ops@bastion:2222): version mismatch: playdeck 0.1.0 here, 0.0.9 on the node"
+    assert probe_problem(node, {"ok": False, "error": said}) == said
+    assert probe_problem(node, {}) == "node dc2 (ops@bastion:2222): no answer (reason unknown)"
+
+
+def test_the_grid_says_where_a_job_runs():
+    """`playbook @node` in the grid's playbook column (and its filter), for a server's job as the
+    console mirrors it and for an engine's job; nothing added for a job that runs here."""
+    from tui.client.remote import RemoteJob
+    from tui.console.widgets.job_grid import JobGrid, _target
+
+    remote = RemoteJob({"id": 0, "name": "a", "status": "running", "target": "nap.yml", "node": "dc2"})
+    assert _target(remote) == "nap.yml @dc2"
+    assert "@dc2" in JobGrid._haystack(remote)  # type: ignore[arg-type]
+    assert (
+        _target(RemoteJob({"id": 1, "name": "b", "status": "queued", "target": "nap.yml", "node": None})) == "nap.yml"
     )
+    engine_job = Job(id=2, spec=JobSpec(name="c", inventory=INVENTORY, playbook=PING, node=Node("dc2", "ops@h")))
+    assert _target(engine_job) == "health_check.yml @dc2"
+
+
+# --- a real node: sshd on loopback -------------------------------------------------------------
+# A fresh host key (in a known_hosts the node points at: host keys are checked) and a fresh client
+# key; the node's Python is ours, so playdeck and ansible-core match unless a test says otherwise.
+
+NAP = "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: nap\n      ansible.builtin.command: sleep {seconds}\n"
+
+
+@pytest.fixture(scope="module")
+def node(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Node:  # noqa: F811
+    directory = tmp_path_factory.mktemp("node")
+    kind, key = (sshd.directory / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    known = directory / "known_hosts"
+    known.write_text(f"[{sshd.host}]:{sshd.port} {kind} {key}\n")
+    return Node(
+        name="lo",
+        ssh=f"{sshd.user}@{sshd.host}",
+        port=sshd.port,
+        identity=sshd.key,
+        known_hosts=known,
+        python=sys.executable,
+        capacity=1,
+    )
+
+
+def nap_files(tmp_path: Path, seconds: float) -> tuple[Path, Path]:
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    playbook = project / "nap.yml"
+    playbook.write_text(NAP.format(seconds=seconds))
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    box:\n      ansible_connection: local\n"
+        "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+    )
+    return playbook, inventory
+
+
+def supervisors_under(server: SshServer) -> list[int]:
+    """The attempts' supervisors running under the node's sshd (not ours: ours are not below it)."""
+    return [pid for pid in server.sessions() if b"tui.core.running.supervisor" in _read(f"/proc/{pid}/cmdline")]
+
+
+def test_capacity_one_node_jobs_never_overlap_while_a_local_job_runs_beside_them(tmp_path, node, sshd):  # noqa: F811
+    playbook, inventory = nap_files(tmp_path, 2)
+    seen: dict[str, set[str]] = {"n1": set(), "n2": set(), "here": set()}
+    on_node: list[int] = []
+
+    async def main() -> list[Job]:
+        engine = Engine(state_dir=tmp_path / "state", max_parallel=4)
+
+        def listen(job: Job, what: str) -> None:
+            seen[job.name].add(f"{job.status.value}: {job.message}")
+            if what == "event" and job.spec.node is not None:
+                on_node.append(len(supervisors_under(sshd)))
+
+        engine.subscribe(listen)
+        jobs = engine.add_all(
+            [
+                JobSpec(name="n1", inventory=inventory, playbook=playbook, node=node),
+                JobSpec(name="n2", inventory=inventory, playbook=playbook, node=node),
+                JobSpec(name="here", inventory=inventory, playbook=playbook),
+            ]
+        )
+        await asyncio.wait_for(engine.wait_idle(), 90)
+        return jobs
+
+    n1, n2, here = run(main())
+    assert [j.status for j in (n1, n2, here)] == [Status.SUCCESSFUL] * 3, [j.message for j in (n1, n2, here)]
+    (a,), (b,), (c,) = n1.attempts, n2.attempts, here.attempts
+    assert a.ended <= b.started, "two jobs ran at once on a node of capacity 1"
+    assert c.started < a.ended and a.started < c.ended, "the local job did not run beside the node's first"
+    assert "queued: waiting for node lo: 1 of 1 running there" in seen["n2"]
+    assert (a.node, b.node, c.node) == ("lo", "lo", None)
+    assert on_node and max(on_node) == 1, "the node jobs' supervisors did not run under the node's sshd"
+
+
+def other_playdeck(tmp_path: Path, version: str = "0.0.1") -> Path:
+    """A Python on the node whose playdeck is another version: the real package, but its own
+    `tui/__init__.py` first on the path (every other module of it the real one)."""
+    import tui
+
+    package = tmp_path / "other" / "tui"
+    package.mkdir(parents=True)
+    real = Path(tui.__file__).parent
+    for entry in real.iterdir():
+        if entry.name not in ("__init__.py", "__pycache__"):
+            (package / entry.name).symlink_to(entry)
+    (package / "__init__.py").write_text(f'__version__ = "{version}"\n')
+    python = tmp_path / "other-python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={package.parent} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
+def nodes_yaml(*nodes: Node) -> str:
+    """A `nodes:` mapping as a job file or the config writes it."""
+    return yaml.safe_dump(
+        {"nodes": {n.name: {k: v for k, v in node_to_json(n).items() if k != "name" and v is not None} for n in nodes}}
+    )
+
+
+def playdeck(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_playdeck_nodes_checks_reach_and_versions(tmp_path, node):
+    import tui
+
+    other = replace(node, name="other", python=str(other_playdeck(tmp_path)))
+    gone = replace(node, name="gone", python="/nonexistent/python")
+    config = tmp_path / "config.yml"
+    config.write_text(nodes_yaml(node, other, gone))
+    done = playdeck("nodes", "--json", "--config", str(config))
+    assert done.returncode == 1, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)["nodes"]}
+    lo = rows["lo"]
+    assert (lo["ok"], lo["reachable"], lo["problem"], lo["capacity"]) == (True, True, None, 1)
+    assert (lo["playdeck"], lo["ansible_core"]) == (tui.__version__, lo["local"]["ansible_core"])
+    assert lo["running"] is None  # no server runs, and none was started
+    assert rows["other"]["ok"] is False and rows["other"]["playdeck"] == "0.0.1"
+    assert "node other" in rows["other"]["problem"] and "version mismatch" in rows["other"]["problem"]
+    assert rows["gone"]["ok"] is False and "/nonexistent/python" in rows["gone"]["problem"]
+    config.write_text(nodes_yaml(node))
+    done = playdeck("nodes", "--config", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lo" in done.stdout and "OK" in done.stdout and tui.__version__ in done.stdout
+
+
+def test_a_server_runs_a_config_node_job_there_and_refuses_another_version(tmp_path, node, sshd, monkeypatch):  # noqa: F811
+    config = tmp_path / "config.yml"
+    config.write_text(nodes_yaml(node))
+    monkeypatch.setenv("PLAYDECK_CONFIG", str(config))  # the server playdeck submit starts reads it
+    playbook, inventory = nap_files(tmp_path, 3)
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text(yaml.safe_dump({"inventory": str(inventory), "jobs": [
+        {"name": "on-node", "playbook": str(playbook), "node": "lo"},  # the config's node
+        {"name": "here", "playbook": str(playbook)},
+    ]}))  # fmt: skip
+    done = playdeck("submit", str(jobs))
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        listed = {job["name"]: job for job in json.loads(playdeck("ls", "--json").stdout)["jobs"]}
+        if listed["on-node"]["status"] == "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert listed["on-node"]["status"] == "running", listed["on-node"]
+    checked = playdeck("nodes", "--json")
+    (row,) = json.loads(checked.stdout)["nodes"]
+    assert (checked.returncode, row["running"], row["jobs"]) == (0, 1, ["on-node"])
+    assert supervisors_under(sshd), "the node job's supervisor is not under the node's sshd"
+
+    other = replace(node, name="other", python=str(other_playdeck(tmp_path)))
+    bad = tmp_path / "bad.yml"
+    bad.write_text(nodes_yaml(other) + yaml.safe_dump({"inventory": str(inventory), "jobs": [
+        {"name": "misplaced", "playbook": str(playbook), "node": "other"},
+    ]}))  # fmt: skip
+    refused = playdeck("submit", str(bad))
+    assert refused.returncode == 2, refused.stderr
+    assert "nothing was submitted" in refused.stderr and "'misplaced'" in refused.stderr
+    assert "node other" in refused.stderr and "version mismatch" in refused.stderr
+
+    while time.monotonic() < deadline + 30:
+        listed = {job["name"]: job for job in json.loads(playdeck("ls", "--json").stdout)["jobs"]}
+        if all(job["status"] == "successful" for job in listed.values()):
+            break
+        time.sleep(0.3)
+    assert set(listed) == {"on-node", "here"}  # nothing of the refused file was placed
+    assert [listed[n]["status"] for n in ("on-node", "here")] == ["successful"] * 2, listed
+    assert (listed["on-node"]["node"], listed["here"]["node"]) == ("lo", None)
+    assert [a["node"] for a in listed["on-node"]["attempts"]] == ["lo"]
+    assert Path(listed["on-node"]["attempts"][0]["log"]).read_text().count("nap") >= 1  # the log is kept here
+    table = playdeck("ls").stdout
+    header = next(line for line in table.splitlines() if line.lstrip().startswith("job"))
+    assert header.rstrip().endswith("node"), table
+    row_line = next(line for line in table.splitlines() if line.lstrip().startswith("on-node"))
+    assert row_line.rstrip().endswith("lo")

@@ -124,7 +124,11 @@ def print_jobs(summary: dict[str, Any]) -> None:
     for header in ("att.", "ok", "changed", "failed", "unreach.", "elapsed"):
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("next run", no_wrap=True)
-    for job in summary.get("jobs", []):
+    jobs = summary.get("jobs", [])
+    nodes = any(job.get("node") for job in jobs)  # the column only when a job runs on a node
+    if nodes:
+        table.add_column("node", no_wrap=True, overflow="ellipsis", max_width=16)
+    for job in jobs:
         status = strip_sgr(str(job.get("status", "")))
         totals = _totals(job)
         name = Text(strip_sgr(str(job.get("name", ""))), style="dim" if job.get("history") else "")
@@ -143,6 +147,7 @@ def print_jobs(summary: dict[str, Any]) -> None:
             ),
             Text(format_duration(_elapsed(job))),
             Text(_next_run(job)),
+            *([Text(strip_sgr(str(job.get("node") or "-")))] if nodes else []),
         )
     try:
         Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)
@@ -405,6 +410,10 @@ def main(argv: list[str]) -> int | None:
         from tui.report_cli import cmd_report  # noqa: PLC0415 - not needed by the other verbs
 
         return cmd_report(argv[1:])
+    if argv[:1] == ["nodes"]:  # probes the nodes over ssh; asks a running server, never starts one
+        from tui.nodes_cli import cmd_nodes  # noqa: PLC0415
+
+        return cmd_nodes(argv[1:])
     if argv[:2] == ["server", "log"]:  # the server's JSON-lines log in the state dir (tui/server_log_cli.py)
         from tui.server_log_cli import cmd_server_log  # noqa: PLC0415
 
@@ -438,6 +447,6 @@ def main(argv: list[str]) -> int | None:
 if __name__ == "__main__":
     status = main(sys.argv[1:])
     if status is None:
-        err(f"playdeck: not a verb: {' '.join(sys.argv[1:2])!r}; one of {', '.join(VERBS)}, report")
+        err(f"playdeck: not a verb: {' '.join(sys.argv[1:2])!r}; one of {', '.join(VERBS)}, report, nodes")
         status = INVALID
     sys.exit(status)

@@ -428,7 +428,11 @@ class Engine:
         number = len(job.attempts) + 1
         directory = attempt_dir(self.state_dir, self.run_id, job.dirname, number)
         attempt = Attempt(
-            number=number, limit=job.next_limit, directory=directory, marker=f"{self.run_id}.{job.id}.{number}"
+            number=number,
+            limit=job.next_limit,
+            directory=directory,
+            marker=f"{self.run_id}.{job.id}.{number}",
+            node=job.spec.node.name if job.spec.node is not None else None,  # where it runs: the summary says
         )
         job.attempts.append(attempt)
         job.deadline = None if job.timeout is None else time.monotonic() + job.timeout
@@ -440,7 +444,7 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, job: Job, attempt: Attempt) -> None:
-        process = AttemptProcess(attempt, lambda message: self._on_message(job, attempt, message))
+        process = AttemptProcess(attempt, lambda message: self._on_message(job, attempt, message), node=job.spec.node)
         job._process = process
         try:
             kwargs = runner_kwargs(job.spec, attempt.directory, attempt.limit)

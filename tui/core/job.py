@@ -155,6 +155,7 @@ def restored_job(record: dict[str, Any], id: int, tail: LogTail) -> Job:
             rc=data.get("rc"),
             error=data.get("error"),
             results=results,
+            node=data["node"] if isinstance(data.get("node"), str) else None,
         )
         job.attempts.append(attempt)
     return job

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from tui.core.engine import EngineError
 from tui.core.job import Job
 from tui.core.planning.jobfile import InputError, Problem, load_job_file
+from tui.core.planning.nodes import Node, probe_problem
 from tui.core.planning.spec import JobSpec
 from tui.core.planning.wirespec import SpecError, spec_from_json
 from tui.core.scheduling import protect as protection
@@ -78,7 +80,7 @@ async def post_jobs(request: web.Request) -> web.Response:
         try:
             secrets = _secrets(data.get("secrets"))
             protect = _protect(data.get("protect"))  # a console's job file's patterns, for its launches
-            specs = [await asyncio.to_thread(spec_from_json, data["spec"])]
+            specs = [await asyncio.to_thread(spec_from_json, data["spec"], server.config.nodes)]
         except SpecError as exc:
             return error(400, INVALID, exc.problems)
         where: Path | None = None
@@ -91,7 +93,7 @@ async def post_jobs(request: web.Request) -> web.Response:
         if not where.is_absolute():
             return error(400, f"jobfile must be an absolute path: {raw}")
         try:
-            job_file = await asyncio.to_thread(load_job_file, where)
+            job_file = await asyncio.to_thread(load_job_file, where, server.config.nodes)
             specs, protect = job_file.jobs, job_file.protect
         except InputError as exc:
             return error(400, INVALID, [str(p) for p in exc.problems])
@@ -99,6 +101,8 @@ async def post_jobs(request: web.Request) -> web.Response:
     names = [spec.name for spec in specs]
     if clash := _clashes(server, names):
         return error(409, CLASH, clash)
+    if unusable := await _node_problems(specs):  # unreachable, or other versions: before any job is placed
+        return error(400, INVALID, unusable)
     protect = tuple(dict.fromkeys((*protect, *server.config.protect)))  # the config's patterns guard every launch
     if data.get("preflight", True) is not False:
         check = server.spares.take(specs).assign(specs, protect)  # a warm preflight worker
@@ -126,6 +130,39 @@ async def post_jobs(request: web.Request) -> web.Response:
         args.update(protected=touched, protect=list(protect), yes=True)
     audit(request, "submit", **args, jobs=names)  # never the secrets: the engine records which, not what
     return _submit(server, specs, secrets, touched)
+
+
+#: A node found usable is not asked again for this long (a submission of many files costs one
+#: ssh round trip per node a minute); one found unusable is asked again at the next submission.
+PROBE_TTL = 60.0
+_usable: dict[Node, float] = {}  # node -> time.monotonic() of its last good probe
+
+
+async def _node_problems(specs: list[JobSpec]) -> list[str]:
+    """Each node the jobs run on, probed over ssh (tui.core.running.node_link.probe): reachable,
+    and the same playdeck and ansible-core versions as here; one line per node that is not,
+    naming the jobs placed there."""
+    placed: dict[Node, list[str]] = {}
+    for spec in specs:
+        if spec.node is not None:
+            placed.setdefault(spec.node, []).append(spec.name)
+    if not placed:
+        return []
+    from tui.core.running import node_link  # noqa: PLC0415 - ssh is only for node jobs
+
+    now = time.monotonic()
+    ask = [node for node in placed if now - _usable.get(node, -PROBE_TTL) >= PROBE_TTL]
+    answers = await asyncio.gather(*(node_link.probe(node) for node in ask))
+    problems = []
+    for node, answer in zip(ask, answers):
+        why = probe_problem(node, answer)
+        if why is None:
+            _usable[node] = time.monotonic()
+        else:
+            _usable.pop(node, None)
+            names = ", ".join(repr(name) for name in placed[node])
+            problems.append(f"job{'s' if len(placed[node]) > 1 else ''} {names}: {why}")
+    return problems
 
 
 def _preflight_problem(where: Path | None, name: str, why: str) -> str:

@@ -104,7 +104,7 @@ def job_record(job: Job, run_id: str) -> dict[str, Any]:
 
 def attempt_node(attempt: Attempt) -> str | None:
     """The node an attempt ran on (its name), None for here."""
-    return getattr(attempt, "node", None)
+    return attempt.node
 
 
 def record_path(state: Path, run_id: str, slug: str) -> Path:
