@@ -20,11 +20,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Coroutine, Iterator, TypeVar
 
 import pytest
 
-from tests.conftest import INVENTORY, playbook, run, until
+import tui
+from tests.conftest import INVENTORY, playbook, until
 from tests.sshd import HOST, SshServer, keygen, sshd  # noqa: F401 - sshd is a fixture
 from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec, spec_for_playbook
@@ -37,6 +38,11 @@ SLOW = playbook("slow_task")
 VAULT_PW = "Node-Vault-Pw-51d2e0"
 BECOME_PW = "Node-Become-Pw-9a7c44"
 CANARY = "node-decrypted-canary-3b"
+T = TypeVar("T")
+
+
+def arun(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
 def _read(path: str) -> bytes:
@@ -82,6 +88,17 @@ class NodeHome:
             f'exec env HOME="{root}/home" XDG_RUNTIME_DIR="{root}/run" TMPDIR="{root}/tmp" "{sys.executable}" "$@"\n'
         )
         self.python.chmod(0o755)
+
+    def older_playdeck(self) -> Path:
+        """A Python on which `import tui` finds playdeck 0.0.1 (its modules are this checkout's)."""
+        fake = self.root / "old" / "tui"
+        fake.mkdir(parents=True, exist_ok=True)
+        real = Path(tui.__file__).parent
+        (fake / "__init__.py").write_text(f'__version__ = "0.0.1"\n__path__.append("{real}")\n')
+        python = self.root / "python-old"
+        python.write_text(f'#!/bin/sh\nexec env PYTHONPATH="{fake.parent}" "{self.python}" "$@"\n')
+        python.chmod(0o755)
+        return python
 
     def work_dirs(self) -> list[Path]:
         base = self.root / "run" / "playdeck" / "node"
@@ -199,7 +216,7 @@ def test_a_job_runs_under_the_nodes_sshd_streams_back_and_leaves_nothing(
         assert len(node_home.work_dirs()) == 1 and (node_home.work_dirs()[0].stat().st_mode & 0o777) == 0o700
         await job.done()
 
-    run(main())
+    arun(main())
     end = job.process.end
     assert end is not None and end["status"] == "successful" and end["rc"] == 0, job.diagnose()
     assert job.attempt.error is None
@@ -237,7 +254,7 @@ def test_cancel_ends_everything_on_the_node_within_a_second(
         await job.done(15)
         return took
 
-    took = run(main())
+    took = arun(main())
     assert took < 1.5, f"the node took {took:.2f}s to end the attempt"
     assert job.process.end is not None and job.process.end["reason"] == "cancel", job.diagnose()
     assert node_home.work_dirs() == []
@@ -262,7 +279,7 @@ def test_timeout_is_kept_on_the_nodes_clock_and_ends_everything_there(
         await job.done(15)
         return late
 
-    late = run(main())
+    late = arun(main())
     assert job.process.end is not None and job.process.end["reason"] == "timeout", job.diagnose()
     assert late < 1.5, f"everything ended {late:.2f}s after the deadline"
     assert node_home.work_dirs() == []
@@ -288,7 +305,7 @@ def test_killing_the_local_ssh_client_ends_everything_on_the_node(
         await job.done(15)
         return took
 
-    took = run(main())
+    took = arun(main())
     assert took < 4, f"the node took {took:.2f}s to notice"
     assert job.process.end is None
     error = job.attempt.error or ""
@@ -317,7 +334,7 @@ def test_the_link_cut_at_the_node_ends_the_attempt_and_the_node_cleans_up(
         await job.done(30)
         return took
 
-    took = run(main())
+    took = arun(main())
     assert took < 4, f"the node took {took:.2f}s to notice"
     assert job.process.end is None
     error = job.attempt.error or ""
@@ -339,7 +356,7 @@ def test_sessions_dropped_by_the_node_end_the_attempt_and_the_next_one_sweeps(
         sshd.drop_sessions()  # the node's whole side dies at once (SIGKILL: no cleanup there)
         await job.done(30)
 
-    run(main())
+    arun(main())
     assert job.process.end is None
     error = job.attempt.error or ""
     assert error.startswith(f"lost the link to node dc2 ({node.ssh}:{sshd.port}): "), error
@@ -357,7 +374,7 @@ def test_sessions_dropped_by_the_node_end_the_attempt_and_the_next_one_sweeps(
         ping.start()
         await ping.done()
 
-    run(again())
+    arun(again())
     assert ping.process.end is not None and ping.process.end["status"] == "successful", ping.diagnose()
     assert node_home.work_dirs() == []
 
@@ -382,7 +399,7 @@ def vaulted_playbook(where: Path) -> Path:
         - name: use the secret
           ansible.builtin.assert: {that: ["canary | length > 0"], quiet: true}
         - name: hold on so the node can be read
-          ansible.builtin.command: sleep 42
+          ansible.builtin.command: sleep 2.42
           changed_when: false
         """)
     book = where / "vaulted.yml"
@@ -409,7 +426,7 @@ def test_secrets_never_reach_the_nodes_disk_or_process_table(
 
     async def main() -> None:
         job.start(secrets=secrets)
-        await job.running("sleep 42")
+        await job.running("sleep 2.42")
         work = node_home.work_dirs()
         assert len(work) == 1
         on_disk = b"".join(p.read_bytes() for p in work[0].rglob("*") if p.is_file())
@@ -424,7 +441,7 @@ def test_secrets_never_reach_the_nodes_disk_or_process_table(
                     )
         await job.done()
 
-    run(main())
+    arun(main())
     end = job.process.end
     assert end is not None and end["status"] == "successful", job.diagnose()  # the vault opened: the secret arrived
     assert node_home.work_dirs() == []
@@ -441,11 +458,11 @@ def test_probe_reports_versions_and_refuses_what_it_must(
     node: Node,
     sshd: SshServer,  # noqa: F811
     known_hosts: Path,
+    node_home: NodeHome,
+    isolated_state: Path,
     tmp_path: Path,
 ) -> None:
     from dataclasses import replace
-
-    import tui
 
     other_key = keygen(tmp_path / "other_host_key")
     wrong_hosts = tmp_path / "wrong_known_hosts"
@@ -460,10 +477,11 @@ def test_probe_reports_versions_and_refuses_what_it_must(
                 node_link.probe(replace(node, python="/nonexistent/bin/python3")),
                 node_link.probe(replace(node, python="/usr/bin/python3")),
                 node_link.probe(replace(node, known_hosts=wrong_hosts)),
+                node_link.probe(replace(node, python=str(node_home.older_playdeck()))),
             )
         )
 
-    good, missing, bare, wrong = run(main())
+    good, missing, bare, wrong, old = arun(main())
     from ansible.release import __version__ as ansible_core
 
     assert good["ok"] and good["error"] is None, good
@@ -475,3 +493,20 @@ def test_probe_reports_versions_and_refuses_what_it_must(
     assert not bare["ok"] and bare["error"].startswith(f"{where}: playdeck is not installed for /usr/bin/python3"), bare
     assert not wrong["ok"] and not wrong["reachable"], wrong
     assert wrong["error"] == f"cannot reach {where}: Host key verification failed.", wrong
+    assert not old["ok"] and old["reachable"] and old["playdeck"] == "0.0.1", old
+    assert old["error"] == f"{where}: version mismatch: playdeck {tui.__version__} here, 0.0.1 on the node", old
+
+    # an attempt sent there anyway is refused by the node itself, before anything runs or is unpacked
+    job = Run(replace(node, python=str(node_home.older_playdeck())), slow("old-node", 1), isolated_state)
+
+    async def attempt() -> None:
+        job.start()
+        await job.done()
+
+    arun(attempt())
+    assert job.process.end is not None and job.process.end["status"] == "error"
+    assert job.process.end["error"] == (
+        f"on {where}: cannot prepare the attempt on the node: "
+        f"version mismatch: playdeck {tui.__version__} on the console, 0.0.1 on the node"
+    ), job.process.end
+    assert node_home.work_dirs() == []
