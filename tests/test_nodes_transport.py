@@ -285,6 +285,28 @@ def test_timeout_is_kept_on_the_nodes_clock_and_ends_everything_there(
     assert node_home.work_dirs() == []
 
 
+def test_a_prompt_on_the_node_is_answered_over_the_link(
+    node: Node,
+    node_home: NodeHome,
+    isolated_state: Path,
+) -> None:
+    book = Path(__file__).parent / "playbooks" / "prompt_vars.yml"
+    job = Run(node, spec_for_playbook(book, INVENTORY, name="prompt", limit="db01"), isolated_state)
+
+    async def main() -> None:
+        job.start()
+        await until(lambda: any(m.get("t") == "prompt" for m in job.messages), 40, "the prompt")
+        job.process.send({"cmd": "input", "text": "v7.3-node"})
+        await job.done()
+
+    arun(main())
+    prompt = next(m for m in job.messages if m.get("t") == "prompt")
+    assert prompt["kind"] == "vars_prompt" and prompt["varname"] == "release"
+    assert job.process.end is not None and job.process.end["status"] == "successful", job.diagnose()
+    assert "release is v7.3-node" in job.attempt.log.read_text()
+    assert node_home.work_dirs() == []
+
+
 # -- 3. the link lost ---------------------------------------------------------------
 
 
@@ -495,6 +517,17 @@ def test_probe_reports_versions_and_refuses_what_it_must(
     assert wrong["error"] == f"cannot reach {where}: Host key verification failed.", wrong
     assert not old["ok"] and old["reachable"] and old["playdeck"] == "0.0.1", old
     assert old["error"] == f"{where}: version mismatch: playdeck {tui.__version__} here, 0.0.1 on the node", old
+
+    # an attempt to a node whose host key is not the known one: never started, the node named
+    refused = Run(replace(node, known_hosts=wrong_hosts), slow("wrong-key", 1), isolated_state)
+
+    async def wrong_key() -> None:
+        refused.start()
+        await refused.done()
+
+    arun(wrong_key())
+    assert refused.process.end is None
+    assert refused.attempt.error == f"cannot reach {where}: Host key verification failed.", refused.attempt.error
 
     # an attempt sent there anyway is refused by the node itself, before anything runs or is unpacked
     job = Run(replace(node, python=str(node_home.older_playdeck())), slow("old-node", 1), isolated_state)

@@ -151,7 +151,7 @@ def explain_exit(node: Node, rc: int | None, stderr: str, connected: bool = Fals
         return f"lost the link to {node.describe()}: ssh was ended by {signal.Signals(-rc).name}"
     if rc == 255:  # ssh's own failures: cannot connect, host key, auth, the link dropped
         what = "lost the link to" if connected else "cannot reach"
-        return f"{what} {node.describe()}: {last or 'ssh exited with 255'}"
+        return f"{what} {node.describe()}: {last or 'the ssh connection closed (ssh exited with 255)'}"
     if rc == 127 or "not found" in last or "No such file" in last:
         return f"{node.describe()}: cannot run {node.python} there: {last}"
     if "No module named" in last or "Error while finding module" in last:
