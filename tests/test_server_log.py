@@ -16,7 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_PLAYBOOKS
+from tests.test_server import hello, job_file, server, wait_for  # noqa: F401 - server is a fixture
 
 HOSTILE = "evil\x1b]0;pwned\x07\x1b[2J\nfake 00:00:00 info forged\r\u009b31m\u202eeno"
 
@@ -293,3 +294,34 @@ def test_follow_ends_quietly_when_its_reader_goes_away(isolated_state: Path) -> 
             proc.kill()
             proc.wait()
         writer.close()
+
+
+def test_a_real_server_logs_its_start_jobs_and_stop(server, isolated_state: Path, tmp_path: Path) -> None:  # noqa: F811
+    """`python -m tui.server --foreground` writes server-start, each job's status changes and
+    server-stop; `playdeck server log` (python -m tui) shows them, a failed job as a warning."""
+    srv = server()
+    failing = {**hello("breaks"), "playbook": str(TEST_PLAYBOOKS / "long_reason.yml")}
+    code, body = srv("POST", "/v1/jobs", {"jobfile": str(job_file(tmp_path, hello(), failing)), "preflight": False})
+    assert code == 201, body
+    ended = {"successful", "failed"}
+    wait_for(lambda: {job["status"] for job in srv("GET", "/v1/jobs")[1]["jobs"]} <= ended, what="both jobs to end")
+    srv.stop()
+    assert srv.proc.returncode == 0
+    log = isolated_state / "server.log.jsonl"
+    assert mode(log) == 0o600
+    entries = [json.loads(line) for line in log.read_bytes().splitlines()]
+    events = [(e["event"], e.get("job"), e.get("status"), e["level"]) for e in entries]
+    assert events[0][0] == "server-start" and entries[0]["pid"] == srv.proc.pid
+    assert events[-1][0] == "server-stop" and entries[-1]["reason"] == "SIGTERM"
+    assert ("job-status", "breaks", "failed", "warning") in events
+    assert events.index(("job-status", "hello", "running", "info")) < events.index(
+        ("job-status", "hello", "successful", "info")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tui", "server", "log", "-n", "100"], env=env(), capture_output=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    shown = [line.split(" ", 1)[1] for line in done.stdout.decode().splitlines()]
+    assert shown[0].startswith(f"info    server-start pid={srv.proc.pid} socket=")
+    assert any(line.startswith("warning job-status job=breaks id=1 status=failed attempt=1") for line in shown)
+    assert shown[-1].startswith("info    server-stop reason=SIGTERM")
