@@ -401,6 +401,46 @@ def test_sessions_dropped_by_the_node_end_the_attempt_and_the_next_one_sweeps(
     assert node_home.work_dirs() == []
 
 
+def test_a_silent_console_is_taken_as_gone_by_the_node(
+    node: Node,
+    sshd: SshServer,  # noqa: F811
+    node_home: NodeHome,
+    isolated_state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A link cut without a close (a partition: the ssh master frozen here) gives the node no EOF;
+    without a word from the console for `silence` seconds, the node stops the attempt by itself."""
+    monkeypatch.setattr(node_link, "HEARTBEAT", 0.3)
+    monkeypatch.setattr(node_link, "SILENCE", 2.0)
+    job = Run(node, slow("partition", 43), isolated_state)
+    name = node_link.control_name(node)
+
+    async def main() -> float:
+        job.start()
+        await job.running("sleep 43")
+        masters = [p for p in _pids_with(name) if "[mux]" in cmdline(p)]
+        assert len(masters) == 1, [cmdline(p) for p in _pids_with(name)]
+        os.kill(masters[0], signal.SIGSTOP)
+        try:
+            took = await gone(sshd, job.attempt.marker, 15)
+        finally:
+            os.kill(masters[0], signal.SIGCONT)
+        await job.done(20)
+        return took
+
+    took = arun(main())
+    assert took < 2.0 + 3, f"the node took {took:.2f}s"
+    end = job.process.end
+    assert end is not None and end["reason"] == "orphaned", job.diagnose()
+    assert "no word from the console for 2s: the link to it is lost" in end["error"]
+    assert end["error"].startswith(f"on node dc2 ({node.ssh}:{sshd.port}): ")
+    assert node_home.work_dirs() == []
+
+
+def _pids_with(needle: str) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and needle in cmdline(int(p)) and _live(int(p))]
+
+
 # -- 4. secrets ----------------------------------------------------------------------
 
 

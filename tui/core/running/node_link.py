@@ -38,6 +38,8 @@ CONTROL_SUBDIR = "pd-nodes"  # below procs.private_control_base(): short, ssh's 
 CONNECT_TIMEOUT = 15
 STOP_WAIT = 2.0  # past the grace, how long a stopping node may take to answer before ssh itself is ended
 DRAIN = 2.0  # after ssh exited, how long its ControlMaster may still hold our pipe
+HEARTBEAT = 5.0  # seconds between our {"cmd": "alive"} to a node
+SILENCE = 60.0  # a node stops an attempt whose console said nothing for this long (a cut, not closed, link)
 BUNDLE_MAX = 64 * 1024 * 1024  # compressed
 SKIP_NAMES = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", ".tox", ".mypy_cache", ".pytest_cache"})
 
@@ -282,6 +284,7 @@ def node_config(
         "nice": nice,
         "secrets": secrets,
         "versions": local_versions(),
+        "silence": SILENCE,
     }
 
 
@@ -368,6 +371,7 @@ class NodeLink:
             config["deadline_in"] = seconds_left(process.deadline)
             process.send(config)
             del config
+            heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(process))
             if attempt.stop_reason:
                 process.stop(attempt.stop_reason, grace)
             try:
@@ -376,6 +380,7 @@ class NodeLink:
                 self.sever(process)  # EOF for the node: it stops everything there
                 raise
             finally:
+                heartbeat.cancel()
                 for timer in process._timers:
                     timer.cancel()
             rc = await self._wait(process)
@@ -386,6 +391,11 @@ class NodeLink:
         finally:
             if self.files is not None:
                 self.files.close()
+
+    async def _heartbeat(self, process: AttemptProcess) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            process.send({"cmd": "alive"})
 
     async def _read(self, process: AttemptProcess) -> None:
         """Read until EOF, or until ssh has been gone for DRAIN seconds (its master may keep our pipe)."""

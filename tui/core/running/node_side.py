@@ -12,6 +12,9 @@ the console exists here and the two hosts share no clock:
 - no log is written here: each "ev" carries the full event as "full" (without "stdout" when the
   trimmed one has it all) and playdeck's notes come as {"t": "note", "text": str}; the console
   keeps the log;
+- "silence": a console that has said nothing (not even its {"cmd": "alive"} heartbeat) for that many
+  seconds is taken as gone, as EOF would be: a link cut without a close (a partition) leaves sshd
+  waiting for TCP keepalives for hours, and the job must not run on unwatched;
 - it says {"t": "ready"} first, so the console can tell a node never reached from a link lost;
 - "versions" are the console's playdeck and ansible-core: a mismatch ends the attempt as an error.
 Secrets stay in memory, as in the local supervisor: never on this host's disk or a command line.
@@ -29,6 +32,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -161,6 +165,7 @@ class NodeSupervisor(Supervisor):
             os.environ[procs.MARKER_VAR] = str(marker)
         os.environ["PATH"] = _path_with_our_bin()
         self.work: Path | None = None
+        self.heard_at = time.monotonic()  # the console's last word on stdin
         super().__init__(config, out)
 
     def open_files(self) -> AttemptFiles | None:
@@ -182,9 +187,9 @@ class NodeSupervisor(Supervisor):
     def read_commands(self, stream: BinaryIO) -> None:
         super().read_commands(self._on_this_clock(stream))  # type: ignore[arg-type]
 
-    @staticmethod
-    def _on_this_clock(stream: Iterable[bytes]) -> Iterator[bytes]:
+    def _on_this_clock(self, stream: Iterable[bytes]) -> Iterator[bytes]:
         for raw in stream:
+            self.heard_at = time.monotonic()
             try:
                 cmd = json.loads(raw)
             except ValueError:
@@ -195,6 +200,9 @@ class NodeSupervisor(Supervisor):
 
     def run(self) -> None:
         self.emit({"t": "ready"})  # the console now knows the link was up: a failure from here on is a lost link
+        silence = self.config.get("silence")
+        if silence:
+            threading.Thread(target=self._listen, args=(float(silence),), name="silence", daemon=True).start()
         try:
             self.prepare()
         except (NodeSideError, OSError, tarfile.TarError, ValueError, KeyError) as exc:
@@ -202,6 +210,13 @@ class NodeSupervisor(Supervisor):
             self.finish("error", None, f"cannot prepare the attempt on the node: {what}", set())
             return
         super().run()
+
+    def _listen(self, silence: float) -> None:
+        """Stop the attempt when the console has been silent for `silence` seconds."""
+        while not self.runner_done.wait(min(1.0, silence / 4)):
+            if time.monotonic() - self.heard_at > silence:
+                self.request_stop("orphaned", f"no word from the console for {silence:g}s: the link to it is lost")
+                return
 
     def prepare(self) -> None:
         why = version_problem(self.config.get("versions"))
