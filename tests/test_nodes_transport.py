@@ -463,6 +463,7 @@ def vaulted_playbook(where: Path) -> Path:
         - name: hold on so the node can be read
           ansible.builtin.command: sleep 2.42
           changed_when: false
+          when: hold | default(true) | bool
         """)
     book = where / "vaulted.yml"
     book.write_text(
@@ -511,6 +512,33 @@ def test_secrets_never_reach_the_nodes_disk_or_process_table(
         p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()
     )
     assert everything and not any(n in everything for n in needles), "a secret was written to disk"
+
+
+def test_a_vault_password_file_goes_as_a_secret_never_as_a_file_on_the_node(
+    node: Node,
+    node_home: NodeHome,
+    isolated_state: Path,
+    tmp_path: Path,
+) -> None:
+    book = vaulted_playbook(tmp_path / "project")
+    secret_file = tmp_path / "vault-pass"  # outside the playbook's directory: not in the bundle
+    secret_file.write_text(VAULT_PW + "\n")
+    spec = spec_for_playbook(
+        book, INVENTORY, name="vault-file", limit="db01", vault_password_file=secret_file, extra_vars={"hold": False}
+    )
+    job = Run(node, spec, isolated_state)
+    config = node_link.node_config(job.kwargs, job.attempt, 1.0, 0, None)
+    assert config["secrets"] == {"vault": VAULT_PW} and "vault-pass" not in json.dumps(config["kwargs"])
+
+    async def main() -> None:
+        job.start()
+        await job.done()
+
+    arun(main())
+    end = job.process.end
+    assert end is not None and end["status"] == "successful", job.diagnose()  # opened with the file's password
+    assert VAULT_PW.encode() not in node_home.everything()
+    assert str(secret_file) not in job.attempt.directory.joinpath("supervisor.log").read_text()
 
 
 # -- 5. probe -------------------------------------------------------------------------
