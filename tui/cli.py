@@ -141,7 +141,7 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
                     )
                 ]
             )
-        job_file = load_job_file(targets[0])
+        job_file = load_job_file(targets[0], _config_nodes())
         return job_file.jobs, job_file.max_parallel, job_file.protect
     problems: list[Problem] = []
     if not args.inventory:
@@ -256,6 +256,35 @@ def _protected(args: argparse.Namespace, check: Check | None, specs: list[JobSpe
     return False
 
 
+def _config_nodes() -> dict[str, Any]:
+    """The config file's nodes (a job file's `node:` may name them); a config that does not check
+    gives none here (the server says what is wrong with it), so only jobs using them are affected."""
+    from tui.core.config import load_server_config  # noqa: PLC0415
+
+    try:
+        return dict(load_server_config().nodes)
+    except InputError:
+        return {}
+
+
+def _unusable_nodes(specs: list[JobSpec]) -> list[str]:
+    """Each node the jobs use is asked first (reachable, same playdeck and ansible-core): no job
+    is placed on a node that cannot run it. One line per unusable node, naming it."""
+    nodes = {spec.node.name: spec.node for spec in specs if spec.node is not None}
+    if not nodes:
+        return []
+    import asyncio  # noqa: PLC0415
+
+    from tui.core.planning.nodes import probe_problem  # noqa: PLC0415
+    from tui.core.running import node_link  # noqa: PLC0415
+
+    async def ask() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(node_link.probe(node) for node in nodes.values())))
+
+    answers = asyncio.run(ask())
+    return [why for node, answer in zip(nodes.values(), answers) if (why := probe_problem(node, answer))]
+
+
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -280,6 +309,12 @@ def cmd_run(argv: list[str]) -> int:
         if verdict is not None:
             specs = verdict()
         if not _protected(args, check, specs, protect):
+            return EXIT_INVALID
+        unusable = _unusable_nodes(specs)
+        if unusable:
+            _err("playdeck: nodes that cannot run these jobs, nothing was run:")
+            for line in unusable:
+                _err(f"  {line}")
             return EXIT_INVALID
         interrupt = Interrupt()
         latch_signals(interrupt)  # from here a signal cancels the jobs: the loop takes it over
@@ -348,13 +383,14 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
     protect: list[str] = []
     inventory = args.inventory.expanduser().resolve() if args.inventory else None
     playbook_dirs: list[Path] = []
+    nodes: dict[str, Any] = {}
     max_parallel = args.max_parallel
     if inventory is not None and not inventory.exists():
         _err(f"playdeck: {inventory}: inventory does not exist")
         return EXIT_INVALID
     if args.jobfile is not None:
         try:
-            job_file = load_job_file(args.jobfile)
+            job_file = load_job_file(args.jobfile, _config_nodes())
         except InputError as exc:
             _err("playdeck: invalid job file, nothing was started:")
             for problem in exc.problems:
@@ -362,6 +398,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
             return EXIT_INVALID
         specs = job_file.jobs
         protect = list(job_file.protect)
+        nodes = dict(job_file.nodes)
         max_parallel = max_parallel or job_file.max_parallel
         inventory = inventory or specs[0].inventory
         playbook_dirs.append(job_file.path.parent)
@@ -421,6 +458,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
                 config=config,
                 theme=args.theme,
                 protect=protect,  # the job file's protected hosts guard the console's launches too
+                nodes=nodes,
             )
             result = await app.run_async(headless=headless)
         finally:

@@ -89,6 +89,8 @@ class RemoteJob:
         schedule = data.get("schedule")
         self.schedule: dict[str, Any] | None = schedule if isinstance(schedule, dict) else None
         self.after = _after(data.get("after"))
+        node = data.get("node")
+        self.node: str | None = node if isinstance(node, str) and node else None  # runs on this execution node
         raw = data.get("protected")
         # the protected hosts its submission confirmed (None: none): a retry or run-now asks again
         self.protected: tuple[str, ...] | None = tuple(str(h) for h in raw) if isinstance(raw, list) else None

@@ -319,10 +319,11 @@ class JobActions:
 
     # -- launching ------------------------------------------------------------
     def action_new_job(self) -> None:
-        self.push_screen(NewJobDialog(self._playbooks(), self.query_one(InventoryPane).limit()), self._launch)
+        limit = self.query_one(InventoryPane).limit()
+        self.push_screen(NewJobDialog(self._playbooks(), limit, self.nodes), self._launch)
 
     def action_adhoc(self) -> None:
-        self.push_screen(AdhocDialog(self.query_one(InventoryPane).limit()), self._launch)
+        self.push_screen(AdhocDialog(self.query_one(InventoryPane).limit(), self.nodes), self._launch)
 
     def _launch(self, request: LaunchRequest | None) -> None:
         if request is None:

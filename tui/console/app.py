@@ -13,7 +13,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from rich.text import Text
 from textual import on, work
@@ -41,7 +41,10 @@ from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
+from tui.core.config import load_server_config
 from tui.core.planning.inventory import InventoryError, load_inventory
+from tui.core.planning.jobfile import InputError
+from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec, Status
 
 REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CPU budget
@@ -49,6 +52,15 @@ SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
 CPU_BUDGET = 0.03  # of one core: on a saturated bastion every cycle the console takes, the jobs lose
 ALERT = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
 WARNED_RUNS = "interrupted_warned"  # ui.json: runs whose interruption was already reported
+
+
+def _config_nodes() -> dict[str, Node]:
+    """The config's nodes, for the launch dialogs; a config that does not check gives none (the
+    server says what is wrong with it)."""
+    try:
+        return dict(load_server_config().nodes)
+    except InputError:
+        return {}
 
 
 class PlaydeckApp(JobActions, App[int]):
@@ -70,13 +82,15 @@ class PlaydeckApp(JobActions, App[int]):
         theme: str | None = None,
         server_args: Iterable[str] = (),
         protect: Iterable[str] = (),
+        nodes: Mapping[str, Node] | None = None,
     ):
         """`session`: already attached (the CLI attaches before the screen switches, so a server
         that cannot start is reported on a plain terminal); else the console attaches to `socket`
         (or the default one) itself. `specs` are submitted once attached; `playbooks` are offered
         by the launch dialog besides those in `playbook_dirs`; `server_args` are for a server this
         console starts (`python -m tui.server` options); `protect`: host patterns (the job file's
-        `protect:`) a launch from the console must confirm by typing the job's name."""
+        `protect:`) a launch from the console must confirm by typing the job's name; `nodes`: the
+        job file's execution nodes, offered by the launch dialogs with the config's."""
         super().__init__()
         self.config = config or Config()
         self.initial_specs = list(specs)
@@ -87,6 +101,7 @@ class PlaydeckApp(JobActions, App[int]):
         self.socket = session.socket if session is not None else socket
         self.server_args = list(server_args)
         self.protect = tuple(protect)
+        self.nodes: dict[str, Node] = {**_config_nodes(), **dict(nodes or {})}
         # the jobs run under the server, at a lower CPU priority than the console (keys stay quick)
         self.engine: RemoteEngine | None = None
         self._dirty: set[int] = set()
@@ -405,6 +420,8 @@ class PlaydeckApp(JobActions, App[int]):
         follow = "following" if log.follow else "paused (G follows)"
         after = parents_label(self.engine, job) if self.engine is not None else ""
         after = f" · {after}" if after else ""
+        if job.node:  # the grid's @node column is off-screen at 80 columns: the title says it
+            after = f" · on {job.node}{after}"
         if job.prompt is not None:
             follow = f"waiting for input ({self.key_for('answer-prompt')} answers) · {follow}"
         self._update_if_changed(

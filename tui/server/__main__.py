@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:  # checked before anything is bound or detached: the one who started it reads why
         config = load_server_config(args.config)
-        files = load_files(config.schedules)
+        files = load_files(config.schedules, config.nodes)
     except InputError as exc:
         print(f"playdeck server: config refused:\n{exc}", file=sys.stderr)
         return 2

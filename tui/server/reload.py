@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from tui.core.config import config_path, load_server_config
 from tui.core.job import Job
 from tui.core.planning.jobfile import InputError, load_job_file
+from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class ConfigKeeper:
         async with self._lock:
             try:
                 config = await asyncio.to_thread(load_server_config, self.path)
-                files = await asyncio.to_thread(load_files, config.schedules)
+                files = await asyncio.to_thread(load_files, config.schedules, config.nodes)
             except InputError as exc:
                 self._refuse(str(exc), why)
                 return False
@@ -111,13 +113,13 @@ class ConfigKeeper:
                 return
 
 
-def load_files(paths: tuple[Path, ...]) -> Files:
+def load_files(paths: tuple[Path, ...], nodes: Mapping[str, Node] | None = None) -> Files:
     """Every schedules file checked before any is applied: one bad file refuses the reload."""
     out: Files = {}
     problems = []
     for path in paths:
         try:
-            job_file = load_job_file(path)
+            job_file = load_job_file(path, nodes)
         except InputError as exc:
             problems.extend(exc.problems)
             continue

@@ -9,6 +9,7 @@ nothing is launched until the input is valid. Every state is readable without co
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from tui.core.durations import DurationError, parse_duration
+from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec
 from tui.core.sanitize import strip_sgr
 
@@ -54,6 +56,7 @@ class LaunchRequest:
     become: bool = False
     become_user: str | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # memory only, never saved
+    node: Node | None = None  # an execution node to run it on (None: this machine)
 
     def spec(self, name: str, inventory: Path) -> JobSpec:
         """The job this request asks for, every field carried over (one place to add a field)."""
@@ -70,6 +73,7 @@ class LaunchRequest:
             module_args=self.module_args,
             become=self.become,
             become_user=self.become_user,
+            node=self.node,
         )
 
 
@@ -114,6 +118,21 @@ class _Dialog(ModalScreen[LaunchRequest | None]):
     BINDINGS = [Binding("escape", "abort", "Abort")]
 
     limit: str | None = None  # the hosts selected in the inventory pane, names as Ansible knows them
+    nodes: dict[str, Node] = {}  # execution nodes offered (the job file's and the config's)
+
+    def node_field(self) -> ComposeResult:
+        """Where it runs: this machine, or a node (shown only when there are nodes)."""
+        if self.nodes:
+            options = [(Text("this machine"), "")] + [
+                (Text(strip_sgr(node.describe())), name) for name, node in sorted(self.nodes.items())
+            ]
+            yield Select(options, value="", id="launch-node", allow_blank=False, compact=True)
+
+    def chosen_node(self) -> Node | None:
+        for select in self.query("#launch-node").results(Select):
+            value = select.value
+            return self.nodes.get(value) if isinstance(value, str) and value else None
+        return None
 
     def error(self, message: str) -> None:
         self.query_one("#launch-error", Static).update(Text(strip_sgr(message)))
@@ -187,10 +206,11 @@ class _Dialog(ModalScreen[LaunchRequest | None]):
 
 
 class NewJobDialog(_Dialog):
-    def __init__(self, playbooks: list[Path], limit: str | None):
+    def __init__(self, playbooks: list[Path], limit: str | None, nodes: Mapping[str, Node] | None = None):
         super().__init__()
         self.playbooks = playbooks
         self.limit = limit
+        self.nodes = dict(nodes or {})
 
     def compose(self) -> ComposeResult:
         options = [(Text(p.name), str(p)) for p in self.playbooks]
@@ -199,6 +219,7 @@ class NewJobDialog(_Dialog):
             yield Static("", id="launch-error", classes="error")
             yield Select(options, prompt="playbook", id="launch-playbook", allow_blank=True, compact=True)
             yield self.limit_field("limit (blank = all hosts)")
+            yield from self.node_field()
             yield Input(placeholder="extra vars: k=v k2=v2 or {k: v}", id="launch-vars", compact=True)
             with Horizontal(classes="row"):
                 yield Input(placeholder="timeout (5m)", id="launch-timeout", compact=True)
@@ -234,20 +255,23 @@ class NewJobDialog(_Dialog):
                 become=become,
                 become_user=become_user,
                 secrets=self.secrets(),
+                node=self.chosen_node(),
             )
         )
 
 
 class AdhocDialog(_Dialog):
-    def __init__(self, limit: str | None):
+    def __init__(self, limit: str | None, nodes: Mapping[str, Node] | None = None):
         super().__init__()
         self.limit = limit
+        self.nodes = dict(nodes or {})
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static(Text("Ad-hoc command", style="bold"), classes="title")
             yield Static("", id="launch-error", classes="error")
             yield self.limit_field("hosts (required): web01,db or a group")
+            yield from self.node_field()
             yield Input("ansible.builtin.command", placeholder="module", id="adhoc-module", compact=True)
             yield Input(placeholder="arguments, e.g. systemctl restart nginx", id="adhoc-args", compact=True)
             with Horizontal(classes="row"):
@@ -292,5 +316,6 @@ class AdhocDialog(_Dialog):
                 become=become,
                 become_user=become_user,
                 secrets=self.secrets(),
+                node=self.chosen_node(),
             )
         )
