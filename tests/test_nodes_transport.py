@@ -234,6 +234,40 @@ def test_a_job_runs_under_the_nodes_sshd_streams_back_and_leaves_nothing(
     assert "Accepted publickey" in sshd.log_text()
 
 
+def test_a_role_linked_from_outside_the_playbooks_directory_reaches_the_node(
+    node: Node,
+    node_home: NodeHome,
+    isolated_state: Path,
+    tmp_path: Path,
+) -> None:
+    role = tmp_path / "shared" / "greeter"
+    (role / "tasks").mkdir(parents=True)
+    (role / "tasks" / "main.yml").write_text('- ansible.builtin.debug: {msg: "hello from a linked role"}\n')
+    project = tmp_path / "project"
+    (project / "roles").mkdir(parents=True)
+    (project / "roles" / "greeter").symlink_to(role)  # absolute, out of the project: sent as its content
+    (project / "itself").symlink_to(project)  # a loop: not followed
+    (project / ".git").mkdir()
+    (project / ".git" / "big").write_bytes(os.urandom(1 << 20))  # never sent
+    (project / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  roles: [greeter]\n")
+    job = Run(node, spec_for_playbook(project / "site.yml", INVENTORY, name="linked", limit="db01"), isolated_state)
+    bundle, paths = node_link.build_bundle(job.kwargs)
+    assert len(bundle) < 64 * 1024 and paths == {
+        "project_dir": "project",
+        "playbook": "project/site.yml",
+        "inventory": "inventory/hosts.yml",
+    }
+
+    async def main() -> None:
+        job.start()
+        await job.done()
+
+    arun(main())
+    end = job.process.end
+    assert end is not None and end["status"] == "successful", job.diagnose()
+    assert "hello from a linked role" in job.attempt.log.read_text()
+
+
 # -- 2. cancel and timeout ----------------------------------------------------------
 
 

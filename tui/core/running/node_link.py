@@ -198,48 +198,70 @@ async def probe(node: Node, timeout: float = 10) -> dict[str, Any]:
 # -- the bundle -------------------------------------------------------------------
 
 
-def _keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if os.path.basename(info.name) in SKIP_NAMES or not (info.isfile() or info.isdir() or info.issym()):
-        return None  # VCS and caches (directories are not descended into), devices and fifos
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
 
 
+class _Bundle:
+    """A tar.gz of directory trees with every symlink replaced by what it points to: a role linked
+    from elsewhere must reach the node, and the node's safe unpack refuses links out of the bundle."""
+
+    def __init__(self) -> None:
+        self.buf = io.BytesIO()
+        self.tar = tarfile.open(fileobj=self.buf, mode="w:gz", compresslevel=6)
+
+    def add(self, path: Path, arcname: str, ancestors: frozenset[Path] = frozenset()) -> None:
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return  # a dangling or looping link: nothing to send
+        if real.is_dir():
+            if real in ancestors:
+                return  # a link to a directory above it: it would never end
+            self.tar.addfile(_plain(self.tar.gettarinfo(real, arcname)))
+            for entry in sorted(os.listdir(real)):
+                if entry not in SKIP_NAMES:
+                    self.add(real / entry, f"{arcname}/{entry}", ancestors | {real})
+        elif real.is_file():
+            with open(real, "rb") as fh:
+                self.tar.addfile(_plain(self.tar.gettarinfo(real, arcname)), fh)
+            if self.buf.tell() > BUNDLE_MAX:
+                raise NodeError(
+                    f"the playbook's directory and inventory are over the {BUNDLE_MAX // 2**20} MB "
+                    "(compressed) sent to a node"
+                )
+        # sockets, fifos and devices are not sent
+
+    def close(self) -> bytes:
+        self.tar.close()
+        return self.buf.getvalue()
+
+
 def build_bundle(kwargs: dict[str, Any]) -> tuple[str, dict[str, str]]:
     """The playbook's directory and the inventory (with its group_vars/host_vars) as a base64 tar.gz,
     and the kwargs' paths relative to it. An inventory that is no path (`a,b,`) is left as it is."""
-    buf = io.BytesIO()
+    bundle = _Bundle()
     paths: dict[str, str] = {}
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        project = kwargs.get("project_dir")
-        if project:
-            tar.add(project, "project", filter=_keep)
-            paths["project_dir"] = "project"
-        playbook = kwargs.get("playbook")
-        if playbook:
-            try:
-                paths["playbook"] = "project/" + Path(playbook).relative_to(project or "/nonexistent").as_posix()
-            except ValueError:
-                tar.add(playbook, f"playbook/{Path(playbook).name}", filter=_keep)
-                paths["playbook"] = f"playbook/{Path(playbook).name}"
-        inventory = Path(str(kwargs.get("inventory") or ""))
-        if kwargs.get("inventory") and inventory.is_dir():
-            tar.add(inventory, f"inventory/{inventory.name}", filter=_keep)
-            paths["inventory"] = f"inventory/{inventory.name}"
-        elif kwargs.get("inventory") and inventory.is_file():
-            tar.add(inventory, f"inventory/{inventory.name}", filter=_keep)
-            for sub in ("group_vars", "host_vars"):
-                if (inventory.parent / sub).is_dir():
-                    tar.add(inventory.parent / sub, f"inventory/{sub}", filter=_keep)
-            paths["inventory"] = f"inventory/{inventory.name}"
-    data = buf.getvalue()
-    if len(data) > BUNDLE_MAX:
-        raise NodeError(
-            f"the playbook's directory and inventory are {len(data) // 2**20} MB compressed, "
-            f"more than the {BUNDLE_MAX // 2**20} MB sent to a node"
-        )
-    return base64.b64encode(data).decode("ascii"), paths
+    project = kwargs.get("project_dir")
+    if project:
+        bundle.add(Path(project), "project")
+        paths["project_dir"] = "project"
+    playbook = kwargs.get("playbook")
+    if playbook:
+        try:
+            paths["playbook"] = "project/" + Path(playbook).relative_to(project or "/nonexistent").as_posix()
+        except ValueError:
+            bundle.add(Path(playbook), f"playbook/{Path(playbook).name}")
+            paths["playbook"] = f"playbook/{Path(playbook).name}"
+    inventory = Path(str(kwargs.get("inventory") or ""))
+    if kwargs.get("inventory") and inventory.exists():
+        bundle.add(inventory, f"inventory/{inventory.name}")
+        paths["inventory"] = f"inventory/{inventory.name}"
+        for sub in ("group_vars", "host_vars") if inventory.is_file() else ():
+            bundle.add(inventory.parent / sub, f"inventory/{sub}")
+    return base64.b64encode(bundle.close()).decode("ascii"), paths
 
 
 def vault_file_to_secret(kwargs: dict[str, Any], secrets: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -306,6 +328,8 @@ class NodeLink:
         self.errlog = attempt.directory / "supervisor.log"  # ssh's stderr and the node supervisor's
         self.err_from = 0
         self.heard = False  # a message came from the node: a failure of ssh from then on is a lost link
+        self.process: AttemptProcess | None = None
+        self.grace = 1.0
 
     def keep(self, message: dict[str, Any]) -> bool:
         """Write what the log needs of a message; False for messages only the log wants."""
@@ -330,10 +354,12 @@ class NodeLink:
             return
         try:
             what(self.files)
-        except OSError as exc:
+        except OSError as exc:  # as in a local attempt: a job whose log cannot be kept is stopped
             self.attempt.error = self.attempt.error or f"cannot write the log: {exc.strerror or exc}"
             self.files.close()
             self.files = None
+            if self.process is not None:
+                self.process.stop("error", self.grace)
 
     def note(self, text: str) -> None:
         self._write(lambda files: files.write_note(f"playdeck: {text}"))
@@ -351,6 +377,7 @@ class NodeLink:
 
         attempt = self.attempt
         process.deadline = deadline
+        self.process, self.grace = process, grace
         self.files = AttemptFiles(attempt.directory)
         try:
             try:
@@ -358,7 +385,7 @@ class NodeLink:
                 command = ssh_command(
                     self.node, supervisor_command(self.node, "--node", marker=attempt.marker), control_dir()
                 )
-            except (NodeError, OSError) as exc:
+            except (NodeError, OSError, ValueError, tarfile.TarError) as exc:
                 attempt.error = f"cannot send the attempt to {self.node.describe()}: {exc}"
                 self.note(attempt.error)
                 return
