@@ -371,6 +371,28 @@ def test_killing_the_local_ssh_client_ends_everything_on_the_node(
     assert node_home.work_dirs() == []
 
 
+def test_a_console_torn_down_mid_job_leaves_nothing_on_the_node(
+    node: Node,
+    sshd: SshServer,  # noqa: F811
+    node_home: NodeHome,
+    isolated_state: Path,
+) -> None:
+    job = Run(node, slow("teardown", 44), isolated_state)
+
+    async def main() -> float:
+        job.start()
+        await job.running("sleep 44")
+        assert job.task is not None
+        job.task.cancel()  # what asyncio.run does to the engine's tasks at shutdown
+        with pytest.raises(asyncio.CancelledError):
+            await job.task
+        return await gone(sshd, job.attempt.marker, 10)
+
+    took = arun(main())
+    assert took < 4, f"the node took {took:.2f}s to notice"
+    assert node_home.work_dirs() == []
+
+
 def test_the_link_cut_at_the_node_ends_the_attempt_and_the_node_cleans_up(
     node: Node,
     sshd: SshServer,  # noqa: F811

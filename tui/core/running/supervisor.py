@@ -22,6 +22,7 @@ Protocol, one JSON object per line.
           when the playbook starts waiting for input (see PromptWatch),
           and last {"t": "end", "status": str, "rc": int|null, "reason": str|null, "error": str|null, "leftover": [pid]}.
 Deadlines are `time.monotonic()` values, which on Linux are the same clock in every process.
+`--node` (on an execution node, over ssh) and `--probe`: see node_side.py.
 """
 
 from __future__ import annotations
