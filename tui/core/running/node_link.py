@@ -345,8 +345,12 @@ class NodeLink:
         elif kind == "note":
             self._write(lambda files: files.write_note(str(message.get("text") or "")))
             return False
-        elif kind == "end" and message.get("error"):
-            message["error"] = f"on {self.node.describe()}: {message['error']}"
+        elif kind == "end":
+            if message.get("error"):
+                message["error"] = f"on {self.node.describe()}: {message['error']}"
+            if message.get("leftover"):  # what the local sweep by marker tells of a local attempt
+                left = f"processes {message['leftover']} on {self.node.describe()} could not be ended"
+                self.attempt.error = self.attempt.error or left
         return True
 
     def _write(self, what: Any) -> None:
