@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from tui.server.http import SERVER, audit, error
+from tui.server.http import PEER, SERVER, audit, error
 from tui.server.routes_jobs import add_routes
 from tui.server.state import Server
 from tui.server.trust import peer_of, trusted
@@ -24,11 +24,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def only_our_uid(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse any peer whose kernel-reported uid is not ours, before any handler runs."""
     peer = peer_of(request.transport.get_extra_info("socket") if request.transport else None)
-    if not trusted(peer):
+    if peer is None or not trusted(peer):
         if request.transport is not None:
             request.transport.close()
         return error(403, "playdeck server: only its own user may connect")
-    request["peer"] = peer
+    request[PEER] = peer
     return await handler(request)
 
 

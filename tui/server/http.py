@@ -9,9 +9,10 @@ from aiohttp import web
 
 from tui.core.job import Job
 from tui.server.state import Server
-from tui.server.trust import identity
+from tui.server.trust import Peer, identity
 
 SERVER: web.AppKey[Server] = web.AppKey("server", Server)
+PEER: web.RequestKey[Peer] = web.RequestKey("peer", Peer)  # the kernel's word on who connected
 
 
 def error(status: int, text: str, problems: list[str] | None = None) -> web.Response:
@@ -34,7 +35,7 @@ def audit(request: web.Request, action: str, job: Job | None = None, **args: Any
         job,
         request=action,
         **args,
-        **identity(request.headers, request.get("peer")),
+        **identity(request.headers, request.get(PEER)),
     )
 
 
