@@ -43,3 +43,31 @@ def test_a_refused_config_is_said_in_the_console_and_I_writes_a_report(tmp_path:
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
     text = report.read_text()
     assert "broken-deploy" in text and "web02" in text and "# playdeck incident report" in text
+
+
+def test_a_changed_config_file_changes_the_consoles_theme_without_a_restart(tmp_path: Path, monkeypatch):
+    """The server takes the changed file and tells the console, which re-reads its own keys: the
+    theme changes (no operator choice was remembered), and a theme chosen by hand then wins."""
+    config = tmp_path / "config.yml"
+    config.write_text("theme: playdeck-dark\n")
+    monkeypatch.setenv("PLAYDECK_CONFIG", str(config))
+
+    def write(text: str) -> None:
+        tmp = config.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(config)
+
+    async def main() -> None:
+        app = live_app([])
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait(pilot, lambda: app.engine is not None, timeout=60, what="attached")
+            assert app.theme == "playdeck-dark"
+            write("theme: playdeck-light\n")
+            await wait(pilot, lambda: app.theme == "playdeck-light", timeout=15, what="the new theme")
+            app.theme = "playdeck-high-contrast"  # the operator's choice (as from the palette)
+            await pilot.pause(0.2)
+            write("theme: playdeck-dark\nbell: true\n")
+            await wait(pilot, lambda: app.config.bell, timeout=15, what="the bell from the file")
+            assert app.theme == "playdeck-high-contrast"  # a hand-picked theme is not overridden
+
+    run(main())

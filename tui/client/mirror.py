@@ -41,6 +41,7 @@ class Mirror:
         self._listeners: list[JobsListener] = []
         self._log_listeners: list[LogListener] = []
         self._notice_listeners: list[NoticeListener] = []
+        self._config_listeners: list[Callable[[], None]] = []
         self.notices: list[tuple[str, str]] = []  # the standing ones of the last snapshot
         self._ws: aiohttp.ClientWebSocketResponse | None = None
 
@@ -52,6 +53,10 @@ class Mirror:
 
     def listen_notices(self, listener: NoticeListener) -> None:
         self._notice_listeners.append(listener)
+
+    def listen_config(self, listener: Callable[[], None]) -> None:
+        """`listener()` when the server took a changed config file: a client re-reads its own keys."""
+        self._config_listeners.append(listener)
 
     def _notice(self, raw: Any) -> None:
         if isinstance(raw, dict) and isinstance(raw.get("text"), str):
@@ -89,6 +94,9 @@ class Mirror:
             self._tell(kind, changed)
         elif kind == "notice":
             self._notice(message)
+        elif kind == "config":
+            for config_listener in list(self._config_listeners):
+                config_listener()
         elif kind == "log":
             job_id = message.get("id")
             job_id = job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None

@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
+from textual.theme import Theme
 from textual.widgets import Input, Static
 
 from tui.client.remote import RemoteEngine
@@ -30,7 +31,7 @@ from tui.client.session import Session
 from tui.console.actions import JobActions, clean
 from tui.console.attaching import ServerLink
 from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings, key_label
-from tui.console.config import Config, remember, remembered
+from tui.console.config import Config, load_config, remember, remembered
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
@@ -119,6 +120,7 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         self._detached = False
         self.select_when_seen: int | None = None  # a launched job to select once the server reports it
         self._attach_problem = ""  # why there is no server right now ("" while attached)
+        self._theme_set_by_us: str | None = None  # the theme the config (or the default) set, not the operator
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """Our CSS uses `$status-*`; Textual's own themes lack them and would otherwise crash the app."""
@@ -146,10 +148,11 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         if wanted not in names:
             problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME
+        self._theme_set_by_us = wanted
         self.theme = wanted
         if self._requested_theme:
             remember("theme", wanted)
-        self.theme_changed_signal.subscribe(self, lambda theme: remember("theme", theme.name))
+        self.theme_changed_signal.subscribe(self, self._theme_chosen)
         if self.config.keys:
             self.set_keymap(self.config.keys)
         for problem in [*self.config.problems, *problems]:
@@ -164,6 +167,33 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         else:
             self._attach()
         self._frame()
+
+    def _theme_chosen(self, theme: Theme) -> None:
+        """An operator's choice (the palette) is remembered; a theme the config file set is not
+        (so the next change of the file still applies)."""
+        if theme.name != self._theme_set_by_us:
+            remember("theme", theme.name)
+
+    def reload_config(self) -> None:
+        """The server took a changed config file: the console's own keys apply too, without a
+        restart (theme, unless one was chosen by hand; bell; keys). A file that does not check
+        keeps what is in force and says why, as at start."""
+        config = load_config()
+        if config.problems:
+            for problem in config.problems:
+                self.say(problem, severity="warning", timeout=8)
+            return
+        self.config = config
+        if config.keys:
+            self.set_keymap(config.keys)
+            self._bindings_key = None
+        wanted = config.theme
+        if wanted and not (self._requested_theme or remembered("theme")) and wanted != self.theme:
+            if wanted in self.available_themes:
+                self._theme_set_by_us = wanted
+                self.theme = wanted
+            else:
+                self.say(f"theme {wanted!r} not found; keeping {self.theme}", severity="warning", timeout=8)
 
     @property
     def jobs(self) -> list[Job]:

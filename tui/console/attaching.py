@@ -57,6 +57,7 @@ class ServerLink:
         for text, level in session.mirror.notices:  # standing ones (a refused config), from the snapshot
             self._on_notice(text, level)
         session.mirror.listen_notices(self._on_notice)
+        session.mirror.listen_config(self.reload_config)
         self._added = True
         self._bindings_key = None
         self._warn_interrupted()

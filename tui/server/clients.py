@@ -181,6 +181,13 @@ class Hub:
     def clear(self, key: str) -> None:
         self.standing.pop(key, None)
 
+    def config_reloaded(self, path: str) -> None:
+        """Tell every console the config file changed and was taken: each re-reads its own keys
+        (theme, bell, keys) from it, as the server did its own."""
+        text_frame = json.dumps({"t": "config", "path": path})
+        for client in list(self.clients):
+            client.offer(text_frame)
+
     def flush(self) -> None:
         self._flush_handle = None
         if not self._dirty:

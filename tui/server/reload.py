@@ -67,6 +67,7 @@ class ConfigKeeper:
             self.apply_schedules(files)
             self.reloads += 1
             self.server.hub.clear(NOTICE_KEY)
+            self.server.hub.config_reloaded(str(self.path))
             self.server.engine.record("config-reload", None, path=str(self.path), reason=why)
             log.info("config-reload", extra={"fields": {"path": str(self.path), "reason": why}})
             return True
