@@ -438,3 +438,41 @@ def test_a_server_runs_a_config_node_job_there_and_refuses_another_version(tmp_p
     assert header.rstrip().endswith("node"), table
     row_line = next(line for line in table.splitlines() if line.lstrip().startswith("on-node"))
     assert row_line.rstrip().endswith("lo")
+
+
+def test_a_killed_server_leaves_nothing_running_on_the_node(tmp_path, node, sshd, monkeypatch):  # noqa: F811
+    """SIGKILL of the server mid-job: its ssh to the node ends with it, the node's supervisor sees
+    the end of its input and stops everything there; the node's work dir goes too."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from tests.conftest import pids_with_env  # noqa: PLC0415
+
+    config = tmp_path / "config.yml"
+    config.write_text(nodes_yaml(node))
+    monkeypatch.setenv("PLAYDECK_CONFIG", str(config))
+    playbook, inventory = nap_files(tmp_path, 60)
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text(yaml.safe_dump({"inventory": str(inventory), "jobs": [
+        {"name": "long-on-node", "playbook": str(playbook), "node": "lo"},
+    ]}))  # fmt: skip
+    assert playdeck("submit", str(jobs)).returncode == 0
+    deadline = time.monotonic() + 60
+    naps: list[int] = []
+    while time.monotonic() < deadline and not naps:
+        naps = [p for p in sshd.sessions() if _read(f"/proc/{p}/cmdline").startswith(b"sleep\x0060")]
+        time.sleep(0.2)
+    assert naps, "the job's sleep never ran under the node's sshd"
+    marker = next(
+        part.split(b"=", 1)[1].decode()
+        for part in _read(f"/proc/{naps[0]}/environ").split(b"\0")
+        if part.startswith(b"PLAYDECK_ATTEMPT=")
+    )
+    status = json.loads(playdeck("server", "status", "--json").stdout)
+    os.kill(status["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pids_with_env(f"PLAYDECK_ATTEMPT={marker}"):
+        time.sleep(0.1)
+    left = pids_with_env(f"PLAYDECK_ATTEMPT={marker}")
+    assert not left, [(p, _read(f"/proc/{p}/cmdline")) for p in left]
+    assert not supervisors_under(sshd)
