@@ -226,6 +226,8 @@ def test_a_job_runs_under_the_nodes_sshd_streams_back_and_leaves_nothing(
     output = job.attempt.log.read_text()
     assert "Run long database migration" in output and "PLAY RECAP" in output and "db01" in output
     events = [json.loads(line) for line in job.attempt.events_log.read_text().splitlines()]
+    # written here in batches, and complete (flushed and closed) once the attempt has ended
+    assert [e["counter"] for e in events] == [m["counter"] for m in job.events()]
     ok = [e for e in events if e.get("event") == "runner_on_ok"]
     # the full event, not the trimmed one the console gets: `cmd` is not among the trimmed keys
     assert ok and ok[0]["event_data"]["res"]["cmd"] == ["sleep", "2"]
@@ -293,6 +295,28 @@ def test_cancel_ends_everything_on_the_node_within_a_second(
     assert job.process.end is not None and job.process.end["reason"] == "cancel", job.diagnose()
     assert node_home.work_dirs() == []
     assert "playdeck: stopped (cancel)" in job.attempt.log.read_text()  # the node's note, in the local log
+
+
+def test_a_local_log_the_disk_refuses_stops_the_node_attempt_as_an_error(
+    node: Node,
+    sshd: SshServer,  # noqa: F811
+    node_home: NodeHome,
+    isolated_state: Path,
+) -> None:
+    job = Run(node, slow("log-refused", 33), isolated_state)
+    job.attempt.events_log.symlink_to("/dev/full")  # every write there: ENOSPC
+
+    async def main() -> None:
+        job.start()
+        await job.done(30)
+        await gone(sshd, job.attempt.marker, 10)
+
+    start = time.monotonic()
+    arun(main())
+    assert time.monotonic() - start < 25, "the attempt ran on although its log could not be written"
+    assert job.attempt.error == "cannot write the log: No space left on device", job.diagnose()
+    assert job.process.end is not None and job.process.end["reason"] == "error", job.diagnose()
+    assert node_home.work_dirs() == []
 
 
 def test_timeout_is_kept_on_the_nodes_clock_and_ends_everything_there(

@@ -41,6 +41,8 @@ DRAIN = 2.0  # after ssh exited, how long its ControlMaster may still hold our p
 HEARTBEAT = 5.0  # seconds between our {"cmd": "alive"} to a node
 SILENCE = 60.0  # a node stops an attempt whose console said nothing for this long (a cut, not closed, link)
 BUNDLE_MAX = 64 * 1024 * 1024  # compressed
+# the node's encoding of its messages (supervisor.emit); reused, and no cycle check: parsed JSON has none
+ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str)
 SKIP_NAMES = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", ".tox", ".mypy_cache", ".pytest_cache"})
 
 
@@ -318,13 +320,50 @@ def seconds_left(deadline: float | None) -> float | None:
 # -- one attempt ------------------------------------------------------------------
 
 
+class NodeLog(AttemptFiles):
+    """A node attempt's local log, written by the engine's own process (a local attempt's supervisor
+    writes its own): buffered and flushed by NodeLink once per batch of messages read (the node sends
+    its events in batches), not twice per event; each event as the node encoded it when it can be."""
+
+    def write_event(self, event: dict[str, Any], raw: str | None = None) -> None:
+        """`raw`: the event's JSON as the node sent it, if known (see NodeLink.raw_event)."""
+        self.events.write((ENCODER.encode(event) if raw is None else raw) + "\n")
+        text = event.get("stdout")
+        if text:
+            self.output.write(text.replace("\r\n", "\n") + "\n")
+
+    def write_note(self, text: str) -> None:
+        self.output.write(text + "\n")
+
+    def flush(self) -> None:
+        """Raise OSError when the disk refuses what was buffered."""
+        self.events.flush()
+        self.output.flush()
+
+
+class _Lines:
+    """ssh's stdout, keeping the line last read: a node's "ev" line holds the full event as JSON,
+    which the log can take as it is (AttemptProcess reads a line, parses it, then calls keep)."""
+
+    def __init__(self, reader: asyncio.StreamReader):
+        self.reader = reader
+        self.line = b""
+
+    async def readline(self) -> bytes:
+        self.line = b""
+        self.line = await self.reader.readline()
+        return self.line
+
+
 class NodeLink:
     """The local side of one attempt on a node, driven by AttemptProcess: keeps the log here."""
 
     def __init__(self, node: Node, attempt: Attempt):
         self.node = node
         self.attempt = attempt
-        self.files: AttemptFiles | None = None
+        self.files: NodeLog | None = None
+        self.flushing: asyncio.Handle | None = None  # the flush after the batch being read
+        self.lines: _Lines | None = None
         self.errlog = attempt.directory / "supervisor.log"  # ssh's stderr and the node supervisor's
         self.err_from = 0
         self.heard = False  # a message came from the node: a failure of ssh from then on is a lost link
@@ -338,8 +377,9 @@ class NodeLink:
         if kind == "ev":
             full = message.pop("full", None)
             if isinstance(full, dict):
+                raw = self.raw_event(message, full)
                 full.setdefault("stdout", message.get("stdout") or "")
-                self._write(lambda files: files.write_event(full))
+                self._write(lambda files: files.write_event(full, raw))
         elif kind == "ready":
             return False
         elif kind == "note":
@@ -353,17 +393,61 @@ class NodeLink:
                 self.attempt.error = self.attempt.error or left
         return True
 
+    def raw_event(self, message: dict[str, Any], full: dict[str, Any]) -> str | None:
+        """The full event's JSON cut from the line just read, rather than encoded again (the most
+        of what the log costs this process), or None: the node sends it as the message's last key,
+        and the rest of the line must be exactly the message without it, or nothing is cut."""
+        line = self.lines.line if self.lines is not None else b""
+        if not line or not full:
+            return None
+        head = ENCODER.encode(message)[:-1] + ', "full": '
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        if not (text.startswith(head) and text.endswith("}")):
+            return None
+        raw = text[len(head) : -1]
+        if "stdout" not in full:  # the node sends it once, in the message: the log's event has it
+            raw = f'{raw[:-1]}, "stdout": {ENCODER.encode(message.get("stdout") or "")}}}'
+        return raw
+
     def _write(self, what: Any) -> None:
         if self.files is None:
             return
         try:
             what(self.files)
-        except OSError as exc:  # as in a local attempt: a job whose log cannot be kept is stopped
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if self.flushing is None:  # runs once the reader has taken every line already received
+            self.flushing = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flushing = None
+        if self.files is not None:
+            try:
+                self.files.flush()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        """As in a local attempt: a job whose log cannot be kept is stopped, and ends as error."""
+        self.attempt.error = self.attempt.error or f"cannot write the log: {exc.strerror or exc}"
+        self._close()
+        if self.process is not None:
+            self.process.stop("error", self.grace)
+
+    def _close(self) -> None:
+        """Flush and close: the log is complete on disk before the attempt's end is reported."""
+        if self.flushing is not None:
+            self.flushing.cancel()
+            self.flushing = None
+        files, self.files = self.files, None
+        if files is None:
+            return
+        try:
+            files.flush()
+        except OSError as exc:
             self.attempt.error = self.attempt.error or f"cannot write the log: {exc.strerror or exc}"
-            self.files.close()
-            self.files = None
-            if self.process is not None:
-                self.process.stop("error", self.grace)
+        files.close()
 
     def note(self, text: str) -> None:
         self._write(lambda files: files.write_note(f"playdeck: {text}"))
@@ -382,7 +466,7 @@ class NodeLink:
         attempt = self.attempt
         process.deadline = deadline
         self.process, self.grace = process, grace
-        self.files = AttemptFiles(attempt.directory)
+        self.files = NodeLog(attempt.directory)
         try:
             try:
                 config = await asyncio.to_thread(node_config, kwargs, attempt, grace, nice, secrets)
@@ -399,6 +483,8 @@ class NodeLink:
             with open(fd, "ab") as errlog:
                 self.err_from = errlog.seek(0, os.SEEK_END)
                 process.proc = await spawn(*command, stderr=errlog, env=ssh_env())
+            self.lines = _Lines(process.proc.stdout)
+            process.proc.stdout = self.lines  # type: ignore[assignment]  # what AttemptProcess reads
             config["deadline_in"] = seconds_left(process.deadline)
             process.send(config)
             del config
@@ -420,8 +506,7 @@ class NodeLink:
                 attempt.error = attempt.error or error
                 self.note(error)
         finally:
-            if self.files is not None:
-                self.files.close()
+            self._close()
 
     async def _heartbeat(self, process: AttemptProcess) -> None:
         while True:
