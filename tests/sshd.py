@@ -1,10 +1,11 @@
 """A real OpenSSH server on 127.0.0.1, for tests that run Ansible over ssh.
 
 Use it with `from tests.sshd import sshd` in a test module. The `sshd` fixture
-(module scope) generates a host key and a client key pair into a temp dir,
-writes an sshd_config there and runs `/usr/sbin/sshd -D` on a free loopback
-port. Everything it started (the listener and every per-connection sshd with
-whatever runs under it) is killed at teardown.
+(module scope) is `start_sshd` in a temp dir: it generates a host key and a
+client key pair there, writes an sshd_config and runs `/usr/sbin/sshd -D` on a
+free loopback port. Everything it started (the listener and every
+per-connection sshd with whatever runs under it) is killed at teardown
+(`SshServer.stop()`). Outside pytest (the benches): `with start_sshd(dir) as server:`.
 
 The server only ever listens on 127.0.0.1, and the inventories it writes only
 point there. We run as root, so the "remote" user is root on this machine and
@@ -133,6 +134,30 @@ class SshServer:
     def control_name(self) -> str:
         return control_name(self.port, self.user, self.host)
 
+    def known_hosts(self, path: Path) -> Path:
+        """A known_hosts file at `path` holding this server's host key (for clients that check it)."""
+        kind, key = (self.directory / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        path.write_text(f"[{self.host}]:{self.port} {kind} {key}\n")
+        return path
+
+    def stop(self) -> None:
+        """Kill the sessions first (frozen, so none forks or re-parents halfway), then the listener."""
+        for _ in range(3):
+            pids = self.sessions()
+            if not pids:
+                break
+            _kill(pids, signal.SIGSTOP)
+            _kill(pids)
+            time.sleep(0.05)
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def __enter__(self) -> SshServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")
@@ -180,11 +205,11 @@ def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, timeout:
     raise RuntimeError(f"sshd did not accept on {HOST}:{port} within {timeout}s")
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    if not os.path.exists(SSHD):
-        pytest.skip("openssh-server not installed")
-    directory = tmp_path_factory.mktemp("sshd")
+def start_sshd(directory: Path) -> SshServer:
+    """A fresh host key and client key pair in `directory`, an sshd_config there and
+    `/usr/sbin/sshd -D` on a free loopback port, accepting; the caller calls `stop()`
+    (or uses the server as a context manager). Raises RuntimeError if sshd does not come up."""
+    directory.mkdir(parents=True, exist_ok=True)
     host_key = directory / "ssh_host_ed25519_key"
     client_key = directory / "client_key"
     keygen(host_key, "playdeck-test-host")
@@ -235,15 +260,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     )
     try:
         _wait_for_port(proc, port, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    if not os.path.exists(SSHD):
+        pytest.skip("openssh-server not installed")
+    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
-    finally:
-        # children first (frozen, so none forks or re-parents halfway), then the listener
-        for _ in range(3):
-            pids = server.sessions()
-            if not pids:
-                break
-            _kill(pids, signal.SIGSTOP)
-            _kill(pids)
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(timeout=10)

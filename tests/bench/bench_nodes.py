@@ -3,7 +3,7 @@
     python -m tests.bench.run --only nodes [--quick]
 
 The node is this machine behind a real OpenSSH server on 127.0.0.1, started with tests/sshd.py's
-pieces (a fresh host key in a known_hosts the Node points at, so host keys are checked; a fresh
+start_sshd (a fresh host key in a known_hosts the Node points at, so host keys are checked; a fresh
 client key). The node's Python is a wrapper around ours with its own HOME, XDG_RUNTIME_DIR and
 TMPDIR under the bench's temp dir and this checkout first on PYTHONPATH (both sides run the same
 code). Jobs go through the Engine, which hands job.spec.node to AttemptProcess: ssh (one
@@ -37,21 +37,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import os
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tests.bench.bench_cancel import POLL, START_WAIT, _is_supervisor, _wait, kill_leftovers, scan
 from tests.bench.bench_overhead import INVENTORY, PLAYBOOKS, ROOT, isolated, loadavg, percentile, row
 from tests.conftest import _live, _read
-from tests.sshd import HOST, SSHD, SshServer, _kill, _wait_for_port, descendants, free_port, keygen
+from tests.sshd import SSHD, SshServer, descendants, start_sshd
 
 SLOW = PLAYBOOKS / "slow_task.yml"
 HOSTS = "web01,web02,web03"
@@ -63,66 +61,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the node: a real sshd on loopback -------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def loopback_sshd(directory: Path) -> Iterator[SshServer]:
-    """tests/sshd.py's fixture, outside pytest: fresh keys, a config, /usr/sbin/sshd -D on 127.0.0.1."""
-    directory.mkdir(parents=True, exist_ok=True)
-    host_key, client_key = directory / "ssh_host_ed25519_key", directory / "client_key"
-    keygen(host_key, "playdeck-bench-host")
-    keygen(client_key, "playdeck-bench-client")
-    authorized = directory / "authorized_keys"
-    authorized.write_text((directory / "client_key.pub").read_text())
-    authorized.chmod(0o600)
-    port, log, config = free_port(), directory / "sshd.log", directory / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                f"ListenAddress {HOST}",
-                f"HostKey {host_key}",
-                f"PidFile {directory / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin prohibit-password",
-                "UsePAM no",
-                "StrictModes no",
-                "LogLevel VERBOSE",
-                "MaxStartups 50:30:100",
-                "MaxSessions 50",
-                "UseDNS no",
-                "",
-            ]
-        )
-    )
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    subprocess.run([SSHD, "-t", "-f", str(config)], check=True, capture_output=True)
-    env = {k: v for k, v in os.environ.items() if k != "PLAYDECK_ATTEMPT"}
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-f", str(config), "-E", str(log)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    server = SshServer(HOST, port, getpass.getuser(), client_key, directory, log, proc)
-    try:
-        _wait_for_port(proc, port, log)
-        yield server
-    finally:
-        for _ in range(3):  # the sessions first, frozen so none reacts halfway, then the listener
-            pids = server.sessions()
-            if not pids:
-                break
-            _kill(pids, signal.SIGSTOP)
-            _kill(pids)
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def make_node(server: SshServer, root: Path) -> Any:
@@ -138,9 +76,7 @@ def make_node(server: SshServer, root: Path) -> Any:
         f'PYTHONPATH="{ROOT}" "{sys.executable}" "$@"\n'
     )
     python.chmod(0o755)
-    kind, key = (server.directory / "ssh_host_ed25519_key.pub").read_text().split()[:2]
-    known = root / "known_hosts"
-    known.write_text(f"[{server.host}]:{server.port} {kind} {key}\n")
+    known = server.known_hosts(root / "known_hosts")
     return Node(
         name="lo",
         ssh=f"{server.user}@{server.host}",
@@ -377,7 +313,7 @@ async def measure(tmp: Path, quick: bool) -> dict[str, Any]:
 
     rounds, tasks, reps = (2, 8, 5) if quick else (3, 20, 20)
     got: dict[str, Any] = {"flood": {"local": [], "node": []}, "cancel": {"local": [], "node": []}, "left": []}
-    with loopback_sshd(tmp / "sshd") as server:
+    with start_sshd(tmp / "sshd") as server:
         node = make_node(server, tmp / "node")
         control = node_link.control_dir()
         bench = Bench(tmp / "state", server, node, control)
