@@ -250,7 +250,7 @@ class AttemptProcess:
                 message = json.loads(line)
             except ValueError:
                 continue
-            if self._link is not None and not self._link.keep(message):
+            if self._link is not None and not self._link.keep(message, line):
                 continue  # the local log of a node attempt
             if message.get("t") == "end":
                 self.end = message

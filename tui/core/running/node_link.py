@@ -10,9 +10,7 @@ ends. Killing ssh, or losing the link, is EOF for the node's supervisor, which t
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import io
 import json
 import os
 import shlex
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import tui
 from tui.core.planning.nodes import Node
 from tui.core.running import procs
+from tui.core.running.node_bundle import NodeError, build_bundle, vault_file_to_secret
 from tui.core.sanitize import sanitize
 from tui.core.storage.logstore import AttemptFiles
 from tui.core.storage.paths import private_dir_problem
@@ -40,14 +39,8 @@ STOP_WAIT = 2.0  # past the grace, how long a stopping node may take to answer b
 DRAIN = 2.0  # after ssh exited, how long its ControlMaster may still hold our pipe
 HEARTBEAT = 5.0  # seconds between our {"cmd": "alive"} to a node
 SILENCE = 60.0  # a node stops an attempt whose console said nothing for this long (a cut, not closed, link)
-BUNDLE_MAX = 64 * 1024 * 1024  # compressed
 # the node's encoding of its messages (supervisor.emit); reused, and no cycle check: parsed JSON has none
 ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str)
-SKIP_NAMES = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", ".tox", ".mypy_cache", ".pytest_cache"})
-
-
-class NodeError(Exception):
-    """The attempt cannot be sent to its node; the message says why."""
 
 
 # -- ssh ----------------------------------------------------------------------
@@ -197,100 +190,6 @@ async def probe(node: Node, timeout: float = 10) -> dict[str, Any]:
     return report
 
 
-# -- the bundle -------------------------------------------------------------------
-
-
-def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-class _Bundle:
-    """A tar.gz of directory trees with every symlink replaced by what it points to: a role linked
-    from elsewhere must reach the node, and the node's safe unpack refuses links out of the bundle."""
-
-    def __init__(self) -> None:
-        self.buf = io.BytesIO()
-        self.tar = tarfile.open(fileobj=self.buf, mode="w:gz", compresslevel=6)
-
-    def add(self, path: Path, arcname: str, ancestors: frozenset[Path] = frozenset()) -> None:
-        try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return  # a dangling or looping link: nothing to send
-        if real.is_dir():
-            if real in ancestors:
-                return  # a link to a directory above it: it would never end
-            self.tar.addfile(_plain(self.tar.gettarinfo(real, arcname)))
-            for entry in sorted(os.listdir(real)):
-                if entry not in SKIP_NAMES:
-                    self.add(real / entry, f"{arcname}/{entry}", ancestors | {real})
-        elif real.is_file():
-            with open(real, "rb") as fh:
-                self.tar.addfile(_plain(self.tar.gettarinfo(real, arcname)), fh)
-            if self.buf.tell() > BUNDLE_MAX:
-                raise NodeError(
-                    f"the playbook's directory and inventory are over the {BUNDLE_MAX // 2**20} MB "
-                    "(compressed) sent to a node"
-                )
-        # sockets, fifos and devices are not sent
-
-    def close(self) -> bytes:
-        self.tar.close()
-        return self.buf.getvalue()
-
-
-def build_bundle(kwargs: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """The playbook's directory and the inventory (with its group_vars/host_vars) as a base64 tar.gz,
-    and the kwargs' paths relative to it. An inventory that is no path (`a,b,`) is left as it is."""
-    bundle = _Bundle()
-    paths: dict[str, str] = {}
-    project = kwargs.get("project_dir")
-    if project:
-        bundle.add(Path(project), "project")
-        paths["project_dir"] = "project"
-    playbook = kwargs.get("playbook")
-    if playbook:
-        try:
-            paths["playbook"] = "project/" + Path(playbook).relative_to(project or "/nonexistent").as_posix()
-        except ValueError:
-            bundle.add(Path(playbook), f"playbook/{Path(playbook).name}")
-            paths["playbook"] = f"playbook/{Path(playbook).name}"
-    inventory = Path(str(kwargs.get("inventory") or ""))
-    if kwargs.get("inventory") and inventory.exists():
-        bundle.add(inventory, f"inventory/{inventory.name}")
-        paths["inventory"] = f"inventory/{inventory.name}"
-        for sub in ("group_vars", "host_vars") if inventory.is_file() else ():
-            bundle.add(inventory.parent / sub, f"inventory/{sub}")
-    return base64.b64encode(bundle.close()).decode("ascii"), paths
-
-
-def vault_file_to_secret(kwargs: dict[str, Any], secrets: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A --vault-password-file is a file here: read it (or run it, if executable, as Ansible does)
-    and send the password as the "vault" secret, in memory only, never as a file on the node."""
-    words = shlex.split(kwargs.get("cmdline") or "")
-    if "--vault-password-file" not in words:
-        return kwargs, secrets
-    at = words.index("--vault-password-file")
-    path = Path(words[at + 1]) if at + 1 < len(words) else None
-    del words[at : at + 2]
-    if path is None:
-        raise NodeError("--vault-password-file without a file")
-    try:
-        if os.access(path, os.X_OK) and path.is_file():
-            run = subprocess.run([str(path)], capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=True)
-            password = run.stdout.decode().strip()
-        else:
-            password = path.read_text().strip()
-    except (OSError, subprocess.SubprocessError, UnicodeDecodeError) as exc:
-        raise NodeError(f"cannot read the vault password file {path}: {exc}") from None
-    kwargs = {**kwargs, "cmdline": " ".join(shlex.quote(w) for w in words)}
-    if not kwargs["cmdline"]:
-        del kwargs["cmdline"]
-    return kwargs, {**secrets, "vault": secrets.get("vault") or password}
-
-
 def node_config(
     kwargs: dict[str, Any], attempt: Attempt, grace: float, nice: int, secrets: dict[str, str] | None
 ) -> dict[str, Any]:
@@ -341,20 +240,6 @@ class NodeLog(AttemptFiles):
         self.output.flush()
 
 
-class _Lines:
-    """ssh's stdout, keeping the line last read: a node's "ev" line holds the full event as JSON,
-    which the log can take as it is (AttemptProcess reads a line, parses it, then calls keep)."""
-
-    def __init__(self, reader: asyncio.StreamReader):
-        self.reader = reader
-        self.line = b""
-
-    async def readline(self) -> bytes:
-        self.line = b""
-        self.line = await self.reader.readline()
-        return self.line
-
-
 class NodeLink:
     """The local side of one attempt on a node, driven by AttemptProcess: keeps the log here."""
 
@@ -363,21 +248,21 @@ class NodeLink:
         self.attempt = attempt
         self.files: NodeLog | None = None
         self.flushing: asyncio.Handle | None = None  # the flush after the batch being read
-        self.lines: _Lines | None = None
         self.errlog = attempt.directory / "supervisor.log"  # ssh's stderr and the node supervisor's
         self.err_from = 0
         self.heard = False  # a message came from the node: a failure of ssh from then on is a lost link
         self.process: AttemptProcess | None = None
         self.grace = 1.0
 
-    def keep(self, message: dict[str, Any]) -> bool:
-        """Write what the log needs of a message; False for messages only the log wants."""
+    def keep(self, message: dict[str, Any], line: bytes = b"") -> bool:
+        """Write what the log needs of a message (`line`: as it was read, whose full event the log
+        can take as it is); False for messages only the log wants."""
         kind = message.get("t")
         self.heard = True
         if kind == "ev":
             full = message.pop("full", None)
             if isinstance(full, dict):
-                raw = self.raw_event(message, full)
+                raw = self.raw_event(message, full, line)
                 full.setdefault("stdout", message.get("stdout") or "")
                 self._write(lambda files: files.write_event(full, raw))
         elif kind == "ready":
@@ -393,11 +278,10 @@ class NodeLink:
                 self.attempt.error = self.attempt.error or left
         return True
 
-    def raw_event(self, message: dict[str, Any], full: dict[str, Any]) -> str | None:
+    def raw_event(self, message: dict[str, Any], full: dict[str, Any], line: bytes) -> str | None:
         """The full event's JSON cut from the line just read, rather than encoded again (the most
         of what the log costs this process), or None: the node sends it as the message's last key,
         and the rest of the line must be exactly the message without it, or nothing is cut."""
-        line = self.lines.line if self.lines is not None else b""
         if not line or not full:
             return None
         head = ENCODER.encode(message)[:-1] + ', "full": '
@@ -483,8 +367,6 @@ class NodeLink:
             with open(fd, "ab") as errlog:
                 self.err_from = errlog.seek(0, os.SEEK_END)
                 process.proc = await spawn(*command, stderr=errlog, env=ssh_env())
-            self.lines = _Lines(process.proc.stdout)
-            process.proc.stdout = self.lines  # type: ignore[assignment]  # what AttemptProcess reads
             config["deadline_in"] = seconds_left(process.deadline)
             process.send(config)
             del config
