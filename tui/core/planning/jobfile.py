@@ -14,7 +14,7 @@ from typing import Any, Callable
 import yaml
 
 from tui.core.durations import DurationError, parse_duration
-from tui.core.planning.nodes import Node, walk_nodes
+from tui.core.planning.nodes import Node, Places, file_nodes, place
 from tui.core.planning.spec import CATCH_UPS, CONDITIONS, LOCKS, OVERLAPS, JobSpec
 from tui.core.scheduling import cron
 from tui.core.scheduling.chains import cycle, parents_first
@@ -112,6 +112,11 @@ class _Walker:
             else:
                 out[name] = (knode, vnode)
         return out
+
+    @staticmethod
+    def describe(raw: Any) -> str:
+        """A wrong value as a problem names it: its kind, or its repr and type."""
+        return _describe(raw)
 
     def typed(self, node: yaml.Node, key: str, check: Callable[[Any], Any], what: str) -> Any:
         """Convert with `check`, which returns the value or raises ValueError/TypeError."""
@@ -340,12 +345,7 @@ def _walk(w: _Walker, root: yaml.Node, known: Mapping[str, Node]) -> JobFile:
     protect: tuple[str, ...] = ()
     if "protect" in top:
         protect = w.typed(top["protect"][1], "protect", _patterns, "a host pattern or a list of them") or ()
-    own: dict[str, Node] = {}
-    written: set[str] = set()  # names of the file's nodes, valid or not (a bad one is reported once)
-    if "nodes" in top:
-        own = walk_nodes(w, top["nodes"][1], "nodes")
-        written = set(_fields_of(top["nodes"][1]))
-    places = _Places({**known, **own}, written)
+    own, places = file_nodes(w, top["nodes"][1] if "nodes" in top else None, known)
     specs: list[JobSpec] = []
     if "jobs" not in top:
         if top:
@@ -373,20 +373,6 @@ def _walk(w: _Walker, root: yaml.Node, known: Mapping[str, Node]) -> JobFile:
     if w.problems:
         raise InputError(w.problems)
     return JobFile(w.path, max_parallel, specs, protect, own)
-
-
-def _placed(w: _Walker, vnode: yaml.Node, key: str, places: _Places) -> Node | None:
-    """A job's `node:`: the name of a node of the file's `nodes:` or of the config's."""
-    raw = w.value(vnode)
-    try:
-        return places.check(raw)
-    except _Reported:
-        pass  # the node's own problem is reported: the file is refused anyway
-    except TypeError:
-        w.problem(vnode, key, f"expected a node name, got {_describe(raw)}")
-    except ValueError as exc:
-        w.problem(vnode, key, str(exc))
-    return None
 
 
 def _fields_of(node: yaml.Node) -> dict[str, yaml.Node]:
@@ -432,28 +418,6 @@ def _chained(
     return sorted(specs, key=lambda spec: order[spec.name])
 
 
-@dataclass(frozen=True)
-class _Places:
-    """The nodes a job's `node:` may name: the file's and the config's; `written` every node name
-    the file writes, valid or not, so a job on a node with its own problem is not told it is missing."""
-
-    nodes: Mapping[str, Node]
-    written: set[str]
-
-    def check(self, raw: Any) -> Node:
-        name = _string(raw)
-        if name in self.nodes:
-            return self.nodes[name]
-        if name in self.written:
-            raise _Reported
-        known = ", ".join(sorted(self.nodes)) or "none"
-        raise ValueError(f"no node named {name!r} in the file's nodes: or the config's (known: {known})")
-
-
-class _Reported(Exception):
-    """Already reported elsewhere."""
-
-
 def _job(
     w: _Walker,
     node: yaml.Node,
@@ -461,7 +425,7 @@ def _job(
     default_inventory: Path | None,
     has_default: bool,
     lock: str | None,
-    places: _Places,
+    places: Places,
 ) -> JobSpec | None:
     before = len(w.problems)
     fields = w.mapping(node, key, JOB_KEYS)
@@ -512,7 +476,7 @@ def _job(
         elif name == "vault_password_file":
             values[name] = w.existing(vnode, full, directory_ok=False)
         elif name == "node":
-            values[name] = _placed(w, vnode, full, places)
+            values[name] = place(w, vnode, full, places)
     for only in ("timezone", "overlap", "catch_up"):
         if only in fields and "schedule" not in fields:
             w.problem(fields[only][0], f"{key}.{only}", "only with a schedule")

@@ -17,6 +17,7 @@ and a job's `node: dc2` runs it there. The transport is tui/core/running/node_li
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,55 @@ def walk_nodes(w: _Walker, node: yaml.Node, key: str) -> dict[str, Node]:
         if len(w.problems) == before:
             found[name] = Node(name=name, **values)
     return found
+
+
+@dataclass(frozen=True)
+class Places:
+    """The nodes a job's `node:` may name: the file's and the config's; `written` every node name
+    the file writes, valid or not, so a job on a node with its own problem is not told it is missing."""
+
+    nodes: Mapping[str, Node]
+    written: set[str]
+
+    def check(self, raw: Any) -> Node:
+        if not isinstance(raw, str) or not raw.strip():
+            raise TypeError
+        if raw in self.nodes:
+            return self.nodes[raw]
+        if raw in self.written:
+            raise Reported
+        known = ", ".join(sorted(self.nodes)) or "none"
+        raise ValueError(f"no node named {raw!r} in the file's nodes: or the config's (known: {known})")
+
+
+class Reported(Exception):
+    """Already reported elsewhere (the node's own problem, where the file's `nodes:` writes it)."""
+
+
+def file_nodes(w: _Walker, node: yaml.Node | None, known: Mapping[str, Node]) -> tuple[dict[str, Node], Places]:
+    """A job file's own `nodes:` (`node`, None when it has none), and the places its jobs may
+    name: those and the `known` ones (the config's), the file's winning on a shared name."""
+    own: dict[str, Node] = {}
+    written: set[str] = set()  # names of the file's nodes, valid or not (a bad one is reported once)
+    if node is not None:
+        own = walk_nodes(w, node, "nodes")
+        if isinstance(node, yaml.MappingNode):
+            written = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return own, Places({**known, **own}, written)
+
+
+def place(w: _Walker, vnode: yaml.Node, key: str, places: Places) -> Node | None:
+    """A job's `node:`: the name of a node of the file's `nodes:` or of the config's."""
+    raw = w.value(vnode)
+    try:
+        return places.check(raw)
+    except Reported:
+        pass  # the node's own problem is reported: the file is refused anyway
+    except TypeError:
+        w.problem(vnode, key, f"expected a node name, got {w.describe(raw)}")
+    except ValueError as exc:
+        w.problem(vnode, key, str(exc))
+    return None
 
 
 def node_to_json(node: Node) -> dict[str, Any]:
