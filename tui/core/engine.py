@@ -3,6 +3,7 @@
 Everything runs on one asyncio loop and never blocks it: each attempt is a
 supervisor process (see `supervisor.py`) whose JSON lines are read here. State
 lives on `Job` objects; listeners are told what changed and read it from there.
+A running attempt's deadline, prompt and stop are in attempt_control.py (a mixin).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tui.core.job import Job, Prompt, failure_summary, restored_job
+from tui.core.attempt_control import AttemptControl, EngineError
+from tui.core.job import Job, failure_summary, restored_job
+from tui.core.job import Prompt as Prompt  # re-exported: callers import it from here
 from tui.core.planning.spec import RETRYABLE, JobSpec, Status, launch_args
 from tui.core.running.attempt import Attempt, AttemptProcess, now, runner_kwargs
-from tui.core.sanitize import remember_real_names, sanitize, sanitized, strip_sgr
+from tui.core.sanitize import remember_real_names, sanitized
 from tui.core.scheduling import circuit
 from tui.core.scheduling.chains import start_order
 from tui.core.scheduling.links import ChainError, Releaser, bind, check_batch, first_status, retry_status
@@ -38,14 +41,10 @@ CANCELABLE = BUSY | {Status.SCHEDULED}
 Listener = Callable[["Job", str], None]
 
 
-class EngineError(Exception):
-    """An operator action that does not apply; the message says why, and nothing changed."""
-
-
 PROMPT_POLICIES = ("fail", "ask")
 
 
-class Engine:
+class Engine(AttemptControl):
     """Runs jobs; every public method is called from the loop's thread."""
 
     def __init__(
@@ -322,21 +321,6 @@ class Engine:
         """A scheduled job between runs: `scheduled`, its message the next run."""
         self._set_status(job, Status.SCHEDULED, message)
 
-    def answer_prompt(self, job: Job, text: str) -> None:
-        """Type `text` and Enter at the prompt the job waits at. The answer is never logged or
-        audited (only that one was given); a non-private answer shows in the job's output, as
-        on a terminal."""
-        self._writable(job)
-        prompt = job.prompt
-        if prompt is None or job.status is not Status.RUNNING or job._process is None:
-            raise EngineError(f"{job.name} is not waiting for input")
-        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
-            raise EngineError("an answer is one line of text, without control characters")
-        self.record("answer", job, prompt=prompt.kind, variable=prompt.varname)  # that, never what
-        job._process.send({"cmd": "input", "text": text})
-        job.prompt = None
-        self._notify(job, "prompt")
-
     def _limit_for(self, job: Job, hosts: list[str]) -> str:
         """A --limit naming exactly `hosts`. Plain names go on the command line; a name Ansible
         would read as a pattern (or one holding control characters) goes in a file, `@FILE`,
@@ -349,28 +333,6 @@ class Engine:
         with open(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write("".join(f"{host}\n" for host in hosts))
         return f"@{path}"
-
-    def set_timeout(self, job: Job, seconds: float | None) -> None:
-        """A new timeout counted from now ("300" = 300 more seconds); None or 0 removes it.
-
-        For a job not yet running it becomes the timeout of its next attempt.
-        """
-        self._writable(job)
-        seconds = seconds or None
-        if seconds is not None and seconds < 0:
-            raise EngineError("a timeout cannot be negative")
-        if not job.status.finished:
-            self.record("timeout", job, seconds=seconds, status=job.status.value)
-        if job.status is Status.RUNNING:
-            job.deadline = None if seconds is None else time.monotonic() + seconds
-            self._arm_deadline(job)
-            if job._process is not None:
-                job._process.set_deadline(job.deadline)
-        elif job.status in (Status.QUEUED, Status.BLOCKED, Status.WAITING):
-            job.timeout = seconds
-        else:
-            raise EngineError(f"{job.name} is {job.status}: a finished job has no timeout to change")
-        self._notify(job, "timeout")
 
     def set_max_parallel(self, value: int) -> None:
         if value < 1:
@@ -470,23 +432,6 @@ class Engine:
         elif message.get("t") == "prompt":
             self._on_prompt(job, attempt, message)
 
-    def _on_prompt(self, job: Job, attempt: Attempt, message: dict[str, Any]) -> None:
-        varname = message.get("varname")
-        prompt = Prompt(
-            kind="pause" if message.get("kind") == "pause" else "vars_prompt",
-            text=strip_sgr(str(message.get("text") or "")).strip(),  # strip_sgr sanitizes too
-            varname=sanitize(str(varname)) if varname else None,
-            private=bool(message.get("private")),
-        )
-        if attempt.ended is not None or attempt.stop_reason is not None:
-            return  # already stopping: nobody will answer
-        if self.prompts == "fail":
-            job._failed_prompt = prompt
-            self._stop(job, "prompt")
-        else:
-            job.prompt = prompt
-            self._notify(job, "prompt")
-
     def _finish(self, job: Job, attempt: Attempt, end: dict[str, Any] | None) -> None:
         attempt.ended = now()
         job.deadline = None
@@ -539,30 +484,6 @@ class Engine:
         if job.status is Status.WAITING:
             self._set_status(job, Status.QUEUED)
             self._schedule()
-
-    # -- stopping -----------------------------------------------------------
-    def _stop(self, job: Job, reason: str) -> None:
-        attempt = job.last
-        if attempt is None or attempt.ended is not None:
-            return
-        # the first reason stands, except that an operator's cancel overrides a timeout in progress:
-        # a job the operator canceled must end canceled, and never retry
-        if attempt.stop_reason is None or reason == "cancel":
-            attempt.stop_reason = reason
-        self._clear_timer(job)
-        if job._process is not None:
-            job._process.stop(attempt.stop_reason, self.grace)
-
-    def _arm_deadline(self, job: Job) -> None:
-        self._clear_timer(job)
-        if job.deadline is not None:
-            delay = max(0.0, job.deadline - time.monotonic())
-            job._timer = asyncio.get_running_loop().call_later(delay, self._stop, job, "timeout")
-
-    def _clear_timer(self, job: Job) -> None:
-        if job._timer is not None:
-            job._timer.cancel()
-            job._timer = None
 
 
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9_.-]+")  # never a pattern, never split: safe in a comma list
