@@ -1,8 +1,9 @@
-"""What the console's keys do (to the selected job, the log, the panes, launches, prompts,
-quitting and detaching), why a key does not apply when it does not, and what a hangup does.
+"""What the console's keys do (to the selected job, the log, the panes, launches, prompts),
+and why a key does not apply when it does not. Quitting, detaching and hangups are in
+`leaving.py`; the protected-hosts confirmation and the incident report in `safety.py`.
 
 Job commands are requests to the server (`RemoteEngine`); the server's refusal is said in one
-line. Quitting never has to stop a job: `d` (and a hangup) detach, and the jobs go on.
+line.
 
 A key that does not apply is set apart in the footer (after `not now:`, dim, when there
 is room), but still reaches its action: the action says why in one line (`c` on a finished job: "health-check is successful: only
@@ -16,15 +17,9 @@ import asyncio
 import os
 import re
 import shlex
-import signal
-import sys
-import termios
-import threading
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from rich.console import RenderableType
 from textual import work
 from textual.app import SuspendNotSupported
 
@@ -35,7 +30,6 @@ from tui.console.commands import BY_ACTION, BY_ID, key_label
 from tui.console.screens.confirm_name import ConfirmNameDialog
 from tui.console.screens.launch import AdhocDialog, LaunchRequest, NewJobDialog
 from tui.console.screens.prompt import PromptDialog
-from tui.console.screens.quit import QuitDialog
 from tui.console.screens.results import ResultsScreen
 from tui.console.screens.timeout import TimeoutDialog
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
@@ -44,15 +38,11 @@ from tui.console.widgets.log_view import LogView
 from tui.core.durations import format_duration
 from tui.core.planning.spec import Status
 from tui.core.sanitize import strip_sgr
-from tui.core.storage.paths import ensure_private_dir
 
 if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
 
 DEFAULT_PAGER = "less -R"
-HANGUP_EXIT = 128 + signal.SIGHUP  # the shell's convention for "ended by SIGHUP"
-HANGUP_DEADLINE = 5.0  # seconds: after a hangup the console ends by then, whatever is stuck
-STOP_WAIT = 15.0  # seconds `y` at the quit question waits for the stopped jobs to end
 WHY_NOT = {  # what a job command needs, said when it is pressed on a job it does not apply to
     "cancel_job": "only a queued, blocked, waiting or running job can be cancelled",
     "retry_job": "only a finished job, or one waiting to retry, can be retried",
@@ -145,21 +135,6 @@ class JobActions:
         if job is not None:
             self._act(lambda engine: engine.cancel(job), job)
 
-    def _confirm_protected(self: PlaydeckApp, job: Job, what: str, send: Callable[[bool], None]) -> None:
-        """A job whose submission touched protected hosts asks again before it runs again: the
-        operator types its name (the server refuses without that, and audits either way)."""
-        if job.protected is None:
-            send(False)
-            return
-
-        def confirmed(typed: bool | None) -> None:
-            if typed:
-                send(True)
-            else:
-                self.say(f"{clean(job.name)} was not {what} (protected hosts)", severity="warning")
-
-        self.push_screen(ConfirmNameDialog(job.name, list(job.protected) or ["(not resolved)"]), confirmed)
-
     def action_retry_job(self: PlaydeckApp) -> None:
         job = self._job_for("retry_job")
         if job is not None:
@@ -184,31 +159,6 @@ class JobActions:
         job = self._job_for("run_now")
         if job is not None:
             self._confirm_protected(job, "run", lambda yes: self._act(lambda e: e.run_now(job, yes), job))
-
-    def action_incident_report(self: PlaydeckApp) -> None:
-        """The last 24 hours as `playdeck report` writes them, into the server's state dir
-        (reports/, 0600); the toast gives the path to paste from."""
-        status = getattr(self.session, "status", None) or {}
-        state = status.get("state_dir")
-        if not isinstance(state, str) or not state:
-            self.say("no report: not attached to a server", severity="warning")
-            return
-        self._write_report(Path(state))
-
-    @work(group="report", exit_on_error=False, thread=True)
-    def _write_report(self: PlaydeckApp, state: Path) -> None:
-        from tui.core.reporting import build_report, render  # noqa: PLC0415 - only when asked
-        from tui.report_cli import write_atomic  # noqa: PLC0415
-
-        try:
-            report = build_report(state, datetime.now().astimezone() - timedelta(hours=24), None)
-            path = state / "reports" / f"incident-{datetime.now():%Y%m%d-%H%M%S}.md"
-            ensure_private_dir(path.parent)
-            write_atomic(path, render(report, "md"))
-        except (OSError, ValueError) as exc:
-            self.call_from_thread(self.say, f"the report was not written: {exc}", severity="error")
-            return
-        self.call_from_thread(self.say, f"incident report written: {path}", title="report", timeout=15)
 
     def action_set_timeout(self: PlaydeckApp) -> None:
         job = self._job_for("set_timeout")
@@ -375,110 +325,6 @@ class JobActions:
                 if path.suffix in (".yml", ".yaml") and _looks_like_playbook(path):
                     found.setdefault(str(path), path)
         return sorted(found.values(), key=lambda p: p.name)
-
-    # -- quitting, detaching and hanging up ----------------------------------------
-    def action_quit_console(self: PlaydeckApp) -> None:
-        """No unfinished job: quit. Else ask: y stops them and quits, d detaches, Esc stays."""
-        running = self.engine.unfinished() if self.engine is not None else []
-        if not running:
-            self.action_detach()
-            return
-
-        def answer(choice: str | None) -> None:
-            if choice == "stop":
-                self._stop_all_and_exit()
-            elif choice == "detach":
-                self.action_detach()
-
-        self.push_screen(QuitDialog(len(running)), answer)
-
-    def action_detach(self: PlaydeckApp) -> None:
-        """Leave: the jobs go on under the server; any console (or `playdeck ls`) finds them."""
-        self._detached = True
-        self.run_worker(self._leave, group="quit", exclusive=True, exit_on_error=False)
-
-    async def _leave(self: PlaydeckApp) -> None:
-        """Close the connection first, so the server hears (and audits) the detach at once."""
-        try:
-            if self.session is not None:
-                await asyncio.wait_for(self.session.close(), 2.0)
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            self.exit(0)
-
-    @work(exclusive=True, group="quit")
-    async def _stop_all_and_exit(self: PlaydeckApp) -> None:
-        """Cancel every unfinished job, wait (a while) until the server says they ended, then go."""
-        self._quitting = True
-        engine = self.engine
-        if engine is None:
-            self.exit(0)
-            return
-        jobs = engine.unfinished()
-        self.say(f"stopping {len(jobs)} job(s)…", timeout=10)
-        for job in reversed(jobs):  # children before parents: a canceled parent must not start a child
-            await self.remote_call(lambda engine, job=job: engine.cancel(job))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STOP_WAIT
-        while engine.unfinished() and loop.time() < deadline and (self.session is None or self.session.attached):
-            await asyncio.sleep(0.1)
-        self._detached = True
-        await self._leave()
-
-    async def action_quit(self: PlaydeckApp) -> None:
-        self.action_quit_console()
-
-    def _watch_hangup(self: PlaydeckApp) -> None:
-        if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
-            return  # started under nohup: the user asked for hangups to be ignored
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
-            pass
-
-    def _hangup(self: PlaydeckApp) -> None:
-        """The terminal is gone: detach (the jobs go on under the server) and exit non-zero.
-
-        Nothing may wait on the terminal now: drawing stops at once (a write to a dead
-        terminal fails, and the writer's queue would then block the loop), and a watchdog
-        ends the process if closing the connection gets stuck anyway.
-        """
-        if self._hung_up:
-            return
-        self._hung_up = self._quitting = self._detached = True
-        self.batch_update().__enter__()  # Textual draws nothing while a batch is open: this one stays open
-        watchdog = threading.Timer(HANGUP_DEADLINE, os._exit, (HANGUP_EXIT,))
-        watchdog.daemon = True
-        watchdog.start()
-        self.run_worker(self._close_after_hangup(), group="hangup", exclusive=True, exit_on_error=False)
-
-    def panic(self, *renderables: RenderableType) -> None:
-        """The input thread panics when the terminal it reads is hung up: that is a hangup too
-        (whichever of it and SIGHUP comes first), never a reason to leave the jobs behind."""
-        if self._hung_up:
-            return
-        if not self.is_headless and _terminal_gone():
-            self._hangup()
-            return
-        super().panic(*renderables)
-
-    async def _close_after_hangup(self: PlaydeckApp) -> None:
-        """Detach cleanly (the server audits it), then out at once: Textual's own shutdown restores
-        the terminal, and with no terminal left its writer's queue blocks it (seen: forever)."""
-        try:
-            if self.session is not None:
-                await asyncio.wait_for(self.session.close(), 2.0)
-        finally:
-            os._exit(HANGUP_EXIT)
-
-
-def _terminal_gone() -> bool:
-    try:
-        termios.tcgetattr(sys.__stdin__.fileno())
-    except (termios.error, OSError, ValueError, AttributeError):
-        return True
-    return False
 
 
 def adhoc_name(module: str | None, args: str | None) -> str:

@@ -4,7 +4,10 @@ The server owns job state; the console attaches to it (starting it if needed) an
 the client library's mirror (`tui.client.remote`), keeping only what is on screen. Mirror
 listeners just mark jobs dirty; a 4 Hz tick renders them, so a burst of events costs one
 redraw, and only the selected job's log is asked for and rendered. Quitting or losing the
-terminal detaches: the jobs go on under the server. What each key does is in `actions.py`.
+terminal detaches: the jobs go on under the server. What each key does is in `actions.py`;
+leaving (quit, detach, hangup) in `leaving.py`, protected hosts and the incident report in
+`safety.py`, theme and keys in `settings.py`, the redraw pace in `pacing.py`, the server link
+in `attaching.py`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ from typing import Iterable, Mapping
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
-from textual.theme import Theme
 from textual.widgets import Input, Static
 
 from tui.client.remote import RemoteEngine
@@ -30,39 +31,30 @@ from tui.client.remote import RemoteJob as Job
 from tui.client.session import Session
 from tui.console.actions import JobActions, clean
 from tui.console.attaching import ServerLink
-from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, ThemeCommands, app_bindings, key_label
-from tui.console.config import Config, load_config, remember, remembered
+from tui.console.commands import COMMANDS, PaletteCommands, PaletteEntry, app_bindings, key_label
+from tui.console.config import Config, remember, remembered
+from tui.console.leaving import Leaving
+from tui.console.pacing import REFRESH_SECONDS as REFRESH_SECONDS
+from tui.console.pacing import SLOWEST_REFRESH as SLOWEST_REFRESH
+from tui.console.pacing import RedrawPacing
+from tui.console.safety import Safeguards
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
-from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
+from tui.console.settings import Settings, config_nodes
 from tui.console.widgets.chain_view import parents_label
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
-from tui.core.config import load_server_config
 from tui.core.planning.inventory import InventoryError, load_inventory
-from tui.core.planning.jobfile import InputError
 from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec, Status
 
-REFRESH_SECONDS = 0.25  # the redraw interval while the console is within its CPU budget
-SLOWEST_REFRESH = 1.0  # the longest it stretches to when output floods in
-CPU_BUDGET = 0.03  # of one core: on a saturated bastion every cycle the console takes, the jobs lose
 ALERT = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
 WARNED_RUNS = "interrupted_warned"  # ui.json: runs whose interruption was already reported
 
 
-def _config_nodes() -> dict[str, Node]:
-    """The config's nodes, for the launch dialogs; a config that does not check gives none (the
-    server says what is wrong with it)."""
-    try:
-        return dict(load_server_config().nodes)
-    except InputError:
-        return {}
-
-
-class PlaydeckApp(JobActions, ServerLink, App[int]):
+class PlaydeckApp(JobActions, Leaving, Safeguards, Settings, RedrawPacing, ServerLink, App[int]):
     CSS_PATH = "console.tcss"
     TITLE = "playdeck"
     BINDINGS = app_bindings()
@@ -100,7 +92,7 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         self.socket = session.socket if session is not None else socket
         self.server_args = list(server_args)
         self.protect = tuple(protect)
-        self.nodes: dict[str, Node] = {**_config_nodes(), **dict(nodes or {})}
+        self.nodes: dict[str, Node] = {**config_nodes(), **dict(nodes or {})}
         # the jobs run under the server, at a lower CPU priority than the console (keys stay quick)
         self.engine: RemoteEngine | None = None
         self._dirty: set[int] = set()
@@ -122,10 +114,6 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         self._attach_problem = ""  # why there is no server right now ("" while attached)
         self._theme_set_by_us: str | None = None  # the theme the config (or the default) set, not the operator
 
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        """Our CSS uses `$status-*`; Textual's own themes lack them and would otherwise crash the app."""
-        return {key: FALLBACK_THEME.variables[key] for key in STATUS_KEYS}
-
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")
@@ -140,23 +128,7 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         yield KeyBar(id="footer")
 
     def on_mount(self) -> None:
-        themes, problems = load_themes()
-        for theme in themes:
-            self.register_theme(theme)
-        wanted = self._requested_theme or remembered("theme") or self.config.theme or DEFAULT_THEME
-        names = {t.name for t in themes} | set(self.available_themes)
-        if wanted not in names:
-            problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
-            wanted = DEFAULT_THEME
-        self._theme_set_by_us = wanted
-        self.theme = wanted
-        if self._requested_theme:
-            remember("theme", wanted)
-        self.theme_changed_signal.subscribe(self, self._theme_chosen)
-        if self.config.keys:
-            self.set_keymap(self.config.keys)
-        for problem in [*self.config.problems, *problems]:
-            self.say(problem, severity="warning", timeout=8)
+        self._apply_settings()
         self._watch_hangup()
         grid = self.query_one(JobGrid)
         grid.rebuild()
@@ -167,33 +139,6 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
         else:
             self._attach()
         self._frame()
-
-    def _theme_chosen(self, theme: Theme) -> None:
-        """An operator's choice (the palette) is remembered; a theme the config file set is not
-        (so the next change of the file still applies)."""
-        if theme.name != self._theme_set_by_us:
-            remember("theme", theme.name)
-
-    def reload_config(self) -> None:
-        """The server took a changed config file: the console's own keys apply too, without a
-        restart (theme, unless one was chosen by hand; bell; keys). A file that does not check
-        keeps what is in force and says why, as at start."""
-        config = load_config()
-        if config.problems:
-            for problem in config.problems:
-                self.say(problem, severity="warning", timeout=8)
-            return
-        self.config = config
-        if config.keys:
-            self.set_keymap(config.keys)
-            self._bindings_key = None
-        wanted = config.theme
-        if wanted and not (self._requested_theme or remembered("theme")) and wanted != self.theme:
-            if wanted in self.available_themes:
-                self._theme_set_by_us = wanted
-                self.theme = wanted
-            else:
-                self.say(f"theme {wanted!r} not found; keeping {self.theme}", severity="warning", timeout=8)
 
     @property
     def jobs(self) -> list[Job]:
@@ -259,35 +204,6 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
             self._render_state()
         except NoMatches:  # the screen is being torn down (quitting): nothing left to draw
             return
-
-    def _frame(self) -> None:
-        """The refresh loop: draw, judge the CPU spent, come back after the current interval."""
-        if self._hung_up:
-            return
-        self._tick()
-        self._govern()
-        self.set_timer(self.refresh_interval, self._frame)
-
-    def _govern(self) -> None:
-        """Draw less often while the console spends more than its CPU budget, and speed up again after.
-
-        Drawing a streaming log costs the same per frame whatever arrived, so under a
-        flood of output the frame rate is what bounds the console's CPU; keys are
-        answered at once either way (they redraw what they change themselves).
-        """
-        wall, cpu = time.monotonic(), time.process_time()
-        if self._governed_at is None:
-            self._governed_at = (wall, cpu)
-            return
-        elapsed = wall - self._governed_at[0]
-        if elapsed < 1.0:
-            return
-        share = (cpu - self._governed_at[1]) / elapsed
-        self._governed_at = (wall, cpu)
-        if share > CPU_BUDGET:
-            self.refresh_interval = min(SLOWEST_REFRESH, self.refresh_interval * 1.5)
-        elif share < CPU_BUDGET / 2:
-            self.refresh_interval = max(REFRESH_SECONDS, self.refresh_interval / 1.5)
 
     def _render_state(self) -> None:
         grid = self.query_one(JobGrid)
@@ -572,7 +488,3 @@ class PlaydeckApp(JobActions, ServerLink, App[int]):
             title = command.label if what.lower() == command.label.lower() else f"{command.label}: {what}"
             entries.append((title, f"{command.help}  · key {key}", getattr(self, f"action_{command.action}")))
         return entries
-
-    def search_themes(self) -> None:
-        """The palette's Theme command: Textual's picker parses theme names (from files) as markup."""
-        self.push_screen(CommandPalette(providers=[ThemeCommands], placeholder="Search for themes…"))
