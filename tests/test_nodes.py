@@ -271,9 +271,7 @@ NAP = "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: nap\n      ans
 @pytest.fixture(scope="module")
 def node(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Node:  # noqa: F811
     directory = tmp_path_factory.mktemp("node")
-    kind, key = (sshd.directory / "ssh_host_ed25519_key.pub").read_text().split()[:2]
-    known = directory / "known_hosts"
-    known.write_text(f"[{sshd.host}]:{sshd.port} {kind} {key}\n")
+    known = sshd.known_hosts(directory / "known_hosts")
     return Node(
         name="lo",
         ssh=f"{sshd.user}@{sshd.host}",

@@ -25,7 +25,7 @@ from typing import Any, Coroutine, Iterator, TypeVar
 import pytest
 
 import tui
-from tests.conftest import INVENTORY, playbook, until
+from tests.conftest import INVENTORY, _live, _read, pids_with_env, playbook, until
 from tests.sshd import HOST, SshServer, keygen, sshd  # noqa: F401 - sshd is a fixture
 from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec, spec_for_playbook
@@ -45,30 +45,14 @@ def arun(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
-
-
-def _live(pid: int) -> bool:
-    stat = _read(f"/proc/{pid}/stat")
-    return bool(stat) and stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
-
-
 def marked(marker: str) -> list[int]:
     """Live processes whose environment carries the attempt's marker."""
-    want = f"{MARKER_VAR}={marker}".encode()
-    return [
-        int(p) for p in os.listdir("/proc") if p.isdigit() and want in _read(f"/proc/{p}/environ") and _live(int(p))
-    ]
+    return pids_with_env(f"{MARKER_VAR}={marker}")
 
 
 def under_sshd(server: SshServer) -> list[int]:
     """What runs under the node's sshd besides sshd itself (the ControlPersist connection's sshd stays)."""
-    return [p for p in server.sessions() if _live(p) and not _read(f"/proc/{p}/cmdline").startswith(b"sshd")]
+    return [p for p in server.sessions() if _live(str(p)) and not _read(f"/proc/{p}/cmdline").startswith(b"sshd")]
 
 
 def cmdline(pid: int) -> str:
@@ -115,10 +99,7 @@ def node_home(tmp_path_factory: pytest.TempPathFactory) -> NodeHome:
 
 @pytest.fixture(scope="module")
 def known_hosts(sshd: SshServer) -> Path:  # noqa: F811 - the fixture
-    path = sshd.directory / "known_hosts"
-    key = (sshd.directory / "ssh_host_ed25519_key.pub").read_text().split()
-    path.write_text(f"[{HOST}]:{sshd.port} {key[0]} {key[1]}\n")
-    return path
+    return sshd.known_hosts(sshd.directory / "known_hosts")
 
 
 @pytest.fixture
@@ -518,7 +499,7 @@ def test_a_silent_console_is_taken_as_gone_by_the_node(
 
 
 def _pids_with(needle: str) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and needle in cmdline(int(p)) and _live(int(p))]
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and needle in cmdline(int(p)) and _live(p)]
 
 
 # -- 4. secrets ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import yaml
 
 from tui import __version__
+from tui.core.config import configured_nodes
 from tui.core.durations import DurationError, parse_duration
 from tui.core.planning.jobfile import InputError, Problem, load_job_file, playbook_problem
 from tui.core.planning.spec import JobSpec, spec_for_playbook
@@ -141,7 +142,7 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[JobSpec], int | Non
                     )
                 ]
             )
-        job_file = load_job_file(targets[0], _config_nodes())
+        job_file = load_job_file(targets[0], configured_nodes())
         return job_file.jobs, job_file.max_parallel, job_file.protect
     problems: list[Problem] = []
     if not args.inventory:
@@ -254,17 +255,6 @@ def _protected(args: argparse.Namespace, check: Check | None, specs: list[JobSpe
     for line in said:
         _err(f"  {line}")
     return False
-
-
-def _config_nodes() -> dict[str, Any]:
-    """The config file's nodes (a job file's `node:` may name them); a config that does not check
-    gives none here (the server says what is wrong with it), so only jobs using them are affected."""
-    from tui.core.config import load_server_config  # noqa: PLC0415
-
-    try:
-        return dict(load_server_config().nodes)
-    except InputError:
-        return {}
 
 
 def _unusable_nodes(specs: list[JobSpec]) -> list[str]:
@@ -390,7 +380,7 @@ def cmd_console(argv: list[str], app_class: Any = None, headless: bool = False) 
         return EXIT_INVALID
     if args.jobfile is not None:
         try:
-            job_file = load_job_file(args.jobfile, _config_nodes())
+            job_file = load_job_file(args.jobfile, configured_nodes())
         except InputError as exc:
             _err("playdeck: invalid job file, nothing was started:")
             for problem in exc.problems:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tui.cliargs import ArgsError, Parser
 from tui.core.config import config_path, load_server_config
 from tui.core.planning.jobfile import InputError, load_job_file
 from tui.core.planning.nodes import Node, local_versions, probe_problem
@@ -26,17 +27,8 @@ from tui.streams import say
 OK, NOT_OK, INVALID = 0, 1, 2
 
 
-class _Invalid(Exception):
-    """Bad input, already worded for the user."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Invalid(f"{self.prog}: {message}")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="playdeck nodes",
         description="Check each execution node: reachable over ssh (host keys checked), the same playdeck "
         "and ansible-core versions as here, its capacity and the jobs running there (from the server, "
@@ -140,7 +132,7 @@ def cmd_nodes(argv: list[str]) -> int:
     try:
         args = _parser().parse_args(argv)
         nodes = _nodes(args)
-    except _Invalid as exc:
+    except ArgsError as exc:
         say(sys.stderr, str(exc))
         return INVALID
     except InputError as exc:

@@ -15,6 +15,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tui.cliargs import ArgsError, Parser
 from tui.core.durations import DurationError, parse_duration
 from tui.core.reporting import FORMATS, ReportError, build_report, render
 from tui.core.sanitize import strip_sgr
@@ -25,17 +26,8 @@ OK, FAILED, INVALID = 0, 1, 2
 DEFAULT_SINCE = "24h"
 
 
-class _Invalid(Exception):
-    """Bad input, already worded for the user."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Invalid(f"{self.prog}: {message}")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="playdeck report",
         description="An incident report from history and the audit trail: a summary, each failed host "
         "with its reason, every job with its attempts, durations and log, and a timeline of status "
@@ -66,15 +58,15 @@ def parse_since(value: str, now: datetime) -> datetime:
         try:
             when = datetime.fromisoformat(value)
         except ValueError:
-            raise _Invalid(
+            raise ArgsError(
                 f"playdeck report: --since {value!r}: not a duration (90m, 2h, 1h30m) or an ISO time (2026-12-01T03:00)"
             ) from None
         when = when if when.tzinfo is not None else when.astimezone()
         if when > now:
-            raise _Invalid(f"playdeck report: --since {value!r} is in the future")
+            raise ArgsError(f"playdeck report: --since {value!r} is in the future")
         return when
     if seconds is None:
-        raise _Invalid(f"playdeck report: --since {value!r}: give a duration above zero, e.g. 2h")
+        raise ArgsError(f"playdeck report: --since {value!r}: give a duration above zero, e.g. 2h")
     return now - timedelta(seconds=seconds)
 
 
@@ -82,12 +74,12 @@ def _output(value: str) -> Path:
     """Where -o writes: a file (new or replaced) in an existing directory."""
     path = Path(value).expanduser()
     if value.strip() == "" or path.is_dir():
-        raise _Invalid(f"playdeck report: -o {value!r}: is a directory, not a file")
+        raise ArgsError(f"playdeck report: -o {value!r}: is a directory, not a file")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise _Invalid(f"playdeck report: -o {value!r}: no directory {str(parent)!r} to write it in")
+        raise ArgsError(f"playdeck report: -o {value!r}: no directory {str(parent)!r} to write it in")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise _Invalid(f"playdeck report: -o {value!r}: directory {str(parent)!r} is not writable")
+        raise ArgsError(f"playdeck report: -o {value!r}: directory {str(parent)!r} is not writable")
     return path
 
 
@@ -122,14 +114,14 @@ def cmd_report(argv: list[str]) -> int:
         output = _output(args.output) if args.output is not None else None
         state = (args.state_dir or default_state_dir()).expanduser()
         if args.state_dir is not None and not state.is_dir():
-            raise _Invalid(f"playdeck report: --state-dir {str(args.state_dir)!r}: no such directory")
+            raise ArgsError(f"playdeck report: --state-dir {str(args.state_dir)!r}: no such directory")
         if args.run is not None and (not args.run or "/" in args.run or args.run in (".", "..")):
-            raise _Invalid(f"playdeck report: --run {args.run!r}: not a run id")
+            raise ArgsError(f"playdeck report: --run {args.run!r}: not a run id")
         try:
             report = build_report(state, since, args.run)
         except ReportError as exc:
-            raise _Invalid(f"playdeck report: --run: {exc}") from None
-    except _Invalid as exc:
+            raise ArgsError(f"playdeck report: --run: {exc}") from None
+    except ArgsError as exc:
         _err(str(exc))
         return INVALID
     except SystemExit as exc:  # --help

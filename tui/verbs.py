@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tui.cliargs import ArgsError, Parser
 from tui.client.autostart import (
     SocketPathError,
     ensure_server,
@@ -341,20 +342,9 @@ async def _server(args: argparse.Namespace) -> int:
 # --- parsing -------------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one plain line and status 2, returned rather than exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Invalid(f"{self.prog}: {message}")
-
-
-class _Invalid(Exception):
-    pass
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="playdeck", description="Talk to the playdeck server (started on demand).")
-    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    parser = Parser(prog="playdeck", description="Talk to the playdeck server (started on demand).")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     ls = verbs.add_parser("ls", help="list the server's jobs")
     ls.add_argument("--json", action="store_true", help="the server's JSON (the shape of `playdeck run --json`)")
     submit = verbs.add_parser("submit", help="submit a job file's jobs")
@@ -424,7 +414,7 @@ def main(argv: list[str]) -> int | None:
         args = _parser().parse_args(argv)
         if args.verb == "timeout":
             args.seconds = parse_duration(args.duration)
-    except _Invalid as exc:
+    except ArgsError as exc:
         err(str(exc))
         return INVALID
     except DurationError as exc:

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import statistics
 import time
 from pathlib import Path
@@ -48,7 +46,7 @@ from tests.bench.bench_server import (
     REPLAY_MODULE,
     Server,
     iso_ts,
-    leftovers,
+    killed_leftovers,
     proc_cpu,
     replay_events,
     replay_jobfile,
@@ -314,13 +312,7 @@ async def main(quick: bool) -> list[dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001 - a failed run is a row saying why
             rows.append(row("observability.run-error", None, notes=f"{type(exc).__name__}: {exc}"))
         finally:
-            await asyncio.sleep(0.5)
-            left = leftovers(sock)
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            left = await killed_leftovers(sock)
     if all(len(r) == rounds for r in runs.values()):
         rows += cpu_rows(runs, lines, load_before)
         rows += delay_rows(runs)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import statistics
 import tempfile
 import time
@@ -47,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bench_overhead import ANSIBLE_ENV, INVENTORY, ROOT, isolated, loadavg, percentile, row
-from tests.bench.bench_server import Server, cpu_ns, iso_ts, leftovers, proc_cpu, wait_for
+from tests.bench.bench_server import Server, cpu_ns, iso_ts, killed_leftovers, proc_cpu, wait_for
 from tests.conftest import _read
 
 PLAYBOOK = ROOT / "tests" / "playbooks" / "load_one_debug.yml"
@@ -547,13 +546,7 @@ async def main(quick: bool) -> list[dict[str, Any]]:
                 except Exception as exc:  # noqa: BLE001 - one failed part is a row, the rest still run
                     rows.append(row(f"orchestration.{part.__name__}-error", None, notes=f"{type(exc).__name__}: {exc}"))
         finally:
-            await asyncio.sleep(0.5)
-            left = leftovers(sock)
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            left = await killed_leftovers(sock)
             rows.append(
                 row(
                     "orchestration.leftover_processes",

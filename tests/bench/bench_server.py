@@ -747,6 +747,18 @@ def leftovers(sock: Path) -> list[int]:
     ]
 
 
+async def killed_leftovers(sock: Path) -> list[int]:
+    """After a bench: what of our servers' processes still lives (after a moment), SIGKILLed."""
+    await asyncio.sleep(0.5)
+    left = leftovers(sock)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
 async def main(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with isolated("server") as (tmp, env):
@@ -760,13 +772,7 @@ async def main(quick: bool) -> list[dict[str, Any]]:
                 except Exception as exc:  # noqa: BLE001 - one failed part is a row, the rest still run
                     rows.append(row(f"server.{part.__name__}-error", None, notes=f"{type(exc).__name__}: {exc}"))
         finally:
-            await asyncio.sleep(0.5)
-            left = leftovers(sock)
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            left = await killed_leftovers(sock)
             rows.append(
                 row(
                     "server.leftover_processes",

@@ -40,12 +40,13 @@ from tui.console.pacing import RedrawPacing
 from tui.console.safety import Safeguards
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.host_vars import HostVarsScreen
-from tui.console.settings import Settings, config_nodes
+from tui.console.settings import Settings
 from tui.console.widgets.chain_view import parents_label
 from tui.console.widgets.inventory_pane import HostTree, InventoryPane
 from tui.console.widgets.job_grid import JobGrid
 from tui.console.widgets.key_bar import KeyBar
 from tui.console.widgets.log_view import LogView
+from tui.core.config import configured_nodes
 from tui.core.planning.inventory import InventoryError, load_inventory
 from tui.core.planning.nodes import Node
 from tui.core.planning.spec import JobSpec, Status
@@ -92,7 +93,7 @@ class PlaydeckApp(JobActions, Leaving, Safeguards, Settings, RedrawPacing, Serve
         self.socket = session.socket if session is not None else socket
         self.server_args = list(server_args)
         self.protect = tuple(protect)
-        self.nodes: dict[str, Node] = {**config_nodes(), **dict(nodes or {})}
+        self.nodes: dict[str, Node] = {**configured_nodes(), **dict(nodes or {})}
         # the jobs run under the server, at a lower CPU priority than the console (keys stay quick)
         self.engine: RemoteEngine | None = None
         self._dirty: set[int] = set()

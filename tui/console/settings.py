@@ -13,21 +13,9 @@ from textual.theme import Theme
 from tui.console.commands import ThemeCommands
 from tui.console.config import load_config, remember, remembered
 from tui.console.themes import DEFAULT_THEME, FALLBACK_THEME, STATUS_KEYS, load_themes
-from tui.core.config import load_server_config
-from tui.core.planning.jobfile import InputError
-from tui.core.planning.nodes import Node
 
 if TYPE_CHECKING:
     from tui.console.app import PlaydeckApp
-
-
-def config_nodes() -> dict[str, Node]:
-    """The config's nodes, for the launch dialogs; a config that does not check gives none (the
-    server says what is wrong with it)."""
-    try:
-        return dict(load_server_config().nodes)
-    except InputError:
-        return {}
 
 
 class Settings:

@@ -30,10 +30,10 @@ import yaml
 
 from tui.core.planning.jobfile import (
     InputError,
-    Problem,
     _int_at_least,
     _patterns,
     _Walker,
+    yaml_document,
 )
 from tui.core.planning.nodes import Node, walk_nodes
 
@@ -135,24 +135,9 @@ def _raw_keys(
 def load_server_config(path: Path | None = None) -> ServerConfig:
     """The server's part of the config file; a missing file is the defaults."""
     path = (path or config_path()).expanduser().absolute()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return ServerConfig()
-    except OSError as exc:
-        raise InputError([Problem(path, None, "", f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError as exc:
-        raise InputError([Problem(path, None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise InputError(
-                [Problem(path, line, "", f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")]
-            ) from None
+    with yaml_document(path) as (loader, root):
         if root is None:
             return ServerConfig(path=path)
         w = _Walker(path, loader)
@@ -160,8 +145,16 @@ def load_server_config(path: Path | None = None) -> ServerConfig:
         if w.problems:
             raise InputError(w.problems)
         return config
-    finally:
-        loader.dispose()
+
+
+def configured_nodes() -> dict[str, Node]:
+    """The config file's nodes, which a job file's `node:` (and the console's launch dialogs) may
+    name; a config that does not check gives none here (the server says what is wrong with it),
+    so only what uses them is affected."""
+    try:
+        return dict(load_server_config().nodes)
+    except InputError:
+        return {}
 
 
 def _walk(w: _Walker, root: yaml.Node, path: Path) -> ServerConfig:

@@ -174,9 +174,7 @@ class Hub:
         given to consoles that attach later, until `clear(key)`."""
         if standing is not None:
             self.standing[standing] = {"text": sanitize(text), "level": level}
-        text_frame = notice_frame(text, level)
-        for client in list(self.clients):
-            client.offer(text_frame)
+        self._broadcast(notice_frame(text, level))
 
     def clear(self, key: str) -> None:
         self.standing.pop(key, None)
@@ -184,7 +182,10 @@ class Hub:
     def config_reloaded(self, path: str) -> None:
         """Tell every console the config file changed and was taken: each re-reads its own keys
         (theme, bell, keys) from it, as the server did its own."""
-        text_frame = json.dumps({"t": "config", "path": path})
+        self._broadcast(json.dumps({"t": "config", "path": path}))
+
+    def _broadcast(self, text_frame: str) -> None:
+        """One frame for every client, in order with its deltas (encoded once for all)."""
         for client in list(self.clients):
             client.offer(text_frame)
 

@@ -179,13 +179,9 @@ class Metrics:
         status = attempt.status.value
         self.attempts.labels(status).inc()
         self.duration.labels(status).observe(max(0.0, (attempt.ended - attempt.started).total_seconds()))
-        totals = dict.fromkeys(RESULTS, 0)
-        for counts in attempt.results.hosts.values():
-            totals["ok"] += counts.ok
-            totals["changed"] += counts.changed
-            totals["failed"] += counts.failed
-            totals["unreachable"] += counts.unreachable
-        for result, count in totals.items():
+        totals = attempt.results.totals()
+        for result in RESULTS:
+            count = getattr(totals, result)
             if count:
                 self.hosts.labels(result).inc(count)
 

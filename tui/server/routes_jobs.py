@@ -174,14 +174,10 @@ def _preflight_problem(where: Path | None, name: str, why: str) -> str:
 def _submit(
     server: Server, specs: list[JobSpec], secrets: dict[str, str], touched: dict[str, list[str]]
 ) -> web.Response:
-    try:  # all or none, queued before any starts: priorities and chains apply across the batch
-        jobs = server.engine.add_all(specs, secrets=secrets)
+    try:
+        jobs = server.place(specs, secrets, touched)
     except EngineError as exc:
         return error(409, str(exc))
-    for job in jobs:
-        if job.name in touched:  # confirmed now; its retries and run-now will ask again
-            job.protected = tuple(touched[job.name])
-    server.schedules.register(jobs)  # scheduled ones rest until their time (or catch up once)
     return web.json_response({"jobs": [job.name for job in jobs], "ids": [job.id for job in jobs]}, status=201)
 
 

@@ -93,10 +93,7 @@ class Schedules:
     def _save_paused(self, entry: Entry) -> None:
         """A pause outlives a restart: a schedule stopped during an incident stays stopped."""
         self.handled.setdefault(_key(entry.job), {})["paused"] = entry.paused
-        try:
-            write_json(self.path, self.handled)
-        except OSError as exc:
-            log.warning("schedules not saved: %s", exc)
+        self._write()
 
     def _handled(self, job: Job) -> datetime | None:
         raw = self.handled.get(_key(job), {}).get("handled")
@@ -279,8 +276,8 @@ class Schedules:
         now = self.clock()
         entry.next_at = cron.first_due(entry.cron, None, now)
         self.engine.record("resume", job, cron=job.spec.schedule, next_run=entry.next_at.isoformat())
-        self._persist(entry, now, fired=False)
-        self._save_paused(entry)
+        self._mark(entry, now, fired=False)
+        self._save_paused(entry)  # one write for both
         self._changed(entry)
 
     def run_now(self, job: Job) -> None:

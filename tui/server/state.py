@@ -81,8 +81,24 @@ class Server:
         protected hosts at 3 a.m., so a file that names any is refused here)."""
         if protect or self.config.protect:
             raise ValueError("a schedules file in the config cannot touch protected hosts (submit it yourself)")
-        jobs = self.engine.add_all(specs)
+        jobs = self.place(specs)
         self.engine.record("submit", None, jobfile=str(path), jobs=[job.name for job in jobs], by="config")
+        return jobs
+
+    def place(
+        self,
+        specs: list[JobSpec],
+        secrets: dict[str, str] | None = None,
+        protected: dict[str, list[str]] | None = None,
+    ) -> list[Job]:
+        """A checked submission into the engine, all or none (EngineError): queued before any
+        starts, so priorities and chains apply across the batch; `protected`: the protected hosts
+        each job's confirmed submission touched (its retries and run-now ask again); the scheduled
+        ones rest until their time (or catch up once)."""
+        jobs = self.engine.add_all(specs, secrets=secrets)
+        for job in jobs:
+            if protected and job.name in protected:
+                job.protected = tuple(protected[job.name])
         self.schedules.register(jobs)
         return jobs
 

@@ -6,7 +6,8 @@ nodes remember the line a value came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -301,12 +302,10 @@ def playbook_problem(path: Path) -> Problem | None:
     return None
 
 
-def load_job_file(path: str | Path, nodes: Mapping[str, Node] | None = None) -> JobFile:
-    """Parse and check a job file; raise InputError naming file, line and key.
-
-    `nodes`: nodes defined elsewhere (the config's) that a job's `node:` may name besides the
-    file's own `nodes:` (which win on a shared name)."""
-    path = Path(path).expanduser().resolve()
+@contextmanager
+def yaml_document(path: Path) -> Iterator[tuple[yaml.SafeLoader, yaml.Node | None]]:
+    """The file's YAML as nodes (None: an empty file), for a walker naming file, line and key;
+    InputError for a file that cannot be read or does not parse."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -322,11 +321,21 @@ def load_job_file(path: str | Path, nodes: Mapping[str, Node] | None = None) -> 
             line = mark.line + 1 if mark is not None else None
             reason = getattr(exc, "problem", None) or str(exc)
             raise InputError([Problem(path, line, "", f"YAML syntax error: {reason}")]) from None
+        yield loader, root
+    finally:
+        loader.dispose()
+
+
+def load_job_file(path: str | Path, nodes: Mapping[str, Node] | None = None) -> JobFile:
+    """Parse and check a job file; raise InputError naming file, line and key.
+
+    `nodes`: nodes defined elsewhere (the config's) that a job's `node:` may name besides the
+    file's own `nodes:` (which win on a shared name)."""
+    path = Path(path).expanduser().resolve()
+    with yaml_document(path) as (loader, root):
         if root is None:
             raise InputError([Problem(path, None, "", "the file is empty")])
         return _walk(_Walker(path, loader), root, nodes or {})
-    finally:
-        loader.dispose()
 
 
 def _walk(w: _Walker, root: yaml.Node, known: Mapping[str, Node]) -> JobFile:

@@ -27,7 +27,7 @@ from tui.core.running import procs
 from tui.core.running.node_bundle import NodeError, build_bundle, vault_file_to_secret
 from tui.core.sanitize import sanitize
 from tui.core.storage.logstore import AttemptFiles
-from tui.core.storage.paths import private_dir_problem
+from tui.core.storage.paths import make_private_dir
 
 if TYPE_CHECKING:
     from tui.core.running.attempt import Attempt, AttemptProcess
@@ -49,11 +49,7 @@ ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str
 def control_dir() -> Path:
     """The private dir of the nodes' ControlMaster sockets (made and checked: ours, 0700, not a symlink)."""
     path = os.path.join(procs.private_control_base(), CONTROL_SUBDIR)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    why = private_dir_problem(path)
+    why = make_private_dir(path)
     if why is not None:
         raise procs.UnsafeDirError(f"refusing the ssh control socket directory {path}: it {why}")
     return Path(path)

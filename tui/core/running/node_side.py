@@ -41,7 +41,7 @@ import tui
 from tui.core.running import procs
 from tui.core.running.supervisor import Supervisor, trim_event
 from tui.core.storage.logstore import AttemptFiles
-from tui.core.storage.paths import private_dir_problem
+from tui.core.storage.paths import make_private_dir
 
 BUNDLE_KEYS = ("project_dir", "playbook", "inventory")  # kwargs that name files of the bundle
 UNPACKED_MAX = 2 * 1024**3  # a bundle that unpacks bigger than this is refused
@@ -103,11 +103,7 @@ def work_base() -> Path:
     runtime = procs._runtime_base()
     base = Path(runtime) / "node" if runtime else Path.home() / ".cache" / "playdeck" / "node"
     base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        os.mkdir(base, 0o700)
-    except FileExistsError:
-        pass
-    why = private_dir_problem(base)
+    why = make_private_dir(base)
     if why is not None:
         raise NodeSideError(f"refusing the work directory {base}: it {why}")
     return base

@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Callable, Iterable
 
-from tui.core.storage.paths import private_dir_problem
+from tui.core.storage.paths import make_private_dir
 
 MARKER_VAR = "PLAYDECK_ATTEMPT"
 PR_SET_PDEATHSIG = 1
@@ -156,11 +156,7 @@ def private_control_base() -> str:
     or to point it elsewhere): then it is refused, with the reason, and nothing is put in it.
     """
     base = control_base()
-    try:
-        os.mkdir(base, 0o700)
-    except FileExistsError:
-        pass
-    why = private_dir_problem(base)
+    why = make_private_dir(base)
     if why is not None:
         raise UnsafeDirError(
             f"refusing the ssh control socket directory {base}: it {why}; "

@@ -54,6 +54,16 @@ def check_writable(path: Path) -> str | None:
     return None
 
 
+def make_private_dir(path: str | Path) -> str | None:
+    """Make the directory `path` (0700) unless it exists, then say why it is not ours alone
+    (`private_dir_problem`), or None: a predictable name may have been made first by someone else."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    return private_dir_problem(path)
+
+
 def private_dir_problem(path: str | Path, *, exact_mode: bool = True) -> str | None:
     """Why `path` is not a directory that only we control, or None when it is.
 
